@@ -1,0 +1,3 @@
+from catalog_refresher.cli import main
+
+main()

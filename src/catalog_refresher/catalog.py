@@ -1,0 +1,128 @@
+"""The read side: product aggregates, assembled from the store and cached.
+
+The cache is a bounded LRU (``max_size`` entries, so memory stays flat however
+large the catalog). A run invalidates only the products it changed; the
+change feed in the store (``changes_since``) lets a cache in another process
+or replica catch up with changes it did not see happen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from catalog_refresher.domain.aggregate import ProductAggregate, assemble, decode_rows
+from catalog_refresher.domain.runs import RunStatus
+from catalog_refresher.refresh.events import Event, RunFinished
+from catalog_refresher.store.base import Applied, Store
+
+DEFAULT_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheStats:
+    size: int
+    max_size: int
+    hits: int
+    misses: int
+
+    @property
+    def hit_ratio(self) -> float:
+        looked = self.hits + self.misses
+        return self.hits / looked if looked else 0.0
+
+
+class Catalog:
+    """Product aggregates by code; safe to call from worker threads."""
+
+    def __init__(self, store: Store, *, max_size: int = DEFAULT_CACHE_SIZE) -> None:
+        if max_size < 0:
+            raise ValueError("max_size must be >= 0")
+        self.store = store
+        self.max_size = max_size
+        self._cache: OrderedDict[str, ProductAggregate] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._refreshed: dict[str, datetime | None] = {}
+        self._cursor = 0
+
+    # --- reads --------------------------------------------------------------------
+
+    def get(self, code: str) -> ProductAggregate | None:
+        """The product's aggregate, or ``None`` if no source knows the code."""
+        with self._lock:
+            cached = self._cache.get(code)
+            if cached is not None:
+                self._cache.move_to_end(code)
+                self._hits += 1
+                return self._stamped(cached)
+            self._misses += 1
+        parts = self.store.product_parts(code)
+        if parts is None:
+            return None
+        product = assemble(
+            code,
+            {source: decode_rows(source, part.rows) for source, part in parts.items()},
+            {source: (part.run_id, part.changed_at) for source, part in parts.items()},
+            {},
+        )
+        if self.max_size:
+            with self._lock:
+                self._cache[code] = product
+                self._cache.move_to_end(code)
+                while len(self._cache) > self.max_size:
+                    self._cache.popitem(last=False)
+        return self._stamped(product)
+
+    def _stamped(self, product: ProductAggregate) -> ProductAggregate:
+        """A copy with each part's ``refreshed_at``, which moves on every good run."""
+        if not product.lineage:
+            return product
+        stamped = {
+            source: type(part)(
+                run_id=part.run_id,
+                changed_at=part.changed_at,
+                refreshed_at=self._refreshed.get(source) or part.refreshed_at,
+            )
+            for source, part in product.lineage.items()
+        }
+        copy = type(product)(**{f: getattr(product, f) for f in product.__struct_fields__})
+        copy.lineage = stamped
+        return copy
+
+    # --- invalidation -------------------------------------------------------------
+
+    def invalidate(self, codes: set[str] | frozenset[str]) -> int:
+        with self._lock:
+            return sum(self._cache.pop(code, None) is not None for code in codes)
+
+    def invalidate_all(self) -> int:
+        with self._lock:
+            dropped = len(self._cache)
+            self._cache.clear()
+            return dropped
+
+    def on_applied(self, applied: Applied) -> None:
+        self.invalidate(applied.products)
+
+    def on_event(self, event: Event) -> None:
+        """Keep ``refreshed_at`` current: subscribe to the service's events."""
+        if isinstance(event, RunFinished) and event.run.status is RunStatus.SUCCEEDED:
+            self._refreshed[event.run.source] = event.run.finished_at
+
+    def load_refreshed(self, refreshed: dict[str, datetime | None]) -> None:
+        self._refreshed.update(refreshed)
+
+    def follow_changes(self) -> int:
+        """Invalidate what other processes changed since the last call; returns how many."""
+        self._cursor, codes = self.store.changes_since(self._cursor)
+        return self.invalidate(codes) if codes else 0
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(
+                size=len(self._cache), max_size=self.max_size, hits=self._hits, misses=self._misses
+            )

@@ -1,0 +1,1 @@
+"""The catalog's data: record types, their validation, the product aggregate. No I/O."""

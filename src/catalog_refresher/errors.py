@@ -1,0 +1,113 @@
+"""The project's exception tree.
+
+Every error the service raises on purpose derives from ``CatalogRefresherError``.
+Foreign errors (httpx, sqlite3, psycopg, msgspec) are translated at the boundary
+that meets them and chained with ``raise ... from exc``::
+
+    CatalogRefresherError
+    ├── ConfigError                 a configuration key is missing or wrong
+    ├── SourceError                 fetching from an external system failed
+    │   ├── TransientSourceError    worth retrying: connection, timeout, 429, 5xx
+    │   │   ├── SourceConnectionError
+    │   │   ├── SourceTimeoutError
+    │   │   └── SourceStatusError (also permanent, see ``transient``)
+    │   └── InvalidPayloadError     the payload is not JSON, or not the expected shape
+    ├── PublishRejected             the publish guard refused a run's data
+    ├── StoreError                  the store failed; nothing was applied
+    │   └── RunFenced               the run was finished elsewhere (timed out, cancelled)
+    ├── CircuitOpenError            the source's circuit is open; it was not called
+    └── UnknownSourceError          no such source id
+
+Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+
+class CatalogRefresherError(Exception):
+    """catalog-refresher failed."""
+
+    #: The ``error_type`` label used in metrics and the audit log.
+    error_type = "other"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(CatalogRefresherError):
+    """The configuration is invalid."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
+
+
+class SourceError(CatalogRefresherError):
+    """The external system could not be read."""
+
+    transient = False
+
+
+class TransientSourceError(SourceError):
+    """The external system failed in a way that may pass; worth retrying."""
+
+    transient = True
+
+
+class SourceConnectionError(TransientSourceError):
+    """Could not connect to the external system."""
+
+    error_type = "connection"
+
+
+class SourceTimeoutError(TransientSourceError):
+    """The external system did not answer in time."""
+
+    error_type = "timeout"
+
+
+class SourceStatusError(TransientSourceError):
+    """The external system answered with an error status."""
+
+    error_type = "http_status"
+
+    def __init__(self, status_code: int, url: str) -> None:
+        self.status_code = status_code
+        # 429 and 5xx may pass; any other error status will not.
+        self.transient = status_code == 429 or status_code >= 500
+        super().__init__(f"HTTP {status_code} from {url}")
+
+
+class InvalidPayloadError(SourceError):
+    """The payload is not valid JSON, or not the expected shape."""
+
+    error_type = "invalid_payload"
+
+
+class PublishRejected(CatalogRefresherError):
+    """The publish guard refused the data; the previous data stays served."""
+
+    error_type = "rejected"
+
+
+class StoreError(CatalogRefresherError):
+    """The store failed; nothing was applied."""
+
+    error_type = "store"
+
+
+class RunFenced(StoreError):
+    """The run was already finished (timed out or cancelled); its data was not applied."""
+
+
+class CircuitOpenError(CatalogRefresherError):
+    """The source's circuit is open; it was not called."""
+
+
+class UnknownSourceError(CatalogRefresherError):
+    """No such source."""
+
+    def __init__(self, source_id: str) -> None:
+        self.source_id = source_id
+        super().__init__(f"unknown source {source_id!r}")

@@ -1,0 +1,1 @@
+"""Running refreshes: when (schedule), how safely (resilience, guard), and the loop itself."""

@@ -1,0 +1,33 @@
+"""The publish guard (contract 5b): refuse data that would wipe what users see.
+
+A snapshot that comes back empty while the source had rows, or that would
+remove more than ``MaxDeleteShare`` of them, is far more often an outage at the
+source than a real emptied catalog. The run is ``rejected`` and the previous
+data stays served; an operator who knows better forces the refresh.
+"""
+
+from __future__ import annotations
+
+from catalog_refresher.domain.specs import SourceSpec
+from catalog_refresher.domain.validation import Batch
+from catalog_refresher.errors import PublishRejected
+from catalog_refresher.refresh.diff import Diff
+
+
+def check_publish(
+    *, spec: SourceSpec, batch: Batch, diff: Diff, max_delete_share: float, force: bool
+) -> None:
+    """Raise ``PublishRejected`` with the reason, unless ``force``."""
+    if force:
+        return
+    if batch.fetched and not batch.rows:
+        raise PublishRejected(f"every record ({batch.invalid}) was invalid")
+    if diff.scope and not batch.rows:
+        what = "history window" if spec.is_history else "snapshot"
+        raise PublishRejected(f"empty {what} while {diff.scope} rows are stored")
+    if not spec.is_history and diff.scope and len(diff.deletes) > max_delete_share * diff.scope:
+        share = len(diff.deletes) / diff.scope
+        raise PublishRejected(
+            f"would remove {len(diff.deletes)} of {diff.scope} rows ({share:.0%}),"
+            f" more than MaxDeleteShare {max_delete_share:.0%}"
+        )

@@ -1,0 +1,130 @@
+"""Retries with backoff, and a circuit breaker per source (contract 5b).
+
+Retries use tenacity, given the injected clock's ``sleep`` so that backoff is
+instant under a fake clock. The breaker is written here: the ones on PyPI count
+calls and read the system clock, while this one counts *runs* (a run already
+includes its retries), is rebuilt from the audit log at start, and must let a
+manual refresh act as the half-open probe.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from catalog_refresher.clock import Clock
+from catalog_refresher.errors import SourceError
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection errors, timeouts, HTTP 429 and 5xx; never a malformed payload."""
+    return isinstance(exc, SourceError) and exc.transient
+
+
+async def with_retries(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    attempts: int,
+    base_delay: timedelta,
+    clock: Clock,
+    on_retry: Callable[[int, BaseException], None],
+) -> tuple[T, int]:
+    """Run ``operation``, retrying transient failures; returns its result and the attempts used.
+
+    Waits about ``base_delay``, then twice that, and so on, plus up to a quarter
+    of ``base_delay`` of jitter so that many sources failing together do not
+    retry in lockstep. The last failure is re-raised as it is.
+    """
+    base = base_delay.total_seconds()
+
+    def before_sleep(state: RetryCallState) -> None:
+        assert state.outcome is not None
+        exc = state.outcome.exception()
+        assert exc is not None
+        on_retry(state.attempt_number, exc)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=base, exp_base=2) + wait_random(0, base / 4),
+        retry=retry_if_exception(is_transient),
+        sleep=clock.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            result = await operation()
+        if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
+            return result, attempt.retry_state.attempt_number
+    raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+
+class CircuitState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failed runs; one probe after ``open_for``."""
+
+    def __init__(
+        self,
+        *,
+        threshold: int,
+        open_for: timedelta,
+        failures: int = 0,
+        last_failure_at: datetime | None = None,
+    ) -> None:
+        self.threshold = threshold
+        self.open_for = open_for
+        self.failures = failures
+        self._opened_at = last_failure_at if failures >= threshold else None
+        self._probing = False
+
+    def state(self, now: datetime) -> CircuitState:
+        if self._opened_at is None:
+            return CircuitState.CLOSED
+        if self._probing or now - self._opened_at >= self.open_for:
+            return CircuitState.HALF_OPEN
+        return CircuitState.OPEN
+
+    def allow(self, now: datetime, *, manual: bool = False) -> bool:
+        """May a run call the source now? A run that may becomes the probe if half-open."""
+        state = self.state(now)
+        if state is CircuitState.CLOSED:
+            return True
+        if self._probing:
+            return False
+        if state is CircuitState.HALF_OPEN or manual:
+            self._probing = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self._opened_at = None
+        self._probing = False
+
+    def record_failure(self, now: datetime) -> None:
+        self.failures += 1
+        if self._probing or self.failures >= self.threshold:
+            self._opened_at = now  # a failed probe opens the circuit for another period
+        self._probing = False
+
+    def record_neutral(self) -> None:
+        """A run that neither failed nor succeeded (rejected, cancelled) ends a probe."""
+        self._probing = False

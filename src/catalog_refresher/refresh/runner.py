@@ -1,0 +1,286 @@
+"""One refresh run, start to finish: fetch, validate, diff, guard, apply.
+
+Every run ends in exactly one recorded status. The data is written by
+``Store.apply`` together with the run's success, in one transaction that only
+commits while the run is still ``running``; so a run that timed out or was
+cancelled changes nothing, even if its apply was already under way on a
+worker thread when the time ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, timedelta
+from typing import ParamSpec, Protocol, TypeVar
+
+from catalog_refresher.clock import Clock, timeout
+from catalog_refresher.domain.runs import Run, RunCounts, RunOutcome, RunStatus
+from catalog_refresher.domain.specs import SPECS, SourceSpec
+from catalog_refresher.domain.validation import Batch, validate
+from catalog_refresher.errors import (
+    CatalogRefresherError,
+    PublishRejected,
+    RunFenced,
+    SourceError,
+)
+from catalog_refresher.refresh import diff as diffing
+from catalog_refresher.refresh.events import EventBus, FailingOver, RunFinished, RunRetrying
+from catalog_refresher.refresh.guard import check_publish
+from catalog_refresher.refresh.resilience import with_retries
+from catalog_refresher.settings import RepositoryOptions
+from catalog_refresher.sources.base import Payload, Source, Window
+from catalog_refresher.store.base import Applied, Changeset, IndexOutOfDate, Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs blocking work (decoding, SQL) off the event loop: ``asyncio.to_thread``."""
+
+    async def __call__(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+async def inline(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """An ``Offload`` that runs the work on the loop itself (tests, small data)."""
+    return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """A source's primary system and its optional backup."""
+
+    primary: Source
+    backup: Source | None = None
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What a run has done so far, for the audit entry however it ends."""
+
+    attempts: int = 0
+    used_backup: bool = False
+    counts: RunCounts = dataclasses.field(default_factory=RunCounts)
+
+
+@dataclass(slots=True, kw_only=True)
+class _Result:
+    outcome: RunOutcome
+    valid: int
+    applied: Applied | None = None
+
+
+def window_for(spec: SourceSpec, options: RepositoryOptions, today: date) -> Window | None:
+    """Contract 1: [``today`` - RetentionDays, ``today``] for history sources, UTC dates."""
+    days = options.retention_days(spec)
+    if days is None:
+        return None
+    return Window(date_from=today - timedelta(days=days), date_to=today)
+
+
+class Runner:
+    """Executes runs; knows nothing of schedules."""
+
+    def __init__(
+        self,
+        *,
+        options: RepositoryOptions,
+        store: Store,
+        clock: Clock,
+        bus: EventBus,
+        offload: Offload,
+        on_applied: Callable[[Applied], None] = lambda applied: None,
+    ) -> None:
+        self.options = options
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.offload = offload
+        self.on_applied = on_applied
+        self._indexes: dict[str, diffing.FingerprintIndex] = {}
+
+    async def execute(self, run: Run, endpoints: Endpoints, *, max_delete_share: float) -> Run:
+        """Take a ``running`` run to its end and return it as recorded."""
+        started = self.clock.monotonic()
+        progress = _Progress()
+        result: _Result
+        try:
+            async with timeout(self.clock, self.options.refresh_timeout.total_seconds()):
+                result = await self._refresh(run, endpoints, max_delete_share, progress)
+        except TimeoutError:
+            limit = self.options.refresh_timeout
+            result = self._failed(
+                progress, RunStatus.TIMED_OUT, f"timed out after {limit}", "timeout"
+            )
+        except asyncio.CancelledError:
+            # Shield the audit write: the run must not be left 'running'.
+            outcome = self._failed(progress, RunStatus.CANCELLED, "cancelled", None).outcome
+            await asyncio.shield(self.offload(self.store.finish_run, run.id, outcome))
+            raise
+        except CatalogRefresherError as exc:
+            result = self._failed(progress, RunStatus.FAILED, _describe(exc), exc.error_type)
+        except Exception as exc:  # a bug must fail one run, never the loop
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            result = self._failed(progress, RunStatus.FAILED, error, "other")
+
+        if result.applied is None:
+            # False when the run was finished meanwhile, e.g. an apply on a worker
+            # thread committed just before the timeout: the record below tells.
+            await self.offload(self.store.finish_run, run.id, result.outcome)
+        recorded = await self.offload(self.store.get_run, run.id)
+        assert recorded is not None
+        if result.applied is not None:
+            self.on_applied(result.applied)
+        self.bus.emit(
+            RunFinished(run=recorded, valid=result.valid, duration=self.clock.monotonic() - started)
+        )
+        return recorded
+
+    def _failed(
+        self, progress: _Progress, status: RunStatus, error: str, error_type: str | None
+    ) -> _Result:
+        outcome = RunOutcome(
+            status=status,
+            finished_at=self.clock.now(),
+            attempts=progress.attempts,
+            used_backup=progress.used_backup,
+            counts=progress.counts,
+            error=error,
+            error_type=error_type,
+        )
+        return _Result(outcome=outcome, valid=0)
+
+    async def _refresh(
+        self, run: Run, endpoints: Endpoints, max_delete_share: float, progress: _Progress
+    ) -> _Result:
+        spec = SPECS[run.source]
+        assert run.started_at is not None
+        window = window_for(spec, self.options, run.started_at.astimezone(UTC).date())
+        payload = await self._fetch(run, endpoints, window, progress)
+        batch = await self.offload(validate, spec, payload, window)
+        progress.counts = RunCounts(fetched=batch.fetched, invalid=batch.invalid)
+
+        def outcome(status: RunStatus, found: diffing.Diff | None, error: str | None) -> RunOutcome:
+            counts = progress.counts
+            if found is not None:
+                counts = dataclasses.replace(
+                    counts,
+                    inserted=len(found.inserts),
+                    updated=len(found.updates),
+                    deleted=len(found.deletes),
+                )
+            return RunOutcome(
+                status=status,
+                finished_at=self.clock.now(),
+                attempts=progress.attempts,
+                used_backup=progress.used_backup,
+                counts=counts,
+                error=error,
+                error_type="rejected" if status is RunStatus.REJECTED else None,
+                invalid_reasons=tuple(batch.reasons),
+            )
+
+        try:
+            for _ in range(2):  # a second pass only if the data moved under the first diff
+                index = await self._index(spec)
+                found, changes = await self.offload(self._prepare, spec, index, batch, window)
+                try:
+                    check_publish(
+                        spec=spec,
+                        batch=batch,
+                        diff=found,
+                        max_delete_share=max_delete_share,
+                        force=run.forced,
+                    )
+                except PublishRejected as exc:
+                    rejected = outcome(RunStatus.REJECTED, None, str(exc))
+                    return _Result(outcome=rejected, valid=len(batch.rows))
+                succeeded = outcome(RunStatus.SUCCEEDED, found, None)
+                try:
+                    applied = await self.offload(self.store.apply, run.id, changes, succeeded)
+                except IndexOutOfDate:
+                    self._indexes.pop(spec.id, None)
+                    continue
+                index.update(found, batch, applied.version)
+                return _Result(outcome=succeeded, valid=len(batch.rows), applied=applied)
+            raise RunFenced(f"{spec.id} kept changing under the diff; try again")
+        except BaseException:
+            # Whatever happened, the in-memory index may no longer match the store.
+            self._indexes.pop(spec.id, None)
+            raise
+
+    @staticmethod
+    def _prepare(
+        spec: SourceSpec, index: diffing.FingerprintIndex, batch: Batch, window: Window | None
+    ) -> tuple[diffing.Diff, Changeset]:
+        found = diffing.diff(spec, index, batch, window)
+        return found, diffing.changeset(spec, found, batch, index.version)
+
+    async def _index(self, spec: SourceSpec) -> diffing.FingerprintIndex:
+        version = await self.offload(self.store.data_version, spec.id)
+        index = self._indexes.get(spec.id)
+        if index is None or index.version != version:
+            index = await self.offload(
+                diffing.FingerprintIndex.build, spec, version, self.store.iter_rows(spec.id)
+            )
+            self._indexes[spec.id] = index
+        return index
+
+    def forget_index(self, source: str) -> None:
+        self._indexes.pop(source, None)
+
+    async def _fetch(
+        self, run: Run, endpoints: Endpoints, window: Window | None, progress: _Progress
+    ) -> Payload:
+        """Fetch with retries; when the primary fails, fail over to the backup if any."""
+        options = self.options
+
+        def retrying(attempt: int, exc: BaseException) -> None:
+            progress.attempts += 1
+            self.bus.emit(
+                RunRetrying(
+                    run=run, attempt=attempt, attempts=options.retry_attempts, error=_describe(exc)
+                )
+            )
+
+        async def fetch_from(source: Source) -> Payload:
+            try:
+                payload, _ = await with_retries(
+                    lambda: source.fetch(window),
+                    attempts=options.retry_attempts,
+                    base_delay=options.retry_base_delay,
+                    clock=self.clock,
+                    on_retry=retrying,
+                )
+            except BaseException:
+                progress.attempts += 1  # the last attempt, which is not retried
+                raise
+            progress.attempts += 1
+            return payload
+
+        try:
+            return await fetch_from(endpoints.primary)
+        except SourceError as primary_error:
+            if endpoints.backup is None:
+                raise
+            self.bus.emit(FailingOver(run=run, error=_describe(primary_error)))
+            progress.used_backup = True
+            try:
+                return await fetch_from(endpoints.backup)
+            except SourceError as backup_error:
+                both = SourceError(f"backup failed too: {_describe(backup_error)}")
+                both.error_type = backup_error.error_type
+                raise both from primary_error
+
+
+def _describe(exc: BaseException) -> str:
+    """The error and its causes, one line (never a header or a secret: sources scrub theirs)."""
+    parts = [str(exc) or type(exc).__name__]
+    cause = exc.__cause__
+    while cause is not None and len(parts) < 4:
+        parts.append(str(cause) or type(cause).__name__)
+        cause = cause.__cause__
+    return ": ".join(parts)

@@ -1,0 +1,301 @@
+"""The one service loop: every source on its own schedule, in parallel.
+
+Each enabled source gets a loop that sleeps until its next slot and submits a
+run. ``submit`` is also how manual refreshes come in: a source never has two
+runs in flight, so a manual refresh while a run is queued or running joins it,
+and a scheduled slot that comes while a manual run is in flight waits for that
+run instead of starting another. Runs share ``MaxConcurrentRefreshes`` slots.
+
+A housekeeping loop purges history past its retention at start and hourly,
+whether or not the sources are healthy (retention is a compliance rule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from catalog_refresher.clock import Clock, sleep_until
+from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
+from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
+from catalog_refresher.errors import CatalogRefresherError, UnknownSourceError
+from catalog_refresher.refresh.events import (
+    EventBus,
+    Purged,
+    RunFinished,
+    RunStarted,
+    SourceNotConfigured,
+)
+from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
+from catalog_refresher.refresh.runner import Endpoints, Offload, Runner, window_for
+from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
+from catalog_refresher.refresh.slots import PrioritySlots
+from catalog_refresher.settings import Settings
+from catalog_refresher.store.base import Applied, Store
+
+log = logging.getLogger("catalog_refresher")
+
+#: How often retention is enforced; the contract asks for at least daily.
+HOUSEKEEPING_EVERY = timedelta(hours=1)
+
+
+class SourceNotEnabled(CatalogRefresherError):
+    """The source is not configured, or its interval is 00:00:00."""
+
+
+class RunConflict(CatalogRefresherError):
+    """An unforced run of this source is already in flight; a forced one cannot join it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """A submitted run: as first recorded, and the task that finishes it."""
+
+    run: Run
+    done: asyncio.Task[Run]
+
+
+class RefreshService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        endpoints: Mapping[str, Endpoints],
+        bus: EventBus | None = None,
+        offload: Offload = asyncio.to_thread,
+        on_applied: Callable[[Applied], None] = lambda applied: None,
+    ) -> None:
+        self.settings = settings
+        self.options = settings.repository
+        self.store = store
+        self.clock = clock
+        self.endpoints = endpoints
+        self.bus = bus or EventBus()
+        self.offload = offload
+        self.runner = Runner(
+            options=self.options,
+            store=store,
+            clock=clock,
+            bus=self.bus,
+            offload=offload,
+            on_applied=on_applied,
+        )
+        self.slots = PrioritySlots(self.options.max_concurrent_refreshes)
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.next_run_at: dict[str, datetime] = {}
+        self.started_at = clock.now()
+        self._inflight: dict[str, RunHandle] = {}
+        self._submit_locks = {source: asyncio.Lock() for source in SOURCE_IDS}
+        self._loops: list[asyncio.Task[None]] = []
+        self._prepared = False
+
+    # --- life cycle -------------------------------------------------------------
+
+    @property
+    def enabled_sources(self) -> list[str]:
+        return [s for s in SOURCE_IDS if self.settings.enabled(s) and s in self.endpoints]
+
+    async def prepare(self) -> None:
+        """Recover from an earlier process and restore each circuit from the audit log."""
+        if self._prepared:
+            return
+        self._prepared = True
+        self.started_at = self.clock.now()
+        await self.offload(self.store.cancel_abandoned_runs, at=self.started_at)
+        for source in SOURCE_IDS:
+            history = await self.offload(self.store.source_history, source)
+            self.breakers[source] = CircuitBreaker(
+                threshold=self.options.circuit_breaker_failure_threshold,
+                open_for=self.options.circuit_breaker_open_duration,
+                failures=history.consecutive_failures,
+                last_failure_at=history.last_failure_at,
+            )
+            if source not in self.settings.sources:
+                self.bus.emit(SourceNotConfigured(source=source, reason="not in Sources"))
+            elif not self.settings.enabled(source):
+                self.bus.emit(SourceNotConfigured(source=source, reason="interval is 00:00:00"))
+
+    def start(self) -> None:
+        """Start the schedule loops and housekeeping (``prepare`` must have run)."""
+        assert self._prepared, "call prepare() first"
+        for source in self.enabled_sources:
+            self._loops.append(asyncio.create_task(self._schedule(source), name=f"loop-{source}"))
+        self._loops.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+
+    async def stop(self) -> None:
+        """Stop scheduling; give in-flight runs the grace period, then cancel them."""
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        pending = {handle.done for handle in self._inflight.values()}
+        if pending:
+            grace = self.options.shutdown_grace_period.total_seconds()
+            pending = await _wait_on_clock(self.clock, pending, grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- runs ---------------------------------------------------------------------
+
+    async def submit(
+        self, source: str, trigger: Trigger = Trigger.MANUAL, *, force: bool = False
+    ) -> RunHandle:
+        """Start a run of ``source``, or join the one already queued or running."""
+        if source not in SPECS:
+            raise UnknownSourceError(source)
+        if source not in self.enabled_sources:
+            raise SourceNotEnabled(f"source {source!r} is not configured or is disabled")
+        async with self._submit_locks[source]:
+            current = self._inflight.get(source)
+            if current is not None:
+                if force and not current.run.forced:
+                    raise RunConflict(
+                        f"run {current.run.id} of {source} is in flight; force it once it ends"
+                    )
+                return current
+            await self.prepare()
+            run = await self.offload(
+                self.store.create_run,
+                source=source,
+                trigger=trigger,
+                forced=force,
+                at=self.clock.now(),
+            )
+            handle = RunHandle(run, asyncio.create_task(self._execute(run), name=f"run-{run.id}"))
+            self._inflight[source] = handle
+            handle.done.add_done_callback(lambda _: self._inflight.pop(source, None))
+            return handle
+
+    async def refresh(self, source: str, *, force: bool = False) -> Run:
+        """Run ``source`` now (or join its run in flight) and wait for the end."""
+        handle = await self.submit(source, Trigger.MANUAL, force=force)
+        return await handle.done
+
+    def in_flight(self, source: str) -> Run | None:
+        handle = self._inflight.get(source)
+        return handle.run if handle else None
+
+    def circuit(self, source: str) -> CircuitState:
+        breaker = self.breakers.get(source)
+        return breaker.state(self.clock.now()) if breaker else CircuitState.CLOSED
+
+    async def _execute(self, run: Run) -> Run:
+        source = run.source
+        breaker = self.breakers[source]
+        if not breaker.allow(self.clock.now(), manual=run.trigger is Trigger.MANUAL):
+            return await self._finish_unstarted(run, RunStatus.SKIPPED, "circuit open")
+        config = self.settings.sources[source]
+        share = config.max_delete_share
+        started = False
+        try:
+            async with self.slots.hold(config.priority):
+                now = self.clock.now()
+                if not await self.offload(self.store.mark_running, run.id, at=now):
+                    breaker.record_neutral()
+                    recorded = await self.offload(self.store.get_run, run.id)
+                    assert recorded is not None
+                    return recorded
+                started = True
+                run = dataclasses.replace(run, status=RunStatus.RUNNING, started_at=now)
+                self.bus.emit(RunStarted(run=run))
+                recorded = await self.runner.execute(
+                    run,
+                    self.endpoints[source],
+                    max_delete_share=self.options.max_delete_share if share is None else share,
+                )
+        except asyncio.CancelledError:
+            breaker.record_neutral()
+            if not started:
+                await asyncio.shield(self._finish_unstarted(run, RunStatus.CANCELLED, "cancelled"))
+            raise
+        if recorded.status is RunStatus.SUCCEEDED:
+            breaker.record_success()
+        elif recorded.status.counts_against_circuit:
+            breaker.record_failure(self.clock.now())
+        else:
+            breaker.record_neutral()
+        return recorded
+
+    async def _finish_unstarted(self, run: Run, status: RunStatus, reason: str) -> Run:
+        outcome = RunOutcome(status=status, finished_at=self.clock.now(), error=reason)
+        await self.offload(self.store.finish_run, run.id, outcome)
+        recorded = await self.offload(self.store.get_run, run.id)
+        assert recorded is not None
+        self.bus.emit(RunFinished(run=recorded, valid=0, duration=0.0))
+        return recorded
+
+    # --- loops --------------------------------------------------------------------
+
+    async def _schedule(self, source: str) -> None:
+        interval = self.options.interval(SPECS[source])
+        history = await self.offload(self.store.source_history, source)
+        slot: Slot = first_slot(
+            last_started_at=history.last_started_at, interval=interval, now=self.clock.now()
+        )
+        trigger = Trigger.STARTUP if slot.run_at <= self.clock.now() else Trigger.SCHEDULE
+        while True:
+            self.next_run_at[source] = slot.run_at
+            await sleep_until(self.clock, slot.run_at)
+            await _survive(self._run_slot(source, trigger))
+            trigger = Trigger.SCHEDULE
+            slot = next_slot(slot, interval=interval, now=self.clock.now())
+
+    async def _run_slot(self, source: str, trigger: Trigger) -> None:
+        handle = await self.submit(source, trigger)
+        # Wait for the run (ours, or a manual one we joined) without owning it:
+        # cancelling this loop at shutdown must leave the run its grace period.
+        await asyncio.wait([handle.done])
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await _survive(self.purge_expired())
+            await self.clock.sleep(HOUSEKEEPING_EVERY.total_seconds())
+
+    async def purge_expired(self) -> int:
+        """Delete history rows older than each history source's window."""
+        total = 0
+        today = self.clock.now().astimezone(UTC).date()
+        for spec in SPECS.values():
+            window = window_for(spec, self.options, today)
+            if window is None:
+                continue
+            rows = await self.offload(
+                self.store.purge_before, spec.id, window.date_from, at=self.clock.now()
+            )
+            if rows:
+                self.bus.emit(Purged(source=spec.id, rows=rows))
+            total += rows
+        return total
+
+
+async def _survive(work: Awaitable[object]) -> None:
+    """A loop iteration's failure is reported and the loop goes on (never stops the others)."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # The loop must outlive any one failure (a store briefly unreachable, a bug).
+        log.exception("refresh loop error")
+
+
+async def _wait_on_clock(
+    clock: Clock, tasks: set[asyncio.Task[Run]], seconds: float
+) -> set[asyncio.Task[Run]]:
+    """Wait until ``tasks`` are done or ``seconds`` of clock time pass; the rest pending."""
+    alarm = asyncio.create_task(clock.sleep(seconds))
+    try:
+        pending: set[asyncio.Task[Run]] = set(tasks)
+        while pending and not alarm.done():
+            done, _ = await asyncio.wait([*pending, alarm], return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+        return pending
+    finally:
+        alarm.cancel()

@@ -1,0 +1,162 @@
+"""Immutable settings, the product of ``config.load``.
+
+Names mirror the configuration file (contract section 3) in snake_case. Nothing
+after ``config.load`` reads files or environment variables again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+
+from catalog_refresher.domain.specs import SPECS, SourceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A value that must never be logged or printed.
+
+    ``reference`` is how the configuration named it (``env:ERP_TOKEN``,
+    ``file:/run/secrets/erp``, or ``None`` for a literal).
+    """
+
+    value: str = field(repr=False)
+    reference: str | None = None
+
+    def __str__(self) -> str:
+        return self.masked()
+
+    def masked(self) -> str:
+        return f"***({self.reference})" if self.reference else "***"
+
+
+def reveal(value: str | Secret) -> str:
+    """The plain text of a setting that may be a secret; only for the wire."""
+    return value.value if isinstance(value, Secret) else value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepositoryOptions:
+    """The ``CatalogRepository`` section: the seed's options plus the service's own (5b)."""
+
+    erp_stock_refresh_interval: timedelta = timedelta(minutes=5)
+    eshop_stock_refresh_interval: timedelta = timedelta(minutes=10)
+    sales_data_refresh_interval: timedelta = timedelta(minutes=30)
+    purchase_history_refresh_interval: timedelta = timedelta(minutes=60)
+    consumed_materials_refresh_interval: timedelta = timedelta(minutes=30)
+    transport_data_refresh_interval: timedelta = timedelta(minutes=15)
+    attributes_refresh_interval: timedelta = timedelta(minutes=60)
+    lots_refresh_interval: timedelta = timedelta(minutes=15)
+    stock_taking_refresh_interval: timedelta = timedelta(minutes=10)
+    suppliers_refresh_interval: timedelta = timedelta(minutes=120)
+
+    sales_history_retention_days: int = 365
+    purchase_history_retention_days: int = 365
+    consumed_materials_retention_days: int = 720
+
+    max_concurrent_refreshes: int = 3
+    refresh_timeout: timedelta = timedelta(minutes=10)
+    enable_metrics: bool = True
+
+    # The service's own options (contract section 5b).
+    retry_attempts: int = 3
+    retry_base_delay: timedelta = timedelta(seconds=2)
+    circuit_breaker_failure_threshold: int = 5
+    circuit_breaker_open_duration: timedelta = timedelta(minutes=1)
+    max_delete_share: float = 0.5
+    stale_after_intervals: int = 3
+    health_degraded_after: timedelta = timedelta(minutes=30)
+    shutdown_grace_period: timedelta = timedelta(seconds=30)
+
+    def interval(self, spec: SourceSpec) -> timedelta:
+        value: timedelta = getattr(self, f"{spec.id}_refresh_interval")
+        return value
+
+    def retention_days(self, spec: SourceSpec) -> int | None:
+        if spec.retention_option is None:
+            return None
+        value: int = getattr(self, _snake(spec.retention_option))
+        return value
+
+
+class EndpointType(enum.StrEnum):
+    HTTP = "http"
+    DEMO = "demo"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointSettings:
+    """Where one source (or its backup) is read from."""
+
+    type: EndpointType
+    url: str | None = None
+    headers: Mapping[str, str | Secret] = field(default_factory=lambda: MappingProxyType({}))
+    records_path: str | None = None
+    """Dotted path to the records array inside a JSON object (``data.items``)."""
+    request_timeout: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceSettings:
+    """One entry of ``Sources``."""
+
+    id: str
+    primary: EndpointSettings
+    backup: EndpointSettings | None = None
+    priority: int = 0
+    max_delete_share: float | None = None
+    """Overrides ``CatalogRepository.MaxDeleteShare`` for this source."""
+
+    @property
+    def spec(self) -> SourceSpec:
+        return SPECS[self.id]
+
+
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    url: str | Secret = "sqlite:///catalog.db"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: LogFormat = LogFormat.TEXT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    repository: RepositoryOptions = field(default_factory=RepositoryOptions)
+    sources: Mapping[str, SourceSettings] = field(default_factory=lambda: MappingProxyType({}))
+    """Configured sources by source id; a source missing here is not refreshed."""
+    store: StoreSettings = field(default_factory=StoreSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    def enabled(self, source_id: str) -> bool:
+        """Configured, and with a non-zero interval."""
+        spec = SPECS[source_id]
+        return source_id in self.sources and self.repository.interval(spec) > timedelta(0)
+
+
+def _snake(pascal: str) -> str:
+    out = []
+    for i, ch in enumerate(pascal):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

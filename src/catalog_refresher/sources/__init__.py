@@ -1,0 +1,1 @@
+"""Where records come from: the ``Source`` protocol and its implementations."""

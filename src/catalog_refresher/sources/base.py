@@ -1,0 +1,48 @@
+"""The boundary to an external system.
+
+A source fetches raw JSON and nothing more: decoding and validation happen in
+``domain/validation.py``, so every implementation gets the same rules. Sources
+translate their own failures into ``SourceError`` subclasses (``errors.py``):
+``TransientSourceError`` for what is worth retrying, ``InvalidPayloadError`` and
+plain ``SourceError`` for what is not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """The date window a history source is asked for, both ends inclusive."""
+
+    date_from: date
+    date_to: date
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payload:
+    """What a source returned: one JSON document per page."""
+
+    pages: list[bytes] = field(default_factory=list)
+    records_path: str | None = None
+    """Dotted path to the records array inside each page, or ``None`` for a bare array."""
+    origin: str = ""
+    """Where it came from, for logs (a URL without credentials, or ``demo``)."""
+
+
+class Source(Protocol):
+    """One external system."""
+
+    @property
+    def source_id(self) -> str: ...
+
+    async def fetch(self, window: Window | None) -> Payload:
+        """Fetch the current records; ``window`` is given to history sources."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

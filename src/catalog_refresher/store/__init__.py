@@ -1,0 +1,1 @@
+"""Where the catalog lives: the ``Store`` protocol and its implementations."""

@@ -1,0 +1,167 @@
+"""The boundary to the database.
+
+A store keeps three things: the rows of every source (``records``), the audit
+log of runs, and what the read side needs to stay current (lineage per product
+and source, the list of products, a feed of changed product codes).
+
+Methods are synchronous: a store call is one short transaction, run by the
+service on a worker thread so that it never holds the event loop. Atomicity does
+not rest on the caller: ``apply`` writes a run's data *and* marks the run
+succeeded in one transaction, and only while the run is still ``running`` in
+the database. A run that timed out or was cancelled meanwhile is fenced off
+(``RunFenced``) and nothing of it is written, whoever finishes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
+from catalog_refresher.errors import StoreError
+
+
+class IndexOutOfDate(StoreError):
+    """The source's data changed since the diff was computed; diff again."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowWrite:
+    """One row to insert or replace."""
+
+    key: str
+    product_code: str
+    day: date | None
+    data: bytes
+    """The normalised record as JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowDelete:
+    key: str
+    product_code: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changeset:
+    """What one run changes in one source, computed by ``refresh/diff.py``."""
+
+    source: str
+    writes: Sequence[RowWrite] = ()
+    deletes: Sequence[RowDelete] = ()
+    expected_version: int
+    """The source's ``data_version`` the diff was computed against."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied:
+    products: frozenset[str]
+    """Product codes whose aggregate changed."""
+    version: int
+    """The source's ``data_version`` after the change."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceHistory:
+    """What the scheduler and health need to know of a source's past runs."""
+
+    last_started_at: datetime | None = None
+    last_status: RunStatus | None = None
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_success_run_id: int | None = None
+    consecutive_failures: int = 0
+    """Trailing ``failed``/``timed_out`` runs since the last success."""
+    last_failure_at: datetime | None = None
+    record_count: int = 0
+    data_version: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredPart:
+    """A product's rows from one source, with the part's lineage."""
+
+    rows: list[bytes] = field(default_factory=list)
+    run_id: int | None = None
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunQuery:
+    source: str | None = None
+    status: RunStatus | None = None
+    since: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class Store(Protocol):
+    def migrate(self) -> None:
+        """Bring the schema up to date."""
+        ...
+
+    def close(self) -> None: ...
+
+    # --- runs (the audit log) ---
+
+    def create_run(self, *, source: str, trigger: Trigger, forced: bool, at: datetime) -> Run:
+        """Record a new run as ``queued``."""
+        ...
+
+    def mark_running(self, run_id: int, *, at: datetime) -> bool:
+        """``queued`` -> ``running``; false if the run was finished meanwhile."""
+        ...
+
+    def finish_run(self, run_id: int, outcome: RunOutcome) -> bool:
+        """Write a run's end, only if it is still ``queued`` or ``running``."""
+        ...
+
+    def cancel_abandoned_runs(self, *, at: datetime) -> int:
+        """Mark runs left ``queued``/``running`` by a process that is gone as ``cancelled``."""
+        ...
+
+    def get_run(self, run_id: int) -> Run | None: ...
+
+    def list_runs(self, query: RunQuery) -> tuple[list[Run], int]:
+        """Runs newest first, and how many match in all."""
+        ...
+
+    def source_history(self, source: str) -> SourceHistory: ...
+
+    # --- data ---
+
+    def apply(self, run_id: int, changeset: Changeset, outcome: RunOutcome) -> Applied:
+        """Write ``changeset`` and finish the run with ``outcome``, in one transaction.
+
+        Raises ``RunFenced`` if the run is no longer ``running`` and
+        ``IndexOutOfDate`` if the source's data changed since the diff.
+        """
+        ...
+
+    def purge_before(self, source: str, day: date, *, at: datetime) -> int:
+        """Delete the source's rows of days before ``day``; returns how many."""
+        ...
+
+    def data_version(self, source: str) -> int: ...
+
+    def iter_rows(self, source: str) -> Iterator[tuple[str, bytes]]:
+        """Every stored ``(key, data)`` of a source, for rebuilding fingerprints."""
+        ...
+
+    # --- read side ---
+
+    def product_parts(self, code: str) -> dict[str, StoredPart] | None:
+        """The product's stored parts by source id, or ``None`` if no source knows it."""
+        ...
+
+    def list_products(
+        self, *, search: str | None, limit: int, offset: int
+    ) -> tuple[list[str], int]:
+        """Product codes ordered by code, and how many match in all."""
+        ...
+
+    def changes_since(self, cursor: int) -> tuple[int, set[str]]:
+        """Product codes changed after ``cursor``, and the new cursor."""
+        ...

@@ -1,0 +1,109 @@
+"""A refresh service wired to a real SQLite store, static sources and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from catalog_refresher.catalog import Catalog
+from catalog_refresher.domain.runs import Run
+from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.observability import RunLog
+from catalog_refresher.refresh.events import Event, EventBus
+from catalog_refresher.refresh.runner import Endpoints, inline
+from catalog_refresher.refresh.service import RefreshService
+from catalog_refresher.settings import (
+    EndpointSettings,
+    EndpointType,
+    RepositoryOptions,
+    Settings,
+    SourceSettings,
+)
+from catalog_refresher.sources.base import Source
+from catalog_refresher.store.sqlite import SqliteStore
+from catalog_refresher.testing import FakeClock, StaticSource
+
+
+def settings_for(
+    sources: Mapping[str, Any], *, priorities: Mapping[str, int] | None = None, **options: Any
+) -> Settings:
+    """Settings with ``sources`` configured (by id) and ``options`` for CatalogRepository."""
+    priorities = priorities or {}
+    configured = {
+        source: SourceSettings(
+            id=source,
+            primary=EndpointSettings(type=EndpointType.DEMO),
+            priority=priorities.get(source, 0),
+        )
+        for source in sources
+    }
+    return Settings(repository=RepositoryOptions(**options), sources=MappingProxyType(configured))
+
+
+@dataclass
+class Harness:
+    service: RefreshService
+    store: SqliteStore
+    catalog: Catalog
+    clock: FakeClock
+    events: list[Event] = field(default_factory=list)
+
+    def runs(self, source: str | None = None) -> list[Run]:
+        from catalog_refresher.store.base import RunQuery
+
+        runs, _ = self.store.list_runs(RunQuery(source=source, limit=10_000))
+        return list(reversed(runs))
+
+    async def start(self) -> None:
+        await self.service.prepare()
+        self.service.start()
+        await self.clock.settle()
+
+    async def stop(self) -> None:
+        """Stop the service, moving the fake clock through any shutdown grace period."""
+        stopping = asyncio.create_task(self.service.stop())
+        await self.clock.settle()
+        while not stopping.done():
+            await self.clock.advance(1)
+        await stopping
+
+
+def build(
+    path: Path,
+    clock: FakeClock,
+    sources: Mapping[str, Source],
+    *,
+    backups: Mapping[str, Source] | None = None,
+    priorities: Mapping[str, int] | None = None,
+    **options: Any,
+) -> Harness:
+    store = SqliteStore(path)
+    store.migrate()
+    catalog = Catalog(store)
+    bus = EventBus()
+    harness_events: list[Event] = []
+    bus.subscribe(harness_events.append)
+    bus.subscribe(RunLog())
+    bus.subscribe(catalog.on_event)
+    backups = backups or {}
+    service = RefreshService(
+        settings=settings_for(sources, priorities=priorities, **options),
+        store=store,
+        clock=clock,
+        endpoints={s: Endpoints(src, backups.get(s)) for s, src in sources.items()},
+        bus=bus,
+        offload=inline,
+        on_applied=catalog.on_applied,
+    )
+    return Harness(
+        service=service, store=store, catalog=catalog, clock=clock, events=harness_events
+    )
+
+
+def all_static(clock: FakeClock, **records: list[dict[str, Any]]) -> dict[str, StaticSource]:
+    """A StaticSource for every one of the ten sources; those not given serve nothing."""
+    return {s: StaticSource(s, records.get(s, []), clock=clock) for s in SOURCE_IDS}
