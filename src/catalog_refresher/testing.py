@@ -109,6 +109,9 @@ class FakeClock:
             heapq.heappop(self._sleepers)
 
 
+Records = list[dict[str, Any]]
+
+
 class StaticSource:
     """A ``Source`` that serves the records it is given, with scripted failures and delays.
 
@@ -121,7 +124,9 @@ class StaticSource:
     def __init__(
         self,
         source_id: str,
-        records: list[dict[str, Any]] | Callable[[Window | None], list[dict[str, Any]]] | None = None,
+        records: list[dict[str, Any]]
+        | Callable[[Window | None], list[dict[str, Any]]]
+        | None = None,
         *,
         failures: Iterable[BaseException] = (),
         clock: FakeClock | None = None,

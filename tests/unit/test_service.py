@@ -6,12 +6,14 @@ Every test drives time with ``FakeClock.advance``; none sleeps for real.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import tracemalloc
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from tests.service_harness import Harness, all_static, build
 
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS
@@ -19,7 +21,6 @@ from catalog_refresher.errors import SourceConnectionError, SourceStatusError
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.sources.base import Window
 from catalog_refresher.testing import FakeClock, StaticSource
-from tests.service_harness import Harness, all_static, build
 
 ERP = [
     {"product_code": "TEST-001", "product_name": "Test Product 1", "stock": 100, "location": "A1"}
@@ -81,7 +82,8 @@ async def test_full_run_yields_aggregate_with_stock_and_sales(harness: Harness) 
     await harness.start()
     product = harness.catalog.get("TEST-001")
     assert product is not None
-    assert product.stock.erp == 100 and product.stock.eshop == 80
+    assert product.stock.erp == 100
+    assert product.stock.eshop == 80
     assert [(s.b2b_sold, s.b2c_sold) for s in product.sales_history] == [(11.0, 7.0)]
     assert set(product.lineage) == {"erp_stock", "eshop_stock", "sales_data"}
     assert product.lineage["erp_stock"].refreshed_at == harness.clock.now()
@@ -129,7 +131,7 @@ async def test_configured_interval_takes_effect(tmp_path: Path, clock: FakeClock
     await clock.advance(10 * 60)
     starts = [r.started_at for r in h.runs("erp_stock")]
     assert len(starts) == 6
-    assert {b - a for a, b in zip(starts, starts[1:], strict=False)} == {timedelta(minutes=2)}
+    assert {b - a for a, b in itertools.pairwise(starts)} == {timedelta(minutes=2)}
     await h.stop()
 
 
@@ -230,7 +232,8 @@ async def test_temporary_failures_are_retried_and_recovered(
     await clock.advance(8)
     (run,) = h.runs("erp_stock")
     assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 3)
-    assert run.started_at and run.finished_at
+    assert run.started_at
+    assert run.finished_at
     waited = (run.finished_at - run.started_at).total_seconds()
     assert 6.0 <= waited <= 7.0  # 2 s + 4 s, plus up to a quarter second of jitter each
     assert [m for m in caplog.messages if m.startswith("Retry")] == [
@@ -261,7 +264,7 @@ async def test_malformed_payload_is_not_retried(tmp_path: Path, clock: FakeClock
 async def test_circuit_opens_after_threshold_and_closes_after_success(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    """Five failed runs open the circuit (runs skipped); after a minute a probe succeeds and closes it."""
+    """Five failed runs open the circuit; after a minute a probe succeeds and closes it."""
     erp = StaticSource("erp_stock", ERP, failures=[SourceStatusError(400, "u")] * 5)
     h = build(
         tmp_path / "c.db",
@@ -290,7 +293,8 @@ async def test_run_exceeding_refresh_timeout_is_timed_out(tmp_path: Path, clock:
     await clock.advance(600)
     run = h.runs("erp_stock")[0]
     assert run.status is RunStatus.TIMED_OUT
-    assert run.finished_at is not None and run.started_at is not None
+    assert run.finished_at is not None
+    assert run.started_at is not None
     assert run.finished_at - run.started_at == timedelta(minutes=10)
     assert h.catalog.get("TEST-001") is None
     await h.stop()
@@ -306,7 +310,8 @@ async def test_backup_serves_when_primary_fails(tmp_path: Path, clock: FakeClock
     (run,) = h.runs("erp_stock")
     assert (run.status, run.used_backup, run.attempts) == (RunStatus.SUCCEEDED, True, 4)
     product = h.catalog.get("TEST-001")
-    assert product is not None and product.stock.erp == 100
+    assert product is not None
+    assert product.stock.erp == 100
     await h.stop()
 
 
@@ -319,7 +324,8 @@ async def test_empty_snapshot_is_rejected_and_data_stays(tmp_path: Path, clock: 
     await clock.advance(300)
     assert [r.status for r in h.runs("erp_stock")] == [RunStatus.SUCCEEDED, RunStatus.REJECTED]
     product = h.catalog.get("TEST-001")
-    assert product is not None and product.stock.erp == 100
+    assert product is not None
+    assert product.stock.erp == 100
     forced = await h.service.refresh("erp_stock", force=True)
     assert (forced.status, forced.counts.deleted) == (RunStatus.SUCCEEDED, 1)
     assert h.catalog.get("TEST-001") is None
@@ -338,7 +344,8 @@ async def test_invalid_records_are_counted_and_skipped(tmp_path: Path, clock: Fa
         2,
         1,
     )
-    assert len(run.invalid_reasons) == 2 and "product_code is empty" in run.invalid_reasons[0]
+    assert len(run.invalid_reasons) == 2
+    assert "product_code is empty" in run.invalid_reasons[0]
     await h.stop()
 
 
@@ -352,7 +359,8 @@ async def test_data_and_runs_survive_a_restart(tmp_path: Path, clock: FakeClock)
     await clock.advance(60)
     second = build(tmp_path / "c.db", clock, {"erp_stock": erp})
     product = second.catalog.get("TEST-001")
-    assert product is not None and product.stock.erp == 100
+    assert product is not None
+    assert product.stock.erp == 100
     await second.start()
     assert erp.calls == 1  # last run started a minute ago: not due for four more
     (first_run,) = second.runs("erp_stock")
@@ -396,9 +404,11 @@ async def test_manual_refresh_joins_the_run_in_flight(tmp_path: Path, clock: Fak
     await h.start()
     in_flight = h.service.in_flight("erp_stock")
     handle = await h.service.submit("erp_stock")
-    assert in_flight is not None and handle.run.id == in_flight.id
+    assert in_flight is not None
+    assert handle.run.id == in_flight.id
     await clock.advance(30)
-    assert len(h.runs("erp_stock")) == 1 and erp.calls == 1
+    assert len(h.runs("erp_stock")) == 1
+    assert erp.calls == 1
     await h.stop()
 
 

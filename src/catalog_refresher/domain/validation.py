@@ -138,7 +138,9 @@ def _decode_records(spec: SourceSpec, array: bytes, batch: Batch) -> list[tuple[
     decoded_or_errors: list[tuple[int, Any]] = []
     for index, raw in enumerate(raws):
         try:
-            decoded_or_errors.append((index, msgspec.json.decode(raw, type=record_type, strict=False)))
+            decoded_or_errors.append(
+                (index, msgspec.json.decode(raw, type=record_type, strict=False))
+            )
         except msgspec.ValidationError as exc:
             decoded_or_errors.append((index, exc))
     return decoded_or_errors

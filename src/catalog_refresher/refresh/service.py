@@ -101,13 +101,18 @@ class RefreshService:
     def enabled_sources(self) -> list[str]:
         return [s for s in SOURCE_IDS if self.settings.enabled(s) and s in self.endpoints]
 
-    async def prepare(self) -> None:
-        """Recover from an earlier process and restore each circuit from the audit log."""
+    async def prepare(self, *, recover: bool = True) -> None:
+        """Restore each circuit from the audit log; with ``recover``, end abandoned runs.
+
+        ``recover`` is for the long-running service only: a one-shot ``refresh``
+        beside a running service must not cancel that service's live runs.
+        """
         if self._prepared:
             return
         self._prepared = True
         self.started_at = self.clock.now()
-        await self.offload(self.store.cancel_abandoned_runs, at=self.started_at)
+        if recover:
+            await self.offload(self.store.cancel_abandoned_runs, at=self.started_at)
         for source in SOURCE_IDS:
             history = await self.offload(self.store.source_history, source)
             self.breakers[source] = CircuitBreaker(

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -495,9 +495,10 @@ def _run(row: tuple[object, ...]) -> Run:
 
 
 def _ts(value: datetime) -> str:
+    """UTC ISO text: one offset for every row, so that text order is time order."""
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the store")
-    return value.isoformat()
+    return value.astimezone(UTC).isoformat()
 
 
 def _dt(value: object) -> datetime | None:

@@ -1,0 +1,200 @@
+"""The command line (contract section 2): run, demo, refresh, check-config.
+
+Exit codes: 0 success; 1 a refresh that did not succeed; 2 a bad configuration
+or argument, with a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, NoReturn
+
+import typer
+
+from catalog_refresher import config
+from catalog_refresher.app import Application
+from catalog_refresher.clock import SystemClock
+from catalog_refresher.domain.runs import Run, RunStatus
+from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
+from catalog_refresher.errors import CatalogRefresherError, ConfigError
+from catalog_refresher.observability import setup_logging
+from catalog_refresher.settings import (
+    EndpointSettings,
+    EndpointType,
+    Secret,
+    Settings,
+    SourceSettings,
+)
+from catalog_refresher.sources.demo import DemoWorld
+
+app = typer.Typer(
+    help="Keeps a product catalog current from ten external systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="appsettings-style JSON file.")
+]
+EnvironmentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--environment",
+        "-e",
+        help="Also read <stem>.<ENVIRONMENT>.json (default: $CATALOG_REFRESHER_ENVIRONMENT).",
+    ),
+]
+
+
+def _settings(path: Path | None, environment: str | None) -> Settings:
+    try:
+        return config.load(path, environment=environment, environ=os.environ)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", code=2)
+
+
+def _fail(message: str, *, code: int) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(settings: Settings) -> None:
+    setup_logging(
+        level=settings.logging.level,
+        format=settings.logging.format,
+        secrets=_secret_values(settings),
+    )
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    values: list[str] = []
+    for source in settings.sources.values():
+        for endpoint in (source.primary, source.backup):
+            if endpoint is not None:
+                values += [h.value for h in endpoint.headers.values() if isinstance(h, Secret)]
+    for maybe in (settings.api.admin_token, settings.store.url):
+        if isinstance(maybe, Secret):
+            values.append(maybe.value)
+    return values
+
+
+@app.command()
+def run(config_path: ConfigOption = None, environment: EnvironmentOption = None) -> None:
+    """Run the service in the foreground until SIGINT or SIGTERM."""
+    settings = _settings(config_path, environment)
+    _setup_logging(settings)
+    asyncio.run(_serve(settings, world=None))
+
+
+@app.command()
+def demo(
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+    products: Annotated[int, typer.Option(help="Products in the simulated systems.")] = 3000,
+    failure_rate: Annotated[float, typer.Option(help="Chance that a fetch fails.")] = 0.05,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until signal).")
+    ] = None,
+) -> None:
+    """Run the service on simulated external systems and a local SQLite file."""
+    settings = _settings(config_path, environment)
+    demo_endpoint = EndpointSettings(type=EndpointType.DEMO)
+    settings = replace(
+        settings,
+        sources=MappingProxyType({s: SourceSettings(id=s, primary=demo_endpoint) for s in SPECS}),
+    )
+    _setup_logging(settings)
+    clock = SystemClock()
+    world = DemoWorld(
+        products=products, failure_rate=failure_rate, clock_today=lambda: clock.now().date()
+    )
+    asyncio.run(_serve(settings, world=world, duration=duration))
+
+
+async def _serve(
+    settings: Settings, *, world: DemoWorld | None, duration: float | None = None
+) -> None:
+    application = Application.build(settings, world=world)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await application.service.prepare()
+        application.service.start()
+        if duration is None:
+            await stop.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=duration)
+    finally:
+        await application.service.stop()
+        await application.aclose()
+
+
+@app.command()
+def refresh(
+    source: Annotated[str, typer.Argument(help="Source id (erp_stock) or config key (ErpStock).")],
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+    force: Annotated[bool, typer.Option(help="Override the publish guard.")] = False,
+) -> None:
+    """Run one refresh now; exit 0 on success, non-zero with a one-line reason."""
+    source_id = _source_id(source)
+    settings = _settings(config_path, environment)
+    _setup_logging(settings)
+    if source_id not in settings.sources:
+        _fail(f"{source_id}: not configured in Sources", code=2)
+    try:
+        run = asyncio.run(_refresh_once(settings, source_id, force))
+    except CatalogRefresherError as exc:
+        _fail(f"{source_id}: {exc}", code=1)
+    c = run.counts
+    summary = (
+        f"{source_id}: {run.status.value} (run {run.id}): fetched {c.fetched}, inserted"
+        f" {c.inserted}, updated {c.updated}, deleted {c.deleted}, invalid {c.invalid}"
+    )
+    if run.status is not RunStatus.SUCCEEDED:
+        _fail(f"{summary}; {run.error}", code=1)
+    typer.echo(summary)
+
+
+async def _refresh_once(settings: Settings, source_id: str, force: bool) -> Run:
+    application = Application.build(settings)
+    try:
+        await application.service.prepare(recover=False)
+        return await application.service.refresh(source_id, force=force)
+    finally:
+        await application.aclose()
+
+
+def _source_id(name: str) -> str:
+    if name in SPECS:
+        return name
+    spec = SPECS_BY_CONFIG_KEY.get(name.lower())
+    if spec is None:
+        _fail(f"unknown source {name!r}; known: {', '.join(SPECS)}", code=2)
+    return spec.id
+
+
+@app.command("check-config")
+def check_config(config_path: ConfigOption = None, environment: EnvironmentOption = None) -> None:
+    """Validate the configuration and print it, secrets masked."""
+    settings = _settings(config_path, environment)
+    typer.echo(json.dumps(config.describe(settings), indent=2))
+
+
+def main() -> None:
+    app(prog_name="catalog-refresher")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,207 @@
+"""Reading a source over HTTP (contract section 4).
+
+``HttpSource`` sends one GET to the endpoint's URL and hands back the raw body.
+It never decodes the JSON: ``domain/validation.py`` does that, so every source
+type gets the same rules and the same error messages.
+
+httpx is met here and nowhere else, so its errors are translated here::
+
+    httpx.TimeoutException            -> SourceTimeoutError     (transient)
+    httpx.UnsupportedProtocol         -> SourceError            (permanent)
+    any other httpx.TransportError    -> SourceConnectionError  (transient)
+    httpx.DecodingError               -> InvalidPayloadError    (permanent)
+    a response that is not 2xx        -> SourceStatusError      (transient for 429 and 5xx)
+
+Secrets (header values, the password in the URL) exist in clear text only in
+the request that goes on the wire: messages and ``Payload.origin`` carry the URL
+without userinfo and query, and foreign error text is scrubbed of every header
+value before it is quoted.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from urllib.parse import unquote
+
+import httpx
+
+from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.errors import (
+    ConfigError,
+    InvalidPayloadError,
+    SourceConnectionError,
+    SourceError,
+    SourceStatusError,
+    SourceTimeoutError,
+    UnknownSourceError,
+)
+from catalog_refresher.settings import EndpointSettings, EndpointType, reveal
+from catalog_refresher.sources.base import Payload, Source, Window
+from catalog_refresher.sources.demo import DemoSource, DemoWorld
+
+__all__ = ["USER_AGENT", "HttpSource", "build_client", "open_source", "safe_url"]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("catalog-refresher")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+USER_AGENT = f"catalog-refresher/{_version()}"
+
+# Values shorter than this are not credentials, and scrubbing them would mangle
+# messages ("1" would turn "[Errno 111]" into "[Errno ***]").
+_MIN_SCRUB_LENGTH = 4
+
+
+def safe_url(url: httpx.URL | str) -> str:
+    """``url`` without userinfo, query and fragment: fit for logs and messages.
+
+    The query goes too because systems such as Shoptet or ABRA Flexi accept API
+    tokens as query parameters.
+    """
+    return str(httpx.URL(url).copy_with(userinfo=b"", query=None, fragment=None))
+
+
+def build_client(*, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The one HTTP client all HTTP sources share; the caller closes it.
+
+    ``transport`` is for tests (``httpx.MockTransport``); production passes nothing.
+    """
+    return httpx.AsyncClient(
+        # A redirect usually means a login page or a moved API: fail loudly as a
+        # status error instead of parsing HTML, and never carry our
+        # Authorization header to another host.
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        # Ten sources with MaxConcurrentRefreshes around 3 need few connections;
+        # the cap protects the external systems if many endpoints share a host.
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30),
+        # Each request passes its endpoint's own timeout; this is only the fallback.
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        transport=transport,
+    )
+
+
+class HttpSource:
+    """One external system read with a GET on ``endpoint.url``.
+
+    History sources (``SPECS[source_id].is_history``) must be given a window and
+    send it as ``date_from``/``date_to`` ISO dates, merged into any query the URL
+    already has. ``endpoint.headers`` are sent with secrets revealed. The body is
+    returned untouched as the single page of the payload.
+
+    The client is shared and owned by the caller, so ``aclose`` leaves it open.
+    """
+
+    def __init__(
+        self, source_id: str, endpoint: EndpointSettings, client: httpx.AsyncClient
+    ) -> None:
+        spec = SPECS.get(source_id)
+        if spec is None:
+            raise UnknownSourceError(source_id)
+        key = f"Sources:{spec.config_key}:Url"
+        if not endpoint.url:
+            raise ConfigError(key, "is required for an http source")
+        try:
+            url = httpx.URL(endpoint.url)
+        except httpx.InvalidURL:
+            # httpx quotes the offending part of the URL, which may be the password.
+            raise ConfigError(key, "is not a valid URL") from None
+        self._source_id = source_id
+        self._is_history = spec.is_history
+        self._endpoint = endpoint
+        self._client = client
+        self._url = url
+        self._origin = safe_url(url)
+        self._timeout_s = endpoint.request_timeout.total_seconds()
+
+    @property
+    def source_id(self) -> str:
+        return self._source_id
+
+    async def fetch(self, window: Window | None) -> Payload:
+        """GET the records; raises a ``SourceError`` subclass on any failure."""
+        url = self._url
+        if self._is_history:
+            if window is None:
+                raise ValueError(f"{self._source_id} is a history source and needs a window")
+            url = url.copy_merge_params(
+                {"date_from": window.date_from.isoformat(), "date_to": window.date_to.isoformat()}
+            )
+        headers = {name: reveal(value) for name, value in self._endpoint.headers.items()}
+        # Pagination goes here when a source needs it: follow the system's own
+        # paginator (Shoptet `data.paginator.pageCount`, Flexi `@rowCount` with
+        # `start`/`limit`) and append one body per page to `pages`.
+        try:
+            response = await self._client.get(
+                url, headers=headers, timeout=httpx.Timeout(self._timeout_s)
+            )
+        except httpx.TimeoutException as exc:
+            raise SourceTimeoutError(
+                f"no answer from {self._origin} within {self._timeout_s:g} s"
+                f" ({self._describe(exc)})"
+            ) from exc
+        except httpx.UnsupportedProtocol as exc:
+            # A wrong scheme will not fix itself; retrying would only delay the error.
+            raise SourceError(f"cannot request {self._origin}: {self._describe(exc)}") from exc
+        except httpx.TransportError as exc:
+            raise SourceConnectionError(
+                f"cannot reach {self._origin}: {self._describe(exc)}"
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise InvalidPayloadError(
+                f"undecodable body from {self._origin}: {self._describe(exc)}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise SourceError(f"request to {self._origin} failed: {self._describe(exc)}") from exc
+        if not response.is_success:
+            raise SourceStatusError(response.status_code, self._origin)
+        return Payload(
+            pages=[response.content],
+            records_path=self._endpoint.records_path,
+            origin=self._origin,
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release: the shared client is closed by whoever built it."""
+
+    def _describe(self, exc: Exception) -> str:
+        """The foreign error's class and text, with every credential scrubbed.
+
+        Some layers quote what they choke on (h11 quotes an illegal header value,
+        others the URL), so the text is scrubbed of each header value, the URL's
+        userinfo and its query values, which may hold API keys.
+        """
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        secrets = [reveal(value) for value in self._endpoint.headers.values()]
+        raw_userinfo = self._url.userinfo.decode("ascii")
+        secrets += [raw_userinfo, unquote(raw_userinfo), self._url.password, self._url.username]
+        secrets += [value for _, value in self._url.params.multi_items()]
+        raw_query = self._url.query.decode("ascii")  # values as sent, percent-encoded
+        secrets += [raw_query, *(part.partition("=")[2] for part in raw_query.split("&"))]
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) >= _MIN_SCRUB_LENGTH:
+                text = text.replace(secret, "***")
+        return text
+
+
+def open_source(
+    source_id: str,
+    endpoint: EndpointSettings,
+    client: httpx.AsyncClient,
+    *,
+    world: DemoWorld | None = None,
+) -> Source:
+    """The source for ``endpoint``: ``HttpSource`` or, for ``"Type": "demo"``, ``DemoSource``.
+
+    Demo sources need the one ``DemoWorld`` the caller shares among all ten, so
+    that they describe the same products.
+    """
+    if endpoint.type is EndpointType.DEMO:
+        if world is None:
+            raise ValueError("a demo endpoint needs the shared DemoWorld")
+        return DemoSource(source_id, world)
+    return HttpSource(source_id, endpoint, client)
