@@ -103,6 +103,9 @@ def demo(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: run until signal).")
     ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Refresh every source once, then exit.")
+    ] = False,
 ) -> None:
     """Run the service on simulated external systems and a local SQLite file."""
     settings = _settings(config_path, environment)
@@ -116,7 +119,23 @@ def demo(
     world = DemoWorld(
         products=products, failure_rate=failure_rate, clock_today=lambda: clock.now().date()
     )
+    if once:
+        failed = asyncio.run(_refresh_all(settings, world))
+        if failed:
+            _fail(f"not refreshed: {', '.join(failed)}", code=1)
+        return
     asyncio.run(_serve(settings, world=world, duration=duration))
+
+
+async def _refresh_all(settings: Settings, world: DemoWorld) -> list[str]:
+    """Refresh every source once, in parallel; the ones that did not succeed."""
+    application = Application.build(settings, world=world)
+    try:
+        await application.service.prepare()
+        runs = await asyncio.gather(*(application.service.refresh(s) for s in settings.sources))
+        return [run.source for run in runs if run.status is not RunStatus.SUCCEEDED]
+    finally:
+        await application.aclose()
 
 
 async def _serve(
