@@ -48,6 +48,7 @@ class Catalog:
         self._misses = 0
         self._refreshed: dict[str, datetime | None] = {}
         self._cursor = 0
+        self._generation = 0
 
     # --- reads --------------------------------------------------------------------
 
@@ -60,6 +61,7 @@ class Catalog:
                 self._hits += 1
                 return self._stamped(cached)
             self._misses += 1
+            generation = self._generation
         parts = self.store.product_parts(code)
         if parts is None:
             return None
@@ -69,8 +71,10 @@ class Catalog:
             {source: (part.run_id, part.changed_at) for source, part in parts.items()},
             {},
         )
-        if self.max_size:
-            with self._lock:
+        with self._lock:
+            # Cache only if nothing was invalidated while we read: the read may
+            # predate a change that the invalidation was about.
+            if self.max_size and generation == self._generation:
                 self._cache[code] = product
                 self._cache.move_to_end(code)
                 while len(self._cache) > self.max_size:
@@ -97,10 +101,12 @@ class Catalog:
 
     def invalidate(self, codes: set[str] | frozenset[str]) -> int:
         with self._lock:
+            self._generation += 1
             return sum(self._cache.pop(code, None) is not None for code in codes)
 
     def invalidate_all(self) -> int:
         with self._lock:
+            self._generation += 1
             dropped = len(self._cache)
             self._cache.clear()
             return dropped

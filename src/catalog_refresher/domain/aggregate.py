@@ -114,7 +114,7 @@ def group_sales(sales: list[records.Sale]) -> list[SalesPeriod]:
 def attributes_view(attrs: records.Attributes) -> dict[str, Any]:
     """Typed attributes and the free-form ones in one object."""
     view: dict[str, Any] = msgspec.json.decode(attrs.extra) if attrs.extra else {}
-    for name in records.attribute_fields():
+    for name in records.attribute_fields() - {"product_code"}:
         value = getattr(attrs, name)
         if value is not None:
             view[name] = list(value) if isinstance(value, tuple) else value

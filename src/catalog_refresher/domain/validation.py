@@ -31,8 +31,10 @@ MAX_REASONS = 10
 KEY_SEPARATOR = "\x1f"
 
 # ISO date, optionally followed by the offset older ERP versions append.
-_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[+-]\d{2}:?\d{2}|Z)?$")
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+_DATE = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[+-][0-9]{2}:?[0-9]{2}|Z)?$")
+_PERIOD = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+# Control characters (the key separator among them) never belong in a code.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidRecord(ValueError):
@@ -134,6 +136,8 @@ def _decode_records(spec: SourceSpec, array: bytes, batch: Batch) -> list[tuple[
         raws = msgspec.json.decode(array, type=list[msgspec.Raw])
     except msgspec.ValidationError as exc:
         raise InvalidPayloadError("expected a JSON array of records") from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
     batch.fetched += len(raws)
     decoded_or_errors: list[tuple[int, Any]] = []
     for index, raw in enumerate(raws):
@@ -153,6 +157,8 @@ def _code(value: str, name: str) -> str:
     code = value.strip()
     if not code:
         raise InvalidRecord(f"{name} is empty")
+    if _CONTROL.search(code):
+        raise InvalidRecord(f"{name} {code!r} contains a control character")
     return code
 
 
@@ -253,8 +259,22 @@ def _attributes(raw: dict[str, Any]) -> records.Attributes:
         raise InvalidRecord("season_months must be month numbers 1-12")
     extra = records.free_form(raw)
     if extra:
-        attrs = msgspec.structs.replace(attrs, extra=_SORTED.encode(extra).decode())
+        normalised = _numbers_as_floats(extra)
+        attrs = msgspec.structs.replace(attrs, extra=_SORTED.encode(normalised).decode())
     return attrs
+
+
+def _numbers_as_floats(value: Any) -> Any:
+    """``100`` and ``100.0`` are the same value (contract 1), in free-form attributes too."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_floats(v) for v in value]
+    return value
 
 
 _SORTED = msgspec.json.Encoder(order="sorted")

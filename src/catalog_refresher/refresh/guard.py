@@ -25,8 +25,9 @@ def check_publish(
     if diff.scope and not batch.rows:
         what = "history window" if spec.is_history else "snapshot"
         raise PublishRejected(f"empty {what} while {diff.scope} rows are stored")
-    if not spec.is_history and diff.scope and len(diff.deletes) > max_delete_share * diff.scope:
-        share = len(diff.deletes) / diff.scope
+    share = len(diff.deletes) / diff.scope if diff.scope else 0.0
+    # Compare shares, not counts: 0.29 * 100 is 28.999..., which would refuse 29 of 100.
+    if not spec.is_history and share > max_delete_share:
         raise PublishRejected(
             f"would remove {len(diff.deletes)} of {diff.scope} rows ({share:.0%}),"
             f" more than MaxDeleteShare {max_delete_share:.0%}"

@@ -41,6 +41,8 @@ log = logging.getLogger("catalog_refresher")
 
 #: How often retention is enforced; the contract asks for at least daily.
 HOUSEKEEPING_EVERY = timedelta(hours=1)
+#: How long the change feed is kept for caches that follow it from other processes.
+CHANGE_FEED_KEPT = timedelta(days=1)
 
 
 class SourceNotEnabled(CatalogRefresherError):
@@ -261,6 +263,9 @@ class RefreshService:
     async def _housekeeping(self) -> None:
         while True:
             await _survive(self.purge_expired())
+            await _survive(
+                self.offload(self.store.trim_changes, self.clock.now() - CHANGE_FEED_KEPT)
+            )
             await self.clock.sleep(HOUSEKEEPING_EVERY.total_seconds())
 
     async def purge_expired(self) -> int:

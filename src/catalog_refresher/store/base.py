@@ -165,3 +165,7 @@ class Store(Protocol):
     def changes_since(self, cursor: int) -> tuple[int, set[str]]:
         """Product codes changed after ``cursor``, and the new cursor."""
         ...
+
+    def trim_changes(self, before: datetime) -> int:
+        """Forget change-feed entries older than ``before``; returns how many."""
+        ...

@@ -373,6 +373,10 @@ class SqliteStore:
             return cursor, set()
         return rows[-1][0], {r[1] for r in rows}
 
+    def trim_changes(self, before: datetime) -> int:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM changes WHERE changed_at < ?", (_ts(before),)).rowcount
+
     def latest_change(self) -> int:
         with self._read() as conn:
             row = conn.execute("SELECT max(id) FROM changes").fetchone()
@@ -407,6 +411,11 @@ def _record_touched(
     conn.execute(
         "DELETE FROM products WHERE code IN (SELECT code FROM touched)"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = products.code)"
+    )
+    # A product no source knows any more has no parts, so no lineage either.
+    conn.execute(
+        "DELETE FROM lineage WHERE product_code IN (SELECT code FROM touched)"
+        " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = lineage.product_code)"
     )
     conn.execute(
         "INSERT INTO products (code, name)"

@@ -1,0 +1,133 @@
+"""The ``store`` fixture: every contract test runs once per Store implementation.
+
+An implementation is an ``Implementation`` entry in ``IMPLEMENTATIONS``: how to open
+a store on one test's database, and the optional hooks a few tests need to reach
+inside it. A PostgreSQL implementation joins as one more entry, e.g.
+``pytest.param(Implementation(open=_postgres, ...), id="postgres", marks=pytest.mark.postgres)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from catalog_refresher.store import sqlite as sqlite_module
+from catalog_refresher.store.base import Store
+from catalog_refresher.store.sqlite import SqliteStore
+
+Action = Callable[[], object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Implementation:
+    open: Callable[[Path], Store]
+    """Open a store on the database that belongs to the test's ``tmp_path``."""
+    break_apply: Callable[[Store, pytest.MonkeyPatch], None] | None = None
+    """Make the next ``apply`` fail after it wrote rows, before it commits."""
+    count_work: Callable[[Store, Action], int] | None = None
+    """Deterministic database work ``action`` took (for complexity, not timing)."""
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+def _sqlite_open(tmp_path: Path) -> Store:
+    return SqliteStore(tmp_path / "catalog.db")
+
+
+def _sqlite_break_apply(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: object) -> None:
+        raise RuntimeError("the disk caught fire")
+
+    # Runs inside apply's transaction, after the rows were written.
+    monkeypatch.setattr(sqlite_module, "_record_touched", explode)
+
+
+def _sqlite_count_work(store: Store, action: Action) -> int:
+    assert isinstance(store, SqliteStore)
+    ticks = 0
+
+    def tick() -> int:
+        nonlocal ticks
+        ticks += 1
+        return 0  # go on
+
+    store._writer.set_progress_handler(tick, 1000)  # once per 1000 VM instructions
+    try:
+        action()
+    finally:
+        store._writer.set_progress_handler(None, 0)
+    return ticks
+
+
+SQLITE = Implementation(
+    open=_sqlite_open, break_apply=_sqlite_break_apply, count_work=_sqlite_count_work
+)
+
+IMPLEMENTATIONS = [pytest.param(SQLITE, id="sqlite")]
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+class Opener:
+    """Opens migrated stores on one test's database and closes them all at the end."""
+
+    def __init__(self, implementation: Implementation, tmp_path: Path) -> None:
+        self.implementation = implementation
+        self._tmp_path = tmp_path
+        self._open: list[Store] = []
+
+    def open(self) -> Store:
+        store = self.implementation.open(self._tmp_path)
+        store.migrate()
+        self._open.append(store)
+        return store
+
+    def reopen(self, store: Store) -> Store:
+        """Close ``store`` and open a new one on the same database (a process restart)."""
+        store.close()
+        self._open.remove(store)
+        return self.open()
+
+    def close_all(self) -> None:
+        for store in self._open:
+            store.close()
+        self._open.clear()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens stores of one implementation on a fresh database."""
+    opener = Opener(request.param, tmp_path)
+    yield opener
+    opener.close_all()
+
+
+@pytest.fixture
+def store(opener: Opener) -> Store:
+    """A migrated, empty store of each implementation in turn."""
+    return opener.open()
+
+
+@pytest.fixture
+def break_next_apply(
+    opener: Opener, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], None]:
+    """Call it to make ``store``'s next ``apply`` fail midway (skips where unsupported)."""
+    hook = opener.implementation.break_apply
+    if hook is None:
+        pytest.skip("this implementation cannot be broken inside a transaction yet")
+    return lambda: hook(store, monkeypatch)
+
+
+@pytest.fixture
+def work_of(opener: Opener, store: Store) -> Callable[[Action], int]:
+    """Counts the database work an action takes (skips where unsupported)."""
+    hook = opener.implementation.count_work
+    if hook is None:
+        pytest.skip("this implementation has no work counter yet")
+    return lambda action: hook(store, action)
