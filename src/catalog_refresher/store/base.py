@@ -75,6 +75,8 @@ class SourceHistory:
     consecutive_failures: int = 0
     """Trailing ``failed``/``timed_out`` runs since the last success."""
     last_failure_at: datetime | None = None
+    last_used_backup: bool = False
+    """Whether the latest finished run was served by the backup endpoint."""
     record_count: int = 0
     data_version: int = 0
 

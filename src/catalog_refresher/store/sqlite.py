@@ -204,7 +204,7 @@ class SqliteStore:
     def source_history(self, source: str) -> SourceHistory:
         with self._read() as conn:
             recent = conn.execute(
-                "SELECT status, started_at, finished_at FROM runs WHERE source = ?"
+                "SELECT status, started_at, finished_at, used_backup FROM runs WHERE source = ?"
                 " ORDER BY id DESC LIMIT 200",
                 (source,),
             ).fetchall()
@@ -214,9 +214,9 @@ class SqliteStore:
                 (source,),
             ).fetchone()
         last_started = next((_dt(r[1]) for r in recent if r[1]), None)
-        finished = [(RunStatus(r[0]), r[2]) for r in recent if RunStatus(r[0]).finished]
+        finished = [(RunStatus(r[0]), r[2], bool(r[3])) for r in recent if RunStatus(r[0]).finished]
         failures, last_failure_at = 0, None
-        for status, finished_at in finished:
+        for status, finished_at, _ in finished:
             if status is RunStatus.SUCCEEDED:
                 break
             if status.counts_against_circuit:
@@ -231,6 +231,7 @@ class SqliteStore:
             last_success_run_id=success_id,
             consecutive_failures=failures,
             last_failure_at=last_failure_at,
+            last_used_backup=finished[0][2] if finished else False,
             record_count=count,
             data_version=version,
         )

@@ -1,0 +1,173 @@
+"""How each source and the service as a whole are doing (contract 5b and 6).
+
+Pure functions of what the store and the scheduler know, with ``now`` passed
+in: the same rules serve ``/health``, ``/health/ready`` and ``/api/sources``.
+Health follows ASP.NET Core's model: Healthy, Degraded or Unhealthy per entry,
+and the worst entry is the overall status.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from catalog_refresher.domain.runs import RunStatus
+from catalog_refresher.refresh.resilience import CircuitState
+from catalog_refresher.refresh.schedule import is_stale
+from catalog_refresher.settings import RepositoryOptions
+from catalog_refresher.store.base import SourceHistory
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceStatus:
+    """One source as ``GET /api/sources`` shows it."""
+
+    id: str
+    interval: timedelta
+    enabled: bool
+    priority: int
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status: RunStatus | None
+    next_run_at: datetime | None
+    circuit_state: CircuitState
+    consecutive_failures: int
+    record_count: int
+    used_backup: bool = False
+    stale: bool = False
+
+
+def source_status(
+    *,
+    source: str,
+    interval: timedelta,
+    enabled: bool,
+    priority: int,
+    history: SourceHistory,
+    circuit_state: CircuitState,
+    next_run_at: datetime | None,
+    service_started_at: datetime,
+    options: RepositoryOptions,
+    now: datetime,
+) -> SourceStatus:
+    stale = enabled and is_stale(
+        last_success_at=history.last_success_at,
+        started_at=service_started_at,
+        interval=interval,
+        stale_after_intervals=options.stale_after_intervals,
+        now=now,
+    )
+    return SourceStatus(
+        id=source,
+        interval=interval,
+        enabled=enabled,
+        priority=priority,
+        last_success_at=history.last_success_at,
+        last_attempt_at=history.last_attempt_at,
+        last_status=history.last_status,
+        next_run_at=next_run_at if enabled else None,
+        circuit_state=circuit_state,
+        consecutive_failures=history.consecutive_failures,
+        record_count=history.record_count,
+        used_backup=history.last_used_backup,
+        stale=stale,
+    )
+
+
+class Health(enum.StrEnum):
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    UNHEALTHY = "Unhealthy"
+
+    @property
+    def rank(self) -> int:
+        return [Health.HEALTHY, Health.DEGRADED, Health.UNHEALTHY].index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthEntry:
+    status: Health
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthReport:
+    status: Health
+    entries: dict[str, HealthEntry] = field(default_factory=dict)
+
+
+REFRESH_ENTRY = "catalog-refresh"
+
+
+def source_health(status: SourceStatus) -> HealthEntry:
+    """Degraded when the latest run did not succeed, the circuit is open, the
+    data is stale, or the backup served it."""
+    if not status.enabled:
+        return HealthEntry(Health.HEALTHY, "disabled: not configured or interval 00:00:00")
+    problems = []
+    if status.last_status not in (None, RunStatus.SUCCEEDED):
+        assert status.last_status is not None
+        problems.append(f"latest run {status.last_status.value}")
+    if status.circuit_state is not CircuitState.CLOSED:
+        problems.append(f"circuit {status.circuit_state.value}")
+    if status.stale:
+        problems.append("stale")
+    if status.used_backup:
+        problems.append("served from its backup")
+    if problems:
+        return HealthEntry(Health.DEGRADED, "; ".join(problems))
+    if status.last_success_at is None:
+        return HealthEntry(Health.HEALTHY, "waiting for its first refresh")
+    return HealthEntry(Health.HEALTHY, f"last refreshed at {status.last_success_at.isoformat()}")
+
+
+def refresh_health(
+    *,
+    last_success_at: datetime | None,
+    started_at: datetime,
+    degraded_after: timedelta,
+    now: datetime,
+) -> HealthEntry:
+    """The seed's check: Degraded when no source succeeded within ``degraded_after``."""
+    since = now - (last_success_at or started_at)
+    if since > degraded_after:
+        minutes = since.total_seconds() / 60
+        return HealthEntry(Health.DEGRADED, f"Last refresh was {minutes:.1f} minutes ago")
+    return HealthEntry(Health.HEALTHY, "Catalog refresh is running normally")
+
+
+def health_report(
+    sources: Iterable[SourceStatus],
+    *,
+    started_at: datetime,
+    options: RepositoryOptions,
+    now: datetime,
+) -> HealthReport:
+    sources = list(sources)
+    successes = [s.last_success_at for s in sources if s.last_success_at is not None]
+    entries = {
+        REFRESH_ENTRY: refresh_health(
+            last_success_at=max(successes, default=None),
+            started_at=started_at,
+            degraded_after=options.health_degraded_after,
+            now=now,
+        )
+    }
+    entries.update({s.id: source_health(s) for s in sources})
+    return HealthReport(status=worst(e.status for e in entries.values()), entries=entries)
+
+
+def store_unreadable(error: Exception) -> HealthReport:
+    entry = HealthEntry(Health.UNHEALTHY, f"Catalog refresh health check failed: {error}")
+    return HealthReport(status=Health.UNHEALTHY, entries={REFRESH_ENTRY: entry})
+
+
+def worst(statuses: Iterable[Health]) -> Health:
+    return max(statuses, key=lambda h: h.rank, default=Health.HEALTHY)
+
+
+def ready(sources: Iterable[SourceStatus]) -> bool:
+    """Every enabled source has data or has finished a run."""
+    return all(s.record_count > 0 or s.last_status is not None for s in sources if s.enabled)
