@@ -8,7 +8,8 @@ into immutable ``Settings``. Layers, later wins:
 3. ``<file stem>.<Environment>.json`` beside it, when an environment is named
    (argument, else ``CATALOG_REFRESHER_ENVIRONMENT``); a missing one is fine;
 4. environment variables ``Section__Key=value`` for the known sections
-   (``CatalogRepository``, ``Sources``, ``Store``, ``Api``, ``Logging``).
+   (``CatalogRepository``, ``Sources``, ``Store``, ``Api``, ``Cache``, ``Alerts``,
+   ``Logging``).
 
 Keys match case-insensitively everywhere; header names keep their spelling. Other
 top-level sections (``AllowedHosts``...) are ignored; an unknown key inside a known
@@ -16,8 +17,9 @@ section is an error. ``null`` means "not set": the default applies, and a source
 to ``null`` is not configured.
 
 Secret-capable values (endpoint ``Url``, header values, ``Store:Url``,
-``Api:AdminToken``) may be written ``env:NAME`` or ``file:/path`` (a relative path
-is relative to the configuration file). Every failure is a ``ConfigError`` whose key
+``Api:AdminToken``, ``Alerts:WebhookUrl`` and its headers) may be written
+``env:NAME`` or ``file:/path`` (a relative path is relative to the configuration
+file). Every failure is a ``ConfigError`` whose key
 is the colon path (``Sources:ErpStock:Url``); no error message and nothing that
 ``describe`` returns contains a secret.
 
@@ -59,7 +61,9 @@ from catalog_refresher.config_values import (
 from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
 from catalog_refresher.errors import ConfigError
 from catalog_refresher.settings import (
+    AlertSettings,
     ApiSettings,
+    CacheSettings,
     EndpointSettings,
     EndpointType,
     LogFormat,
@@ -82,7 +86,7 @@ __all__ = [
 ]
 
 ENVIRONMENT_VARIABLE = "CATALOG_REFRESHER_ENVIRONMENT"
-SECTIONS = ("CatalogRepository", "Sources", "Store", "Api", "Logging")
+SECTIONS = ("CatalogRepository", "Sources", "Store", "Api", "Cache", "Alerts", "Logging")
 
 # A parsed JSON object: lower-cased key -> (key as written, value).
 _Tree = dict[str, tuple[str, Any]]
@@ -145,6 +149,8 @@ def load(path: Path | None, *, environment: str | None, environ: Mapping[str, st
         sources=_sources(_section(tree, "Sources"), context),
         store=_store(_section(tree, "Store"), context),
         api=_api(_section(tree, "Api"), context),
+        cache=_cache(_section(tree, "Cache")),
+        alerts=_alerts(_section(tree, "Alerts"), context),
         logging=LoggingSettings(
             level=_log_level(_get(logging, "Level")),
             format=as_choice(_get(logging, "Format"), "Logging:Format", LogFormat, LogFormat.TEXT),
@@ -179,6 +185,15 @@ def describe(settings: Settings) -> dict[str, Any]:
             "Host": api.host,
             "Port": api.port,
             "AdminToken": None if api.admin_token is None else api.admin_token.masked(),
+            "ProtectReads": api.protect_reads,
+        },
+        "Cache": {"MaxSize": settings.cache.max_size},
+        "Alerts": {
+            "WebhookUrl": None
+            if settings.alerts.webhook_url is None
+            else mask_url(reveal(settings.alerts.webhook_url)),
+            "Headers": dict.fromkeys(settings.alerts.headers, "***"),
+            "Timeout": format_timespan(settings.alerts.timeout),
         },
         "Logging": {"Level": settings.logging.level, "Format": settings.logging.format.value},
     }
@@ -352,15 +367,7 @@ def _endpoint(tree: _Tree, key: str, context: _Context) -> EndpointSettings:
         check_url(url, f"{key}:Url", ("http://", "https://"), "an http(s) URL with a host")
     elif type_ is EndpointType.HTTP:
         raise ConfigError(f"{key}:Url", "required for Type http")
-    headers: dict[str, str | Secret] = {}
-    for name, header in _object(_get(tree, "Headers"), f"{key}:Headers").values():
-        header_key = f"{key}:Headers:{name}"
-        if not _HEADER_NAME.fullmatch(name):
-            raise ConfigError(header_key, "not a valid HTTP header name")
-        # Any header may carry a credential, so every value is a Secret, literals included.
-        headers[name] = secret = context.secret(header, header_key)
-        if any(c in secret.value for c in "\r\n\0"):
-            raise ConfigError(header_key, "the value contains a line break or NUL character")
+    headers = _headers(_get(tree, "Headers"), f"{key}:Headers", context)
     records_path = _get(tree, "RecordsPath")
     if records_path is not None:
         records_path = as_text(records_path, f"{key}:RecordsPath")
@@ -370,7 +377,7 @@ def _endpoint(tree: _Tree, key: str, context: _Context) -> EndpointSettings:
     return EndpointSettings(
         type=type_,
         url=None if url is None else url.value,
-        headers=MappingProxyType(headers),
+        headers=headers,
         records_path=records_path,
         request_timeout=(
             timedelta(seconds=60)
@@ -394,19 +401,58 @@ def _store(tree: _Tree, context: _Context) -> StoreSettings:
 
 
 def _api(tree: _Tree, context: _Context) -> ApiSettings:
-    _reject_unknown(tree, "Api", ("Host", "Port", "AdminToken"))
+    _reject_unknown(tree, "Api", ("Host", "Port", "AdminToken", "ProtectReads"))
     host = _get(tree, "Host")
     if host is not None and not as_text(host, "Api:Host").strip():
         raise ConfigError("Api:Host", "must not be empty")
     values: dict[str, Any] = {} if host is None else {"host": host.strip()}
     if (port := _get(tree, "Port")) is not None:
         values["port"] = as_int(port, "Api:Port", 1, 65535)
+    if (protect := _get(tree, "ProtectReads")) is not None:
+        values["protect_reads"] = as_bool(protect, "Api:ProtectReads")
     if (token := _get(tree, "AdminToken")) is not None:
         values["admin_token"] = context.secret(token, "Api:AdminToken")
         if not values["admin_token"].value:
             # An empty token would look configured yet guard nothing; say so instead.
             raise ConfigError("Api:AdminToken", "must not be empty; leave it out to disable auth")
     return ApiSettings(**values)
+
+
+def _cache(tree: _Tree) -> CacheSettings:
+    _reject_unknown(tree, "Cache", ("MaxSize",))
+    size = _get(tree, "MaxSize")
+    return (
+        CacheSettings()
+        if size is None
+        else CacheSettings(max_size=as_int(size, "Cache:MaxSize", 0))
+    )
+
+
+def _headers(value: Any, key: str, context: _Context) -> Mapping[str, str | Secret]:
+    headers: dict[str, str | Secret] = {}
+    for name, header in _object(value, key).values():
+        header_key = f"{key}:{name}"
+        if not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(header_key, "not a valid HTTP header name")
+        # Any header may carry a credential, so every value is a Secret, literals included.
+        headers[name] = secret = context.secret(header, header_key)
+        if any(c in secret.value for c in "\r\n\0"):
+            raise ConfigError(header_key, "the value contains a line break or NUL character")
+    return MappingProxyType(headers)
+
+
+def _alerts(tree: _Tree, context: _Context) -> AlertSettings:
+    _reject_unknown(tree, "Alerts", ("WebhookUrl", "Headers", "Timeout"))
+    values: dict[str, Any] = {}
+    if (raw := _get(tree, "WebhookUrl")) is not None:
+        url = context.secret(raw, "Alerts:WebhookUrl")
+        check_url(url, "Alerts:WebhookUrl", ("http://", "https://"), "an http(s) URL")
+        values["webhook_url"] = url
+    if (headers := _get(tree, "Headers")) is not None:
+        values["headers"] = _headers(headers, "Alerts:Headers", context)
+    if (timeout := _get(tree, "Timeout")) is not None:
+        values["timeout"] = as_duration(timeout, "Alerts:Timeout", positive=True)
+    return AlertSettings(**values)
 
 
 def _log_level(value: Any) -> str:

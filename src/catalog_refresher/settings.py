@@ -130,6 +130,23 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     admin_token: Secret | None = None
+    protect_reads: bool = False
+    """Require the admin token on the read endpoints too (health and metrics stay open)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheSettings:
+    max_size: int = 10_000
+    """Product aggregates kept in memory; 0 turns the cache off."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertSettings:
+    """Where to POST source state changes (failing, circuit open, recovered)."""
+
+    webhook_url: str | Secret | None = None
+    headers: Mapping[str, str | Secret] = field(default_factory=lambda: MappingProxyType({}))
+    timeout: timedelta = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +162,8 @@ class Settings:
     """Configured sources by source id; a source missing here is not refreshed."""
     store: StoreSettings = field(default_factory=StoreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def enabled(self, source_id: str) -> bool:

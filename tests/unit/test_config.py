@@ -550,7 +550,15 @@ def test_describe_mirrors_the_file_shape(tmp_path: Path) -> None:
     assert repository["SuppliersRefreshInterval"] == "02:00:00"
     assert repository["RetryBaseDelay"] == "00:00:00.250"
     assert repository["EnableMetrics"] is True
-    assert set(described) == {"CatalogRepository", "Sources", "Store", "Api", "Logging"}
+    assert set(described) == {
+        "CatalogRepository",
+        "Sources",
+        "Store",
+        "Api",
+        "Cache",
+        "Alerts",
+        "Logging",
+    }
     assert described["Logging"] == {"Level": "INFO", "Format": "text"}
 
 
@@ -575,3 +583,30 @@ def test_settings_are_immutable(tmp_path: Path) -> None:
         settings.sources["lots"] = settings.sources["erp_stock"]  # type: ignore[index]
     with pytest.raises(TypeError):
         settings.sources["erp_stock"].primary.headers["A"] = "c"  # type: ignore[index]
+
+
+def test_cache_alerts_and_protect_reads_sections(tmp_path: Path) -> None:
+    """Cache:MaxSize, Api:ProtectReads and Alerts (secret headers masked) are read."""
+    path = tmp_path / "appsettings.json"
+    path.write_text(
+        json.dumps(
+            {
+                "Cache": {"MaxSize": 5},
+                "Api": {"ProtectReads": True, "AdminToken": "tok-en-1234"},
+                "Alerts": {
+                    "WebhookUrl": "http://hooks.example/x",
+                    "Headers": {"X-Key": "env:HOOK_KEY"},
+                    "Timeout": "00:00:05",
+                },
+            }
+        )
+    )
+    settings = load(path, environment=None, environ={"HOOK_KEY": "hook-secret-value"})
+    assert settings.cache.max_size == 5
+    assert settings.api.protect_reads is True
+    assert settings.alerts.timeout.total_seconds() == 5
+    described = json.dumps(describe(settings))
+    assert "hook-secret-value" not in described
+    assert "tok-en-1234" not in described
+    with pytest.raises(ConfigError, match="Cache:MaxSize"):
+        load(path, environment=None, environ={"HOOK_KEY": "x", "Cache__MaxSize": "-1"})
