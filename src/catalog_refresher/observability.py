@@ -179,6 +179,8 @@ def setup_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # httpx logs every request's full URL at INFO; a URL may carry a token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

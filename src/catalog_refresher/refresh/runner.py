@@ -102,8 +102,14 @@ class Runner:
         self.on_applied = on_applied
         self._indexes: dict[str, diffing.FingerprintIndex] = {}
 
-    async def execute(self, run: Run, endpoints: Endpoints, *, max_delete_share: float) -> Run:
-        """Take a ``running`` run to its end and return it as recorded."""
+    async def execute(
+        self, run: Run, endpoints: Endpoints, *, max_delete_share: float
+    ) -> RunFinished:
+        """Take a ``running`` run to its end; returns it as recorded, for the caller to announce.
+
+        The caller emits the ``RunFinished`` after updating what depends on the
+        outcome (the circuit breaker), so listeners see a consistent state.
+        """
         started = self.clock.monotonic()
         progress = _Progress()
         result: _Result
@@ -134,10 +140,9 @@ class Runner:
         assert recorded is not None
         if result.applied is not None:
             self.on_applied(result.applied)
-        self.bus.emit(
-            RunFinished(run=recorded, valid=result.valid, duration=self.clock.monotonic() - started)
+        return RunFinished(
+            run=recorded, valid=result.valid, duration=self.clock.monotonic() - started
         )
-        return recorded
 
     def _failed(
         self, progress: _Progress, status: RunStatus, error: str, error_type: str | None

@@ -200,7 +200,7 @@ class RefreshService:
             return await self._finish_unstarted(run, RunStatus.SKIPPED, "circuit open")
         config = self.settings.sources[source]
         share = config.max_delete_share
-        started = False
+        started: float | None = None
         try:
             async with self.slots.hold(config.priority):
                 now = self.clock.now()
@@ -209,26 +209,33 @@ class RefreshService:
                     recorded = await self.offload(self.store.get_run, run.id)
                     assert recorded is not None
                     return recorded
-                started = True
+                started = self.clock.monotonic()
                 run = dataclasses.replace(run, status=RunStatus.RUNNING, started_at=now)
                 self.bus.emit(RunStarted(run=run))
-                recorded = await self.runner.execute(
+                finished = await self.runner.execute(
                     run,
                     self.endpoints[source],
                     max_delete_share=self.options.max_delete_share if share is None else share,
                 )
         except asyncio.CancelledError:
             breaker.record_neutral()
-            if not started:
+            if started is None:
                 await asyncio.shield(self._finish_unstarted(run, RunStatus.CANCELLED, "cancelled"))
+            else:
+                recorded = await asyncio.shield(self.offload(self.store.get_run, run.id))
+                assert recorded is not None
+                duration = self.clock.monotonic() - started
+                self.bus.emit(RunFinished(run=recorded, valid=0, duration=duration))
             raise
-        if recorded.status is RunStatus.SUCCEEDED:
+        status = finished.run.status
+        if status is RunStatus.SUCCEEDED:
             breaker.record_success()
-        elif recorded.status.counts_against_circuit:
+        elif status.counts_against_circuit:
             breaker.record_failure(self.clock.now())
         else:
             breaker.record_neutral()
-        return recorded
+        self.bus.emit(finished)
+        return finished.run
 
     async def _finish_unstarted(self, run: Run, status: RunStatus, reason: str) -> Run:
         outcome = RunOutcome(status=status, finished_at=self.clock.now(), error=reason)

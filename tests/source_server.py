@@ -1,0 +1,78 @@
+"""A real local HTTP server that plays the ten external systems, for end-to-end tests.
+
+``GET /<source id>`` answers with the demo world's current records for that
+source (history sources read ``date_from``/``date_to``), so a service pointed
+at it sees realistic, changing data over a real socket.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.sources.base import Window
+from catalog_refresher.sources.demo import DemoWorld
+
+
+class SourceServer:
+    def __init__(self, world: DemoWorld) -> None:
+        self.world = world
+        self.lock = threading.Lock()  # the demo world is not thread-safe
+        self.requests: list[str] = []
+        self.url = ""
+
+    def base_url(self) -> str:
+        return self.url
+
+
+def _handler(state: SourceServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            source = url.path.strip("/")
+            if source not in SPECS:
+                self.send_error(404)
+                return
+            query = parse_qs(url.query)
+            window = None
+            if "date_from" in query:
+                window = Window(
+                    date_from=date.fromisoformat(query["date_from"][0]),
+                    date_to=date.fromisoformat(query["date_to"][0]),
+                )
+            with state.lock:
+                state.requests.append(source)
+                body = state.world.fetch(source, window)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@contextmanager
+def serve_sources(products: int = 200, seed: int = 11) -> Iterator[SourceServer]:
+    """Serve a demo world (no random failures) on 127.0.0.1 and a free port."""
+    world = DemoWorld(
+        products=products, seed=seed, failure_rate=0.0, clock_today=lambda: datetime.now(UTC).date()
+    )
+    state = SourceServer(world)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
