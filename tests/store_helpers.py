@@ -6,10 +6,9 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from tests.helpers import T0, start_run
-
 from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus
 from catalog_refresher.store.base import Applied, Changeset, RowDelete, RowWrite, Store
+from tests.helpers import T0, start_run
 
 
 def erp(code: str, stock: float = 1.0, name: str | None = None) -> RowWrite:

@@ -11,30 +11,24 @@ from dataclasses import dataclass
 from datetime import date
 
 import httpx
+from fastapi import FastAPI
 
+from catalog_refresher.alerts import WebhookNotifier
+from catalog_refresher.api.app import create_app
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock, SystemClock
-from catalog_refresher.errors import ConfigError
+from catalog_refresher.control import LocalControl
+from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.metrics import Metrics
 from catalog_refresher.observability import RunLog
 from catalog_refresher.refresh.events import EventBus
-from catalog_refresher.refresh.runner import Endpoints
+from catalog_refresher.refresh.runner import Endpoints, Offload
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.settings import Settings, reveal
 from catalog_refresher.sources.demo import DemoWorld
 from catalog_refresher.sources.http import build_client, open_source
 from catalog_refresher.store.base import Store
-from catalog_refresher.store.sqlite import SqliteStore, sqlite_path
-
-
-def open_store(settings: Settings) -> Store:
-    """The store named by ``Store:Url``, migrated."""
-    url = reveal(settings.store.url)
-    if url.startswith("sqlite:///"):
-        store = SqliteStore(sqlite_path(url))
-    else:
-        raise ConfigError("Store:Url", "only sqlite:/// stores are available in this version")
-    store.migrate()
-    return store
+from catalog_refresher.store.open import open_store
 
 
 @dataclass
@@ -45,6 +39,9 @@ class Application:
     service: RefreshService
     bus: EventBus
     client: httpx.AsyncClient
+    metrics: Metrics
+    notifier: WebhookNotifier
+    api: FastAPI
 
     @classmethod
     def build(
@@ -56,8 +53,8 @@ class Application:
         client: httpx.AsyncClient | None = None,
     ) -> Application:
         clock = clock or SystemClock()
-        store = open_store(settings)
-        catalog = Catalog(store)
+        store = open_store(reveal(settings.store.url))
+        catalog = Catalog(store, max_size=settings.cache.max_size)
         bus = EventBus()
         bus.subscribe(RunLog())
         bus.subscribe(catalog.on_event)
@@ -73,18 +70,46 @@ class Application:
             )
             for source_id, config in settings.sources.items()
         }
+        offload: Offload = asyncio.to_thread
         service = RefreshService(
             settings=settings,
             store=store,
             clock=clock,
             endpoints=endpoints,
             bus=bus,
-            offload=asyncio.to_thread,
+            offload=offload,
             on_applied=catalog.on_applied,
         )
-        return cls(settings, store, catalog, service, bus, client)
+        metrics = Metrics.for_service(service, catalog)
+        notifier = WebhookNotifier(settings.alerts, client, clock, circuit=service.circuit)
+        bus.subscribe(notifier.on_event)
+        api = create_app(
+            control=LocalControl(service, store, clock, offload),
+            catalog=catalog,
+            store=store,
+            settings=settings,
+            clock=clock,
+            offload=offload,
+            metrics=metrics.render,
+        )
+        return cls(settings, store, catalog, service, bus, client, metrics, notifier, api)
+
+    async def start(self) -> None:
+        """Recover from the audit log, then start the schedules and the notifier."""
+        await self.service.prepare()
+        histories = {
+            source: await asyncio.to_thread(self.store.source_history, source)
+            for source in SOURCE_IDS
+        }
+        last_success = {source: h.last_success_at for source, h in histories.items()}
+        self.metrics.load_last_success(last_success)
+        self.catalog.load_refreshed(last_success)
+        self.notifier.load_failing(s for s, h in histories.items() if h.consecutive_failures)
+        self.notifier.start()
+        self.service.start()
 
     async def aclose(self) -> None:
+        await self.notifier.aclose()
         await self.client.aclose()
         self.store.close()
 

@@ -7,7 +7,6 @@ or argument, with a message naming what is wrong.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
 from catalog_refresher.errors import CatalogRefresherError, ConfigError
 from catalog_refresher.observability import setup_logging
+from catalog_refresher.server import serve
 from catalog_refresher.settings import (
     EndpointSettings,
     EndpointType,
@@ -146,16 +146,11 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
     try:
-        await application.service.prepare()
-        application.service.start()
-        if duration is None:
-            await stop.wait()
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=duration)
+        await serve(application, stop)
     finally:
-        await application.service.stop()
         await application.aclose()
 
 

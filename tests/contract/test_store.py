@@ -8,6 +8,17 @@ from datetime import date, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
+
+from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus, Trigger
+from catalog_refresher.errors import RunFenced, StoreError
+from catalog_refresher.store.base import (
+    Applied,
+    Changeset,
+    IndexOutOfDate,
+    RowWrite,
+    RunQuery,
+    Store,
+)
 from tests.helpers import T0, start_run
 from tests.store_helpers import (
     apply,
@@ -20,17 +31,6 @@ from tests.store_helpers import (
     gone,
     stored_rows,
     succeeded,
-)
-
-from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus, Trigger
-from catalog_refresher.errors import RunFenced, StoreError
-from catalog_refresher.store.base import (
-    Applied,
-    Changeset,
-    IndexOutOfDate,
-    RowWrite,
-    RunQuery,
-    Store,
 )
 
 if TYPE_CHECKING:

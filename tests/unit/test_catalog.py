@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import T0, load, record
 
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.domain.aggregate import ProductAggregate, SalesPeriod, Stock
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.store.base import Applied, StoredPart
 from catalog_refresher.store.sqlite import SqliteStore
+from tests.helpers import T0, load, record
 
 
 @pytest.fixture

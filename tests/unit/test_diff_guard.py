@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.helpers import TODAY, record, validated
 
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.domain.validation import KEY_SEPARATOR, Batch
@@ -17,6 +16,7 @@ from catalog_refresher.refresh.diff import Diff, FingerprintIndex, changeset, di
 from catalog_refresher.refresh.guard import check_publish
 from catalog_refresher.sources.base import Window
 from catalog_refresher.store.base import RowDelete
+from tests.helpers import TODAY, record, validated
 
 ERP = SPECS["erp_stock"]
 CONSUMED = SPECS["consumed_materials"]

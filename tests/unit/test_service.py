@@ -13,7 +13,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from tests.service_harness import Harness, all_static, build
 
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS
@@ -21,6 +20,7 @@ from catalog_refresher.errors import SourceConnectionError, SourceStatusError
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.sources.base import Window
 from catalog_refresher.testing import FakeClock, StaticSource
+from tests.service_harness import Harness, all_static, build
 
 ERP = [
     {"product_code": "TEST-001", "product_name": "Test Product 1", "stock": 100, "location": "A1"}

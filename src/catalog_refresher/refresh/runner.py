@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from typing import ParamSpec, Protocol, TypeVar
@@ -19,20 +19,13 @@ from typing import ParamSpec, Protocol, TypeVar
 from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.domain.runs import Run, RunCounts, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
-from catalog_refresher.domain.validation import Batch, validate
-from catalog_refresher.errors import (
-    CatalogRefresherError,
-    PublishRejected,
-    RunFenced,
-    SourceError,
-)
-from catalog_refresher.refresh import diff as diffing
+from catalog_refresher.errors import CatalogRefresherError, SourceError
 from catalog_refresher.refresh.events import EventBus, FailingOver, RunFinished, RunRetrying
-from catalog_refresher.refresh.guard import check_publish
+from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
 from catalog_refresher.settings import RepositoryOptions
 from catalog_refresher.sources.base import Payload, Source, Window
-from catalog_refresher.store.base import Applied, Changeset, IndexOutOfDate, Store
+from catalog_refresher.store.base import Applied, Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,6 +40,10 @@ class Offload(Protocol):
 async def inline(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """An ``Offload`` that runs the work on the loop itself (tests, small data)."""
     return fn(*args, **kwargs)
+
+
+#: Runs the CPU-heavy half of a run somewhere: a worker thread, or a worker process.
+Process = Callable[[Job, Payload], Awaitable[Processed]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +90,22 @@ class Runner:
         bus: EventBus,
         offload: Offload,
         on_applied: Callable[[Applied], None] = lambda applied: None,
+        process: Process | None = None,
     ) -> None:
+        """``process`` runs the pipeline; by default on ``offload`` in this process."""
         self.options = options
         self.store = store
         self.clock = clock
         self.bus = bus
         self.offload = offload
         self.on_applied = on_applied
-        self._indexes: dict[str, diffing.FingerprintIndex] = {}
+        if process is None:
+            pipeline = Pipeline(store, clock.now)
+
+            async def process(job: Job, payload: Payload) -> Processed:
+                return await offload(pipeline.process, job, payload)
+
+        self.process: Process = process
 
     async def execute(
         self, run: Run, endpoints: Endpoints, *, max_delete_share: float
@@ -165,77 +170,17 @@ class Runner:
         assert run.started_at is not None
         window = window_for(spec, self.options, run.started_at.astimezone(UTC).date())
         payload = await self._fetch(run, endpoints, window, progress)
-        batch = await self.offload(validate, spec, payload, window)
-        progress.counts = RunCounts(fetched=batch.fetched, invalid=batch.invalid)
-
-        def outcome(status: RunStatus, found: diffing.Diff | None, error: str | None) -> RunOutcome:
-            counts = progress.counts
-            if found is not None:
-                counts = dataclasses.replace(
-                    counts,
-                    inserted=len(found.inserts),
-                    updated=len(found.updates),
-                    deleted=len(found.deletes),
-                )
-            return RunOutcome(
-                status=status,
-                finished_at=self.clock.now(),
-                attempts=progress.attempts,
-                used_backup=progress.used_backup,
-                counts=counts,
-                error=error,
-                error_type="rejected" if status is RunStatus.REJECTED else None,
-                invalid_reasons=tuple(batch.reasons),
-            )
-
-        try:
-            for _ in range(2):  # a second pass only if the data moved under the first diff
-                index = await self._index(spec)
-                found, changes = await self.offload(self._prepare, spec, index, batch, window)
-                try:
-                    check_publish(
-                        spec=spec,
-                        batch=batch,
-                        diff=found,
-                        max_delete_share=max_delete_share,
-                        force=run.forced,
-                    )
-                except PublishRejected as exc:
-                    rejected = outcome(RunStatus.REJECTED, None, str(exc))
-                    return _Result(outcome=rejected, valid=len(batch.rows))
-                succeeded = outcome(RunStatus.SUCCEEDED, found, None)
-                try:
-                    applied = await self.offload(self.store.apply, run.id, changes, succeeded)
-                except IndexOutOfDate:
-                    self._indexes.pop(spec.id, None)
-                    continue
-                index.update(found, batch, applied.version)
-                return _Result(outcome=succeeded, valid=len(batch.rows), applied=applied)
-            raise RunFenced(f"{spec.id} kept changing under the diff; try again")
-        except BaseException:
-            # Whatever happened, the in-memory index may no longer match the store.
-            self._indexes.pop(spec.id, None)
-            raise
-
-    @staticmethod
-    def _prepare(
-        spec: SourceSpec, index: diffing.FingerprintIndex, batch: Batch, window: Window | None
-    ) -> tuple[diffing.Diff, Changeset]:
-        found = diffing.diff(spec, index, batch, window)
-        return found, diffing.changeset(spec, found, batch, index.version)
-
-    async def _index(self, spec: SourceSpec) -> diffing.FingerprintIndex:
-        version = await self.offload(self.store.data_version, spec.id)
-        index = self._indexes.get(spec.id)
-        if index is None or index.version != version:
-            index = await self.offload(
-                diffing.FingerprintIndex.build, spec, version, self.store.iter_rows(spec.id)
-            )
-            self._indexes[spec.id] = index
-        return index
-
-    def forget_index(self, source: str) -> None:
-        self._indexes.pop(source, None)
+        job = Job(
+            run_id=run.id,
+            source=run.source,
+            forced=run.forced,
+            window=window,
+            max_delete_share=max_delete_share,
+            attempts=progress.attempts,
+            used_backup=progress.used_backup,
+        )
+        processed = await self.process(job, payload)
+        return _Result(outcome=processed.outcome, valid=processed.valid, applied=processed.applied)
 
     async def _fetch(
         self, run: Run, endpoints: Endpoints, window: Window | None, progress: _Progress

@@ -161,7 +161,7 @@ class RefreshService:
             raise SourceNotEnabled(f"source {source!r} is not configured or is disabled")
         async with self._submit_locks[source]:
             current = self._inflight.get(source)
-            if current is not None:
+            if current is not None and not current.done.done():
                 if force and not current.run.forced:
                     raise RunConflict(
                         f"run {current.run.id} of {source} is in flight; force it once it ends"

@@ -65,7 +65,9 @@ class SqliteStore:
         # NORMAL is durable across process crashes in WAL mode; only an OS crash
         # can lose the last commits, never corrupt the file.
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA busy_timeout = 10000")
+        # Refresh workers in other processes write too; a first load of a large
+        # source can hold the write lock for many seconds.
+        conn.execute("PRAGMA busy_timeout = 120000")
         conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 

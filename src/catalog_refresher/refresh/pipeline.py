@@ -1,0 +1,125 @@
+"""The CPU-heavy half of a run: validate, diff, guard, apply.
+
+One synchronous call per run, so that it can run on a worker thread or in a
+worker process (``refresh/workers.py``) and never hold the event loop that
+serves the API. A ``Pipeline`` keeps the fingerprint index of each source it
+has processed; see ``refresh/diff.py`` for why and how it is kept honest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus
+from catalog_refresher.domain.specs import SPECS, SourceSpec
+from catalog_refresher.domain.validation import Batch, validate
+from catalog_refresher.errors import PublishRejected, RunFenced
+from catalog_refresher.refresh import diff as diffing
+from catalog_refresher.refresh.guard import check_publish
+from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.store.base import Applied, IndexOutOfDate, Store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """What the pipeline needs to know of a run (small and picklable)."""
+
+    run_id: int
+    source: str
+    forced: bool
+    window: Window | None
+    max_delete_share: float
+    attempts: int
+    used_backup: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Processed:
+    """How the run ended: ``applied`` is set when its data was committed."""
+
+    outcome: RunOutcome
+    valid: int
+    applied: Applied | None = None
+
+
+class Pipeline:
+    def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self.now = now
+        self._indexes: dict[str, diffing.FingerprintIndex] = {}
+
+    def process(self, job: Job, payload: Payload) -> Processed:
+        """Validate ``payload`` and publish it for ``job``'s run, or say why not.
+
+        Returns a rejected outcome when the publish guard refuses; raises
+        ``InvalidPayloadError``, ``StoreError`` or ``RunFenced`` when the run fails.
+        """
+        spec = SPECS[job.source]
+        batch = validate(spec, payload, job.window)
+        try:
+            for _ in range(2):  # a second pass only if the data moved under the first diff
+                index = self._index(spec)
+                found = diffing.diff(spec, index, batch, job.window)
+                try:
+                    check_publish(
+                        spec=spec,
+                        batch=batch,
+                        diff=found,
+                        max_delete_share=job.max_delete_share,
+                        force=job.forced,
+                    )
+                except PublishRejected as exc:
+                    rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
+                    return Processed(outcome=rejected, valid=len(batch.rows))
+                changes = diffing.changeset(spec, found, batch, index.version)
+                succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
+                try:
+                    applied = self.store.apply(job.run_id, changes, succeeded)
+                except IndexOutOfDate:
+                    self._indexes.pop(spec.id, None)
+                    continue
+                index.update(found, batch, applied.version)
+                return Processed(outcome=succeeded, valid=len(batch.rows), applied=applied)
+            raise RunFenced(f"{spec.id} kept changing under the diff; try again")
+        except BaseException:
+            # Whatever happened, the in-memory index may no longer match the store.
+            self._indexes.pop(spec.id, None)
+            raise
+
+    def _outcome(
+        self,
+        job: Job,
+        batch: Batch,
+        status: RunStatus,
+        found: diffing.Diff | None,
+        error: str | None,
+    ) -> RunOutcome:
+        counts = RunCounts(fetched=batch.fetched, invalid=batch.invalid)
+        if found is not None:
+            counts = dataclasses.replace(
+                counts,
+                inserted=len(found.inserts),
+                updated=len(found.updates),
+                deleted=len(found.deletes),
+            )
+        return RunOutcome(
+            status=status,
+            finished_at=self.now(),
+            attempts=job.attempts,
+            used_backup=job.used_backup,
+            counts=counts,
+            error=error,
+            error_type="rejected" if status is RunStatus.REJECTED else None,
+            invalid_reasons=tuple(batch.reasons),
+        )
+
+    def _index(self, spec: SourceSpec) -> diffing.FingerprintIndex:
+        version = self.store.data_version(spec.id)
+        index = self._indexes.get(spec.id)
+        if index is None or index.version != version:
+            index = diffing.FingerprintIndex.build(spec, version, self.store.iter_rows(spec.id))
+            self._indexes[spec.id] = index
+        return index

@@ -1,0 +1,128 @@
+"""`catalog-refresher run` as a real process, its sources on a real local HTTP
+server, its API read over a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from catalog_refresher.domain.specs import SPECS
+from tests.source_server import SourceServer, serve_sources
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_TOKEN = "admin-token-for-the-e2e-test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def sources() -> Iterator[SourceServer]:
+    with serve_sources(products=150) as server:
+        yield server
+
+
+@pytest.fixture
+def service(tmp_path: Path, sources: SourceServer) -> Iterator[tuple[str, list[str]]]:
+    """The service running in its own process; yields its base URL and its log lines."""
+    port = free_port()
+    config = tmp_path / "appsettings.json"
+    config.write_text(
+        json.dumps(
+            {
+                "Sources": {
+                    spec.config_key: {"Url": f"{sources.url}/{spec.id}"} for spec in SPECS.values()
+                },
+                "Store": {"Url": f"sqlite:///{tmp_path / 'catalog.db'}"},
+                "Api": {"Port": port, "AdminToken": "env:ADMIN_TOKEN"},
+            }
+        )
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "catalog_refresher", "run", "--config", str(config)],
+        env={**os.environ, "ADMIN_TOKEN": ADMIN_TOKEN},
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stderr is not None
+        reader = threading.Thread(
+            target=lambda: [lines.put(line) for line in process.stderr],  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        completed: set[str] = set()
+        deadline = time.monotonic() + 90
+        while len(completed) < len(SPECS) and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=deadline - time.monotonic())
+            except queue.Empty:
+                break
+            seen.append(line)
+            if " Completed " in line:
+                completed.add(line.split()[2])
+        assert len(completed) == len(SPECS), "".join(seen)
+        yield f"http://127.0.0.1:{port}", seen
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, "".join(seen)
+
+
+def test_reads_over_a_real_socket(service: tuple[str, list[str]]) -> None:
+    """Products, sources, runs, health and metrics answer over HTTP after all ten refreshed."""
+    base, _ = service
+    with httpx.Client(base_url=base, timeout=10) as client:
+        listing = client.get("/api/products", params={"limit": 5})
+        assert listing.status_code == 200
+        assert listing.json()["total"] > 100
+        code = listing.json()["items"][0]["product_code"]
+
+        product = client.get(f"/api/products/{code}")
+        assert product.status_code == 200
+        assert product.json()["product_code"] == code
+        assert "erp_stock" in product.json()["lineage"]
+
+        sources = client.get("/api/sources").json()
+        assert [s["id"] for s in sources] == list(SPECS)
+        assert all(s["last_status"] == "succeeded" for s in sources)
+
+        runs = client.get("/api/runs").json()
+        assert runs["total"] >= len(SPECS)
+
+        health = client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["status"] == "Healthy"
+
+        metrics = client.get("/metrics").text
+        assert 'catalog_refresh_success_total{data_type="erp_stock"} 1.0' in metrics
+
+
+def test_operator_refresh_needs_the_token(service: tuple[str, list[str]]) -> None:
+    """POST refresh is 401 without the token, 403 with a wrong one, 200 with the right one."""
+    base, _ = service
+    with httpx.Client(base_url=base, timeout=30) as client:
+        path = "/api/sources/erp_stock/refresh"
+        assert client.post(path).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert client.post(path, headers=wrong).status_code == 403
+        right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        done = client.post(path, params={"wait": "true"}, headers=right)
+        assert done.status_code == 200
+        assert done.json()["status"] == "succeeded"
+        assert done.json()["trigger"] == "manual"
