@@ -24,6 +24,7 @@ from catalog_refresher.observability import RunLog
 from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.runner import Endpoints, Offload
 from catalog_refresher.refresh.service import RefreshService
+from catalog_refresher.refresh.workers import WorkerPool
 from catalog_refresher.settings import Settings, reveal
 from catalog_refresher.sources.demo import DemoWorld
 from catalog_refresher.sources.http import build_client, open_source
@@ -42,6 +43,7 @@ class Application:
     metrics: Metrics
     notifier: WebhookNotifier
     api: FastAPI
+    pool: WorkerPool | None = None
 
     @classmethod
     def build(
@@ -71,6 +73,8 @@ class Application:
             for source_id, config in settings.sources.items()
         }
         offload: Offload = asyncio.to_thread
+        workers = settings.refresh.worker_processes
+        pool = WorkerPool(reveal(settings.store.url), workers) if workers else None
         service = RefreshService(
             settings=settings,
             store=store,
@@ -79,6 +83,7 @@ class Application:
             bus=bus,
             offload=offload,
             on_applied=catalog.on_applied,
+            process=pool,
         )
         metrics = Metrics.for_service(service, catalog)
         notifier = WebhookNotifier(settings.alerts, client, clock, circuit=service.circuit)
@@ -92,7 +97,7 @@ class Application:
             offload=offload,
             metrics=metrics.render,
         )
-        return cls(settings, store, catalog, service, bus, client, metrics, notifier, api)
+        return cls(settings, store, catalog, service, bus, client, metrics, notifier, api, pool)
 
     async def start(self) -> None:
         """Recover from the audit log, then start the schedules and the notifier."""
@@ -109,6 +114,8 @@ class Application:
         self.service.start()
 
     async def aclose(self) -> None:
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.shutdown)
         await self.notifier.aclose()
         await self.client.aclose()
         self.store.close()

@@ -8,8 +8,8 @@ into immutable ``Settings``. Layers, later wins:
 3. ``<file stem>.<Environment>.json`` beside it, when an environment is named
    (argument, else ``CATALOG_REFRESHER_ENVIRONMENT``); a missing one is fine;
 4. environment variables ``Section__Key=value`` for the known sections
-   (``CatalogRepository``, ``Sources``, ``Store``, ``Api``, ``Cache``, ``Alerts``,
-   ``Logging``).
+   (``CatalogRepository``, ``Sources``, ``Store``, ``Api``, ``Cache``, ``Refresh``,
+   ``Alerts``, ``Logging``).
 
 Keys match case-insensitively everywhere; header names keep their spelling. Other
 top-level sections (``AllowedHosts``...) are ignored; an unknown key inside a known
@@ -68,6 +68,7 @@ from catalog_refresher.settings import (
     EndpointType,
     LogFormat,
     LoggingSettings,
+    RefreshSettings,
     RepositoryOptions,
     Secret,
     Settings,
@@ -86,7 +87,16 @@ __all__ = [
 ]
 
 ENVIRONMENT_VARIABLE = "CATALOG_REFRESHER_ENVIRONMENT"
-SECTIONS = ("CatalogRepository", "Sources", "Store", "Api", "Cache", "Alerts", "Logging")
+SECTIONS = (
+    "CatalogRepository",
+    "Sources",
+    "Store",
+    "Api",
+    "Cache",
+    "Refresh",
+    "Alerts",
+    "Logging",
+)
 
 # A parsed JSON object: lower-cased key -> (key as written, value).
 _Tree = dict[str, tuple[str, Any]]
@@ -150,6 +160,7 @@ def load(path: Path | None, *, environment: str | None, environ: Mapping[str, st
         store=_store(_section(tree, "Store"), context),
         api=_api(_section(tree, "Api"), context),
         cache=_cache(_section(tree, "Cache")),
+        refresh=_refresh(_section(tree, "Refresh")),
         alerts=_alerts(_section(tree, "Alerts"), context),
         logging=LoggingSettings(
             level=_log_level(_get(logging, "Level")),
@@ -188,6 +199,7 @@ def describe(settings: Settings) -> dict[str, Any]:
             "ProtectReads": api.protect_reads,
         },
         "Cache": {"MaxSize": settings.cache.max_size},
+        "Refresh": {"WorkerProcesses": settings.refresh.worker_processes},
         "Alerts": {
             "WebhookUrl": None
             if settings.alerts.webhook_url is None
@@ -439,6 +451,14 @@ def _headers(value: Any, key: str, context: _Context) -> Mapping[str, str | Secr
         if any(c in secret.value for c in "\r\n\0"):
             raise ConfigError(header_key, "the value contains a line break or NUL character")
     return MappingProxyType(headers)
+
+
+def _refresh(tree: _Tree) -> RefreshSettings:
+    _reject_unknown(tree, "Refresh", ("WorkerProcesses",))
+    workers = _get(tree, "WorkerProcesses")
+    if workers is None:
+        return RefreshSettings()
+    return RefreshSettings(worker_processes=as_int(workers, "Refresh:WorkerProcesses", 0, 16))
 
 
 def _alerts(tree: _Tree, context: _Context) -> AlertSettings:

@@ -135,6 +135,13 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshSettings:
+    worker_processes: int = 1
+    """Processes that validate and apply payloads, so that large refreshes never
+    stall the API; 0 does that work on threads of the service process instead."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CacheSettings:
     max_size: int = 10_000
     """Product aggregates kept in memory; 0 turns the cache off."""
@@ -163,6 +170,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    refresh: RefreshSettings = field(default_factory=RefreshSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 

@@ -556,6 +556,7 @@ def test_describe_mirrors_the_file_shape(tmp_path: Path) -> None:
         "Store",
         "Api",
         "Cache",
+        "Refresh",
         "Alerts",
         "Logging",
     }

@@ -31,7 +31,7 @@ from catalog_refresher.refresh.events import (
     SourceNotConfigured,
 )
 from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
-from catalog_refresher.refresh.runner import Endpoints, Offload, Runner, window_for
+from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner, window_for
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
 from catalog_refresher.settings import Settings
@@ -72,6 +72,7 @@ class RefreshService:
         bus: EventBus | None = None,
         offload: Offload = asyncio.to_thread,
         on_applied: Callable[[Applied], None] = lambda applied: None,
+        process: Process | None = None,
     ) -> None:
         self.settings = settings
         self.options = settings.repository
@@ -87,6 +88,7 @@ class RefreshService:
             bus=self.bus,
             offload=offload,
             on_applied=on_applied,
+            process=process,
         )
         self.slots = PrioritySlots(self.options.max_concurrent_refreshes)
         self.breakers: dict[str, CircuitBreaker] = {}

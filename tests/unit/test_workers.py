@@ -1,0 +1,81 @@
+"""The pipeline in a real worker process, against a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from catalog_refresher.domain.runs import RunOutcome, RunStatus, Trigger
+from catalog_refresher.errors import RunFenced
+from catalog_refresher.refresh.pipeline import Job
+from catalog_refresher.refresh.workers import WorkerPool
+from catalog_refresher.sources.base import Payload
+from catalog_refresher.store.open import open_store
+
+ROWS = [{"product_code": f"P{i}", "stock": i, "location": "A1"} for i in range(100)]
+
+
+def job_for(run_id: int) -> Job:
+    return Job(
+        run_id=run_id,
+        source="erp_stock",
+        forced=False,
+        window=None,
+        max_delete_share=0.5,
+        attempts=1,
+        used_backup=False,
+    )
+
+
+async def test_worker_applies_and_keeps_its_index(tmp_path: Path) -> None:
+    """A worker process applies a run; a second run with one change writes only that row."""
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    store = open_store(url)
+    pool = WorkerPool(url, workers=1)
+    try:
+        for expected_inserted, expected_updated, rows in (
+            (100, 0, ROWS),
+            (0, 1, [*ROWS[:-1], {**ROWS[-1], "stock": 1000}]),
+        ):
+            run = store.create_run(
+                source="erp_stock", trigger=Trigger.MANUAL, forced=False, at=datetime.now(UTC)
+            )
+            store.mark_running(run.id, at=datetime.now(UTC))
+            payload = Payload(pages=[msgspec.json.encode(rows)])
+            processed = await pool(job_for(run.id), payload)
+            assert processed.outcome.status is RunStatus.SUCCEEDED
+            assert processed.applied is not None
+            recorded = store.get_run(run.id)
+            assert recorded is not None
+            assert recorded.status is RunStatus.SUCCEEDED
+            assert (recorded.counts.inserted, recorded.counts.updated) == (
+                expected_inserted,
+                expected_updated,
+            )
+    finally:
+        pool.shutdown()
+        store.close()
+
+
+async def test_worker_refuses_a_run_finished_meanwhile(tmp_path: Path) -> None:
+    """A run the main process already ended (timed out) is fenced off in the worker."""
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    store = open_store(url)
+    pool = WorkerPool(url, workers=1)
+    try:
+        run = store.create_run(
+            source="erp_stock", trigger=Trigger.MANUAL, forced=False, at=datetime.now(UTC)
+        )
+        store.finish_run(
+            run.id, RunOutcome(status=RunStatus.TIMED_OUT, finished_at=datetime.now(UTC))
+        )
+        payload = Payload(pages=[msgspec.json.encode(ROWS)])
+        with pytest.raises(RunFenced):
+            await pool(job_for(run.id), payload)
+        assert store.source_history("erp_stock").record_count == 0
+    finally:
+        pool.shutdown()
+        store.close()
