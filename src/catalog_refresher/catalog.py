@@ -13,12 +13,27 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
+
 from catalog_refresher.domain.aggregate import ProductAggregate, assemble, decode_rows
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.refresh.events import Event, RunFinished
 from catalog_refresher.store.base import Applied, Store
 
 DEFAULT_CACHE_SIZE = 10_000
+
+_encode = msgspec.json.Encoder().encode
+
+
+class _Cached:
+    """A cached aggregate and, once asked for, its JSON as of ``stamp``."""
+
+    __slots__ = ("json", "product", "stamp")
+
+    def __init__(self, product: ProductAggregate) -> None:
+        self.product = product
+        self.json: bytes | None = None
+        self.stamp = -1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,11 +57,13 @@ class Catalog:
             raise ValueError("max_size must be >= 0")
         self.store = store
         self.max_size = max_size
-        self._cache: OrderedDict[str, ProductAggregate] = OrderedDict()
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
         self._refreshed: dict[str, datetime | None] = {}
+        self._stamp = 0
+        """Moves whenever a ``refreshed_at`` does, so cached JSON knows it is out of date."""
         self._cursor = 0
         self._generation = 0
 
@@ -54,32 +71,67 @@ class Catalog:
 
     def get(self, code: str) -> ProductAggregate | None:
         """The product's aggregate, or ``None`` if no source knows the code."""
+        entry = self._entry(code)
+        return None if entry is None else self._stamped(entry.product)
+
+    def peek_json(self, code: str) -> bytes | None:
+        """The product's aggregate as JSON if it is cached, else ``None`` (no store read).
+
+        The hot path of ``GET /api/products/{code}``: cheap enough for the event
+        loop, so a cache hit needs no thread hop and no encoding.
+        """
+        with self._lock:
+            entry = self._cache.get(code)
+            if entry is None:
+                return None
+            self._cache.move_to_end(code)
+            self._hits += 1
+            return self._json(entry)
+
+    def get_json(self, code: str) -> bytes | None:
+        """The product's aggregate as JSON, read from the store when not cached."""
+        entry = self._entry(code)
+        if entry is None:
+            return None
+        with self._lock:
+            return self._json(entry)
+
+    def _entry(self, code: str) -> _Cached | None:
         with self._lock:
             cached = self._cache.get(code)
             if cached is not None:
                 self._cache.move_to_end(code)
                 self._hits += 1
-                return self._stamped(cached)
+                return cached
             self._misses += 1
             generation = self._generation
         parts = self.store.product_parts(code)
         if parts is None:
             return None
-        product = assemble(
-            code,
-            {source: decode_rows(source, part.rows) for source, part in parts.items()},
-            {source: (part.run_id, part.changed_at) for source, part in parts.items()},
-            {},
+        entry = _Cached(
+            assemble(
+                code,
+                {source: decode_rows(source, part.rows) for source, part in parts.items()},
+                {source: (part.run_id, part.changed_at) for source, part in parts.items()},
+                {},
+            )
         )
         with self._lock:
             # Cache only if nothing was invalidated while we read: the read may
             # predate a change that the invalidation was about.
             if self.max_size and generation == self._generation:
-                self._cache[code] = product
+                self._cache[code] = entry
                 self._cache.move_to_end(code)
                 while len(self._cache) > self.max_size:
                     self._cache.popitem(last=False)
-        return self._stamped(product)
+        return entry
+
+    def _json(self, entry: _Cached) -> bytes:
+        """``entry`` encoded with current ``refreshed_at`` stamps (call with the lock held)."""
+        if entry.json is None or entry.stamp != self._stamp:
+            entry.json = _encode(self._stamped(entry.product))
+            entry.stamp = self._stamp
+        return entry.json
 
     def _stamped(self, product: ProductAggregate) -> ProductAggregate:
         """A copy with each part's ``refreshed_at``, which moves on every good run."""
@@ -117,10 +169,14 @@ class Catalog:
     def on_event(self, event: Event) -> None:
         """Keep ``refreshed_at`` current: subscribe to the service's events."""
         if isinstance(event, RunFinished) and event.run.status is RunStatus.SUCCEEDED:
-            self._refreshed[event.run.source] = event.run.finished_at
+            with self._lock:
+                self._refreshed[event.run.source] = event.run.finished_at
+                self._stamp += 1
 
     def load_refreshed(self, refreshed: dict[str, datetime | None]) -> None:
-        self._refreshed.update(refreshed)
+        with self._lock:
+            self._refreshed.update(refreshed)
+            self._stamp += 1
 
     def follow_changes(self) -> int:
         """Invalidate what other processes changed since the last call; returns how many."""

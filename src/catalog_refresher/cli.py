@@ -10,10 +10,11 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -91,7 +92,7 @@ def run(config_path: ConfigOption = None, environment: EnvironmentOption = None)
     """Run the service in the foreground until SIGINT or SIGTERM."""
     settings = _settings(config_path, environment)
     _setup_logging(settings)
-    asyncio.run(_serve(settings, world=None))
+    _run_fast(_serve(settings, world=None))
 
 
 @app.command()
@@ -124,7 +125,7 @@ def demo(
         if failed:
             _fail(f"not refreshed: {', '.join(failed)}", code=1)
         return
-    asyncio.run(_serve(settings, world=world, duration=duration))
+    _run_fast(_serve(settings, world=world, duration=duration))
 
 
 async def _refresh_all(settings: Settings, world: DemoWorld) -> list[str]:
@@ -136,6 +137,16 @@ async def _refresh_all(settings: Settings, world: DemoWorld) -> list[str]:
         return [run.source for run in runs if run.status is not RunStatus.SUCCEEDED]
     finally:
         await application.aclose()
+
+
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` on uvloop where it is installed: the API answers faster on it."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def _serve(

@@ -52,9 +52,11 @@ def _page(context: ApiContext, search: str | None, limit: int, offset: int) -> P
 )
 async def get_product(context: Ctx, code: ProductCode) -> Response:
     """The aggregate of the product ``code``; 404 if no source knows it."""
-    product = await context.offload(context.catalog.get, code)
-    if product is None:
+    catalog = context.catalog
+    # A cache hit is answered on the loop; only a miss reads the store on a thread.
+    body = catalog.peek_json(code) or await context.offload(catalog.get_json, code)
+    if body is None:
         raise ApiProblem(
             404, "unknown-product", f"No product with code {code!r}.", title="Unknown product"
         )
-    return MsgspecResponse(product)
+    return Response(body, media_type="application/json")
