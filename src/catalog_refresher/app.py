@@ -7,8 +7,11 @@ protocols it is given (``Store``, ``Source``, ``Clock``).
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -44,6 +47,7 @@ class Application:
     notifier: WebhookNotifier
     api: FastAPI
     pool: WorkerPool | None = None
+    spool: Path | None = None
 
     @classmethod
     def build(
@@ -63,18 +67,20 @@ class Application:
         client = client or build_client()
         if world is None and any(s.primary.type == "demo" for s in settings.sources.values()):
             world = DemoWorld(clock_today=lambda: _today(clock))
+        workers = settings.refresh.worker_processes
+        pool = WorkerPool(reveal(settings.store.url), workers) if workers else None
+        # With worker processes, HTTP bodies are spooled to files the workers read.
+        spool = Path(tempfile.mkdtemp(prefix="catalog-refresher-")) if pool else None
         endpoints = {
             source_id: Endpoints(
-                open_source(source_id, config.primary, client, world=world),
-                open_source(source_id, config.backup, client, world=world)
+                open_source(source_id, config.primary, client, world=world, spool=spool),
+                open_source(source_id, config.backup, client, world=world, spool=spool)
                 if config.backup
                 else None,
             )
             for source_id, config in settings.sources.items()
         }
         offload: Offload = asyncio.to_thread
-        workers = settings.refresh.worker_processes
-        pool = WorkerPool(reveal(settings.store.url), workers) if workers else None
         service = RefreshService(
             settings=settings,
             store=store,
@@ -97,7 +103,9 @@ class Application:
             offload=offload,
             metrics=metrics.render,
         )
-        return cls(settings, store, catalog, service, bus, client, metrics, notifier, api, pool)
+        return cls(
+            settings, store, catalog, service, bus, client, metrics, notifier, api, pool, spool
+        )
 
     async def start(self) -> None:
         """Recover from the audit log, then start the schedules and the notifier."""
@@ -119,6 +127,8 @@ class Application:
         await self.notifier.aclose()
         await self.client.aclose()
         self.store.close()
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def _today(clock: Clock) -> date:

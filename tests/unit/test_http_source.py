@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import date, timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 import httpx
 import pytest
 
+from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.domain.validation import validate
 from catalog_refresher.errors import (
     ConfigError,
     InvalidPayloadError,
@@ -274,3 +278,19 @@ async def test_open_source_picks_the_implementation_by_type() -> None:
     assert isinstance(http_source, HttpSource)
     assert isinstance(demo_source, DemoSource)
     assert demo_source.source_id == "lots"
+
+
+async def test_spooled_body_lands_in_a_file_that_validates(tmp_path: Path) -> None:
+    """With a spool folder the body is streamed to a file; discard() removes it."""
+    body = b'[{"product_code": "A1", "stock": 3}]'
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    async with httpx.AsyncClient(transport=transport) as client:
+        endpoint = EndpointSettings(type=EndpointType.HTTP, url="http://erp.test/stock")
+        source = HttpSource("erp_stock", endpoint, client, spool=tmp_path)
+        payload = await source.fetch(None)
+    (page,) = payload.pages
+    assert isinstance(page, Path)
+    assert page.read_bytes() == body
+    assert list(validate(SPECS["erp_stock"], payload, None).rows) == ["A1"]
+    payload.discard()
+    assert os.listdir(tmp_path) == []

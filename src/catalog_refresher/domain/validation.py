@@ -15,6 +15,7 @@ import calendar
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -61,7 +62,8 @@ def validate(spec: SourceSpec, payload: Payload, window: Window | None) -> Batch
     batch = Batch()
     normalise = _history_normaliser(spec, window) if spec.is_history else _snapshot_normaliser(spec)
     for page_number, page in enumerate(payload.pages, start=1):
-        array = _records_array(page, payload.records_path, page_number)
+        body = page.read_bytes() if isinstance(page, Path) else page
+        array = _records_array(body, payload.records_path, page_number)
         where = f"page {page_number} record" if len(payload.pages) > 1 else "record"
         for index, record in _decode_records(spec, array, batch):
             if isinstance(record, msgspec.ValidationError):

@@ -179,7 +179,10 @@ class Runner:
             attempts=progress.attempts,
             used_backup=progress.used_backup,
         )
-        processed = await self.process(job, payload)
+        try:
+            processed = await self.process(job, payload)
+        finally:
+            payload.discard()
         return _Result(outcome=processed.outcome, valid=processed.valid, applied=processed.applied)
 
     async def _fetch(

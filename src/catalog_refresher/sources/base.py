@@ -9,8 +9,10 @@ plain ``SourceError`` for what is not.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 
 
@@ -26,11 +28,19 @@ class Window:
 class Payload:
     """What a source returned: one JSON document per page."""
 
-    pages: list[bytes] = field(default_factory=list)
+    pages: list[bytes | Path] = field(default_factory=list)
+    """Each page's body, or the file it was spooled to (see ``HttpSource``)."""
     records_path: str | None = None
     """Dotted path to the records array inside each page, or ``None`` for a bare array."""
     origin: str = ""
     """Where it came from, for logs (a URL without credentials, or ``demo``)."""
+
+    def discard(self) -> None:
+        """Delete spooled pages; the payload is not read after this."""
+        for page in self.pages:
+            if isinstance(page, Path):
+                with contextlib.suppress(FileNotFoundError):
+                    page.unlink()
 
 
 class Source(Protocol):
