@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -23,14 +24,17 @@ from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.errors import StoreError
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.sources.base import Payload
+from catalog_refresher.store.open import open_store
 
 _pipeline: Pipeline | None = None
 
 
 def _start_worker(store_url: str) -> None:
     """Runs once in each worker process."""
-    from catalog_refresher.store.open import open_store
-
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group; the
+    # service decides when its workers stop (after the grace period), not they.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     global _pipeline
     _pipeline = Pipeline(open_store(store_url), now=lambda: datetime.now(UTC))
 
