@@ -256,12 +256,13 @@ class SqliteStore:
                 "DELETE FROM records WHERE source = ? AND key = ?",
                 [(source, d.key) for d in changeset.deletes],
             )
+            # product_code and day are functions of the key, so an update leaves them
+            # (and the indexes over them) alone.
             conn.executemany(
                 "INSERT INTO records (source, key, product_code, day, data, run_id, changed_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (source, key) DO UPDATE SET product_code = excluded.product_code,"
-                " day = excluded.day, data = excluded.data, run_id = excluded.run_id,"
-                " changed_at = excluded.changed_at",
+                " ON CONFLICT (source, key) DO UPDATE SET data = excluded.data,"
+                " run_id = excluded.run_id, changed_at = excluded.changed_at",
                 [
                     (source, w.key, w.product_code, _day(w.day), w.data.decode(), run_id, at)
                     for w in changeset.writes
