@@ -29,6 +29,7 @@ from catalog_refresher.server import serve
 from catalog_refresher.settings import (
     EndpointSettings,
     EndpointType,
+    RefreshSettings,
     Secret,
     Settings,
     SourceSettings,
@@ -130,7 +131,7 @@ def demo(
 
 async def _refresh_all(settings: Settings, world: DemoWorld) -> list[str]:
     """Refresh every source once, in parallel; the ones that did not succeed."""
-    application = Application.build(settings, world=world)
+    application = Application.build(_in_process(settings), world=world)
     try:
         await application.service.prepare()
         runs = await asyncio.gather(*(application.service.refresh(s) for s in settings.sources))
@@ -193,12 +194,17 @@ def refresh(
 
 
 async def _refresh_once(settings: Settings, source_id: str, force: bool) -> Run:
-    application = Application.build(settings)
+    application = Application.build(_in_process(settings))
     try:
         await application.service.prepare(recover=False)
         return await application.service.refresh(source_id, force=force)
     finally:
         await application.aclose()
+
+
+def _in_process(settings: Settings) -> Settings:
+    """One-shot commands serve no API, so a worker process would only cost its start."""
+    return replace(settings, refresh=RefreshSettings(worker_processes=0))
 
 
 def _source_id(name: str) -> str:
