@@ -154,7 +154,15 @@ class Catalog:
     def invalidate(self, codes: set[str] | frozenset[str]) -> int:
         with self._lock:
             self._generation += 1
-            return sum(self._cache.pop(code, None) is not None for code in codes)
+            cache = self._cache
+            if len(codes) > len(cache):
+                # A large run: walk the (bounded) cache rather than every changed code.
+                gone = [code for code in cache if code in codes]
+            else:
+                gone = [code for code in codes if code in cache]
+            for code in gone:
+                del cache[code]
+            return len(gone)
 
     def invalidate_all(self) -> int:
         with self._lock:
@@ -164,7 +172,10 @@ class Catalog:
             return dropped
 
     def on_applied(self, applied: Applied) -> None:
-        self.invalidate(applied.products)
+        if applied.products is None:
+            self.invalidate_all()
+        else:
+            self.invalidate(applied.products)
 
     def on_event(self, event: Event) -> None:
         """Keep ``refreshed_at`` current: subscribe to the service's events."""

@@ -227,3 +227,16 @@ def test_lineage_carries_the_last_successful_refresh(store: SqliteStore) -> None
     product = catalog.get("A")
     assert isinstance(product, ProductAggregate)
     assert product.lineage["erp_stock"].refreshed_at == T0
+
+
+def test_a_huge_change_set_walks_the_cache_and_none_means_all(store: SqliteStore) -> None:
+    """More changed codes than cached ones still drop exactly the cached changed ones;
+    ``products=None`` (too many to list) drops everything."""
+    erp_stocks(store, A=1, B=2, C=3)
+    catalog = Catalog(store)
+    read(catalog, "ABC")
+    many = frozenset({"A", *(f"X{i}" for i in range(1000))})
+    assert catalog.invalidate(many) == 1
+    assert catalog.stats().size == 2
+    catalog.on_applied(Applied(products=None, version=9))
+    assert catalog.stats().size == 0

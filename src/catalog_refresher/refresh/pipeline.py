@@ -22,6 +22,9 @@ from catalog_refresher.refresh.guard import check_publish
 from catalog_refresher.sources.base import Payload, Window
 from catalog_refresher.store.base import Applied, IndexOutOfDate, Store
 
+#: Above this many changed products a run reports "everything changed" instead.
+MANY_PRODUCTS = 50_000
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
@@ -82,6 +85,10 @@ class Pipeline:
                     self._indexes.pop(spec.id, None)
                     continue
                 index.update(found, batch, applied.version)
+                if applied.products is not None and len(applied.products) > MANY_PRODUCTS:
+                    # Shipping a million codes back to the service process (and dropping
+                    # them from its cache one by one) stalls it; "all of them" is cheaper.
+                    applied = dataclasses.replace(applied, products=None)
                 return Processed(outcome=succeeded, valid=len(batch.rows), applied=applied)
             raise RunFenced(f"{spec.id} kept changing under the diff; try again")
         except BaseException:

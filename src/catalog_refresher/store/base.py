@@ -57,8 +57,8 @@ class Changeset:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Applied:
-    products: frozenset[str]
-    """Product codes whose aggregate changed."""
+    products: frozenset[str] | None
+    """Product codes whose aggregate changed; ``None`` for too many to list (treat as all)."""
     version: int
     """The source's ``data_version`` after the change."""
 
