@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 import uvicorn
@@ -43,6 +44,11 @@ async def serve(application: Application, stop: asyncio.Event) -> None:
     # the signal when it returns; either way ``stop`` ends up set.
     api = asyncio.create_task(_serve_api(server), name="api")
     await application.start()
+    # Everything allocated so far (the imported libraries, the app) lives as long
+    # as the process: keep the collector's full passes from walking it on every
+    # cycle, which showed up as tens of milliseconds of read latency.
+    gc.collect()
+    gc.freeze()
     log.info(
         "Serving the API on http://%s:%d",
         settings.api.host,
