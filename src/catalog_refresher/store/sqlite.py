@@ -1,8 +1,9 @@
 """The embedded store: one SQLite file in WAL mode.
 
 WAL lets readers (the API) read the last committed state while a refresh
-writes. Writes go through one connection and reads through another, each
-guarded by a lock, because the service calls the store from worker threads.
+writes. Writes go through one connection guarded by a lock; each thread that
+reads gets its own connection, so concurrent reads (the API's thread pool)
+do not queue behind each other.
 A run's changes are written set-based with ``executemany`` inside a single
 ``BEGIN IMMEDIATE`` transaction: a failure anywhere rolls all of it back.
 """
@@ -53,11 +54,12 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._writer = self._connect()
-            self._reader = self._connect()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
-        self._read_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -69,16 +71,18 @@ class SqliteStore:
         # source can hold the write lock for many seconds.
         conn.execute("PRAGMA busy_timeout = 120000")
         conn.execute("PRAGMA temp_store = MEMORY")
-        # Reads through a memory map skip a copy per page, and a 64 MB page cache
-        # per connection keeps the hot part of a large catalog in memory.
+        # Reads through a memory map skip a copy per page; a 16 MB page cache per
+        # connection (one per reading thread) keeps hot index pages in memory.
         conn.execute("PRAGMA mmap_size = 1073741824")
-        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA cache_size = -16384")
         return conn
 
     def close(self) -> None:
-        with self._write_lock, self._read_lock:
+        with self._write_lock, self._readers_lock:
             self._writer.close()
-            self._reader.close()
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -100,11 +104,17 @@ class SqliteStore:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._read_lock:
-            try:
-                yield self._reader
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite read failed: {exc}") from exc
+        """This thread's read connection (opened on first use)."""
+        try:
+            conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._connect()
+                with self._readers_lock:
+                    self._readers.append(conn)
+                self._local.conn = conn
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite read failed: {exc}") from exc
 
     def migrate(self) -> None:
         scripts = sorted(
