@@ -162,12 +162,8 @@ class WebhookNotifier:
         elif run.status.counts_against_circuit and state is _State.OK:
             self._transition(run, _State.FAILING, AlertKind.FAILING)
         if self._circuit is not None:
-            # The service records the run with its breaker right after RunFinished,
-            # in the same step of the event loop: look at the breaker after that.
-            try:
-                asyncio.get_running_loop().call_soon(self._check_circuit, run)
-            except RuntimeError:  # no loop (a synchronous caller): look now
-                self._check_circuit(run)
+            # The service updates the breaker before it emits RunFinished.
+            self._check_circuit(run)
 
     def _check_circuit(self, run: Run) -> None:
         assert self._circuit is not None

@@ -10,14 +10,13 @@ worker thread when the time ran out.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from typing import ParamSpec, Protocol, TypeVar
 
 from catalog_refresher.clock import Clock, timeout
-from catalog_refresher.domain.runs import Run, RunCounts, RunOutcome, RunStatus
+from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.errors import CatalogRefresherError, SourceError
 from catalog_refresher.refresh.events import EventBus, FailingOver, RunFinished, RunRetrying
@@ -60,7 +59,6 @@ class _Progress:
 
     attempts: int = 0
     used_backup: bool = False
-    counts: RunCounts = dataclasses.field(default_factory=RunCounts)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -157,7 +155,6 @@ class Runner:
             finished_at=self.clock.now(),
             attempts=progress.attempts,
             used_backup=progress.used_backup,
-            counts=progress.counts,
             error=error,
             error_type=error_type,
         )
