@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pytest
 
+from catalog_refresher.api.context import ApiContext
 from tests.api.support import ALL_CODES, SLASH_CODE, UNICODE_CODE, Api, assert_problem
 
 
@@ -24,6 +28,41 @@ async def test_product_is_its_aggregate(started: Api) -> None:
     assert lineage["changed_at"] == "2026-11-29T10:00:00Z"
     assert lineage["refreshed_at"] == "2026-11-29T10:00:00Z"
     assert isinstance(lineage["run_id"], int)
+
+
+T = TypeVar("T")
+
+
+def count_offloads(api: Api) -> list[str]:
+    """Make the app record the name of every call it hands to a thread."""
+    calls: list[str] = []
+    context: ApiContext = api.app.state.context
+
+    async def offload(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return fn(*args, **kwargs)
+
+    api.app.state.context = dataclasses.replace(context, offload=offload)
+    return calls
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["embedded", "networked"])
+async def test_product_reads_hop_to_a_thread_only_for_a_networked_store(
+    started: Api, inline: bool
+) -> None:
+    """On SQLite a cache miss is read on the loop; a networked store is read on a thread."""
+    started.harness.store.inline_point_reads = inline  # type: ignore[misc]
+    catalog = started.harness.catalog
+    catalog.invalidate_all()
+    hits_before = catalog.stats().hits
+    calls = count_offloads(started)
+    miss = await started.client.get("/api/products/TEST-001")
+    hit = await started.client.get("/api/products/TEST-001")
+    assert miss.status_code == hit.status_code == 200
+    assert miss.json() == hit.json()
+    assert miss.json()["stock"]["erp"] == 100
+    assert calls == ([] if inline else ["get_json"])
+    assert catalog.stats().hits == hits_before + 1
 
 
 @pytest.mark.parametrize("code", [SLASH_CODE, UNICODE_CODE])

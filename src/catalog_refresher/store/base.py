@@ -5,7 +5,8 @@ log of runs, and what the read side needs to stay current (lineage per product
 and source, the list of products, a feed of changed product codes).
 
 Methods are synchronous: a store call is one short transaction, run by the
-service on a worker thread so that it never holds the event loop. Atomicity does
+service on a worker thread so that it never holds the event loop (the one
+exception: see ``Store.inline_point_reads``). Atomicity does
 not rest on the caller: ``apply`` writes a run's data *and* marks the run
 succeeded in one transaction, and only while the run is still ``running`` in
 the database. A run that timed out or was cancelled meanwhile is fenced off
@@ -100,6 +101,14 @@ class RunQuery:
 
 
 class Store(Protocol):
+    inline_point_reads: bool
+    """Whether ``product_parts`` is a local lookup that never waits on a network.
+
+    An embedded store answers it from a memory-mapped file in tens of
+    microseconds, less than handing the call to a thread costs; the API then
+    reads on the event loop. A networked store is read on a thread.
+    """
+
     def migrate(self) -> None:
         """Bring the schema up to date."""
         ...

@@ -30,6 +30,7 @@ from catalog_refresher.store.base import (
     StoredPart,
 )
 
+READ_BUSY_TIMEOUT_MS = 1_000
 _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 _RUN_COLUMNS = (
     "id, source, trigger, status, forced, queued_at, started_at, finished_at, attempts,"
@@ -49,6 +50,8 @@ def sqlite_path(url: str) -> Path:
 class SqliteStore:
     """``Store`` on a SQLite file."""
 
+    inline_point_reads = True
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +64,7 @@ class SqliteStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, busy_timeout_ms: int = 120_000) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL is durable across process crashes in WAL mode; only an OS crash
@@ -69,7 +72,7 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous = NORMAL")
         # Refresh workers in other processes write too; a first load of a large
         # source can hold the write lock for many seconds.
-        conn.execute("PRAGMA busy_timeout = 120000")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
         conn.execute("PRAGMA temp_store = MEMORY")
         # Reads through a memory map skip a copy per page; a 16 MB page cache per
         # connection (one per reading thread) keeps hot index pages in memory.
@@ -108,7 +111,11 @@ class SqliteStore:
         try:
             conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
             if conn is None:
-                conn = self._connect()
+                # A WAL reader never waits for writers; it can only meet a lock
+                # while another connection recovers the file after a crash. The
+                # API reads on its event loop (``inline_point_reads``), so wait
+                # briefly and fail rather than stall every request.
+                conn = self._connect(busy_timeout_ms=READ_BUSY_TIMEOUT_MS)
                 with self._readers_lock:
                     self._readers.append(conn)
                 self._local.conn = conn

@@ -1,0 +1,47 @@
+"""What only the SQLite store does (the shared behaviour is in ``tests/contract``)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from catalog_refresher.store.sqlite import READ_BUSY_TIMEOUT_MS, SqliteStore
+
+
+def test_reads_wait_briefly_for_a_lock_and_writes_wait_long(tmp_path: Path) -> None:
+    """The API reads on its event loop, so a read that meets a lock gives up after
+    a second; a write may wait for a worker's long first load to commit."""
+    store = SqliteStore(tmp_path / "catalog.db")
+    try:
+        with store._read() as reader:
+            assert reader.execute("PRAGMA busy_timeout").fetchone() == (READ_BUSY_TIMEOUT_MS,)
+        assert store._writer.execute("PRAGMA busy_timeout").fetchone() == (120_000,)
+    finally:
+        store.close()
+    assert READ_BUSY_TIMEOUT_MS <= 1_000
+
+
+def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "catalog.db")
+    store.migrate()
+    seen: list[object] = []
+
+    def read() -> None:
+        with store._read() as conn:
+            seen.append(conn)
+        assert store.product_parts("TEST-001") is None
+
+    try:
+        threads = [threading.Thread(target=read) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        read()
+        assert len({id(conn) for conn in seen}) == 4
+    finally:
+        store.close()
+
+
+def test_the_store_reads_points_inline() -> None:
+    assert SqliteStore.inline_point_reads is True
