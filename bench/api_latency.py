@@ -196,7 +196,7 @@ def measure(rows: int, repeats: int, workers: int, seconds: float) -> dict[str, 
                     switch(folder, snapshot)
                     snapshot = "a.json" if snapshot == "b.json" else "b.json"
                     run = client.post(f"{base}/api/sources/erp_stock/refresh").json()
-                    # Load for the refresh's whole length (about 5 s for 1M rows here).
+                    # Load for the refresh's whole length (3-5 s for 1M rows on 2 cores).
                     results["refresh"].append(wrk(base, script, seconds))
                     took = wait_for_run(base, client, run["id"])
                     print(f"  refresh took {took:.1f} s (load ran {seconds:.0f} s)", flush=True)
