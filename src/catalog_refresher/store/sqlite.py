@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
-from catalog_refresher.domain.runs import Run, RunCounts, RunOutcome, RunStatus, Trigger
+from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.errors import RunFenced, StoreError
 from catalog_refresher.store.base import (
     Applied,
@@ -29,14 +29,16 @@ from catalog_refresher.store.base import (
     SourceHistory,
     StoredPart,
 )
+from catalog_refresher.store.rows import (
+    RECENT_RUNS,
+    RUN_COLUMNS,
+    SOURCE_STATE,
+    UNFINISHED,
+    history_from,
+    run_from_row,
+)
 
 READ_BUSY_TIMEOUT_MS = 1_000
-_UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
-_RUN_COLUMNS = (
-    "id, source, trigger, status, forced, queued_at, started_at, finished_at, attempts,"
-    " fetched, inserted, updated, deleted, invalid, used_backup, error, error_type,"
-    " invalid_reasons"
-)
 
 
 def sqlite_path(url: str) -> Path:
@@ -193,15 +195,13 @@ class SqliteStore:
             cur = conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?,"
                 " error = 'abandoned by a process that stopped' WHERE status IN (?, ?)",
-                (RunStatus.CANCELLED.value, _ts(at), *_UNFINISHED),
+                (RunStatus.CANCELLED.value, _ts(at), *UNFINISHED),
             )
             return cur.rowcount
 
     def get_run(self, run_id: int) -> Run | None:
         with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+            row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run(row) if row else None
 
     def list_runs(self, query: RunQuery) -> tuple[list[Run], int]:
@@ -219,45 +219,16 @@ class SqliteStore:
         with self._read() as conn:
             total = conn.execute(f"SELECT count(*) FROM runs {clause}", params).fetchone()[0]
             rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
                 [*params, query.limit, query.offset],
             ).fetchall()
         return [_run(r) for r in rows], total
 
     def source_history(self, source: str) -> SourceHistory:
         with self._read() as conn:
-            recent = conn.execute(
-                "SELECT status, started_at, finished_at, used_backup FROM runs WHERE source = ?"
-                " ORDER BY id DESC LIMIT 200",
-                (source,),
-            ).fetchall()
-            state = conn.execute(
-                "SELECT data_version, row_count, last_success_run_id, last_success_at"
-                " FROM source_state WHERE source = ?",
-                (source,),
-            ).fetchone()
-        last_started = next((_dt(r[1]) for r in recent if r[1]), None)
-        finished = [(RunStatus(r[0]), r[2], bool(r[3])) for r in recent if RunStatus(r[0]).finished]
-        failures, last_failure_at = 0, None
-        for status, finished_at, _ in finished:
-            if status is RunStatus.SUCCEEDED:
-                break
-            if status.counts_against_circuit:
-                failures += 1
-                last_failure_at = last_failure_at or _dt(finished_at)
-        version, count, success_id, success_at = state or (0, 0, None, None)
-        return SourceHistory(
-            last_started_at=last_started,
-            last_attempt_at=last_started,
-            last_status=finished[0][0] if finished else None,
-            last_success_at=_dt(success_at),
-            last_success_run_id=success_id,
-            consecutive_failures=failures,
-            last_failure_at=last_failure_at,
-            last_used_backup=finished[0][2] if finished else False,
-            record_count=count,
-            data_version=version,
-        )
+            recent = conn.execute(RECENT_RUNS.format(p="?"), (source,)).fetchall()
+            state = conn.execute(SOURCE_STATE.format(p="?"), (source,)).fetchone()
+        return history_from(recent, state, _dt)
 
     # --- data ---------------------------------------------------------------------
 
@@ -477,55 +448,14 @@ def _finish(conn: sqlite3.Connection, run_id: int, outcome: RunOutcome) -> bool:
             outcome.error_type,
             json.dumps(list(outcome.invalid_reasons)) if outcome.invalid_reasons else None,
             run_id,
-            *_UNFINISHED,
+            *UNFINISHED,
         ),
     )
     return cur.rowcount == 1
 
 
 def _run(row: tuple[object, ...]) -> Run:
-    (
-        id_,
-        source,
-        trigger,
-        status,
-        forced,
-        queued_at,
-        started_at,
-        finished_at,
-        attempts,
-        fetched,
-        inserted,
-        updated,
-        deleted,
-        invalid,
-        used_backup,
-        error,
-        error_type,
-        reasons,
-    ) = row
-    return Run(
-        id=int(str(id_)),
-        source=str(source),
-        trigger=Trigger(str(trigger)),
-        status=RunStatus(str(status)),
-        forced=bool(forced),
-        queued_at=_dt(str(queued_at)) or datetime.min,
-        started_at=_dt(started_at),
-        finished_at=_dt(finished_at),
-        attempts=int(str(attempts)),
-        counts=RunCounts(
-            fetched=int(str(fetched)),
-            inserted=int(str(inserted)),
-            updated=int(str(updated)),
-            deleted=int(str(deleted)),
-            invalid=int(str(invalid)),
-        ),
-        used_backup=bool(used_backup),
-        error=str(error) if error is not None else None,
-        error_type=str(error_type) if error_type is not None else None,
-        invalid_reasons=tuple(json.loads(str(reasons))) if reasons else (),
-    )
+    return run_from_row(row, _dt)
 
 
 def _ts(value: datetime) -> str:

@@ -1,0 +1,113 @@
+"""Rows to domain objects, shared by the stores.
+
+Both stores keep the audit log in the same columns (``RUN_COLUMNS``); they
+differ only in how a time comes back (ISO text from SQLite, a ``datetime``
+from PostgreSQL), which each passes in as ``time``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from catalog_refresher.domain.runs import Run, RunCounts, RunStatus, Trigger
+from catalog_refresher.store.base import SourceHistory
+
+RUN_COLUMNS = (
+    "id, source, trigger, status, forced, queued_at, started_at, finished_at, attempts,"
+    " fetched, inserted, updated, deleted, invalid, used_backup, error, error_type,"
+    " invalid_reasons"
+)
+UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+
+TimeOf = Callable[[object], datetime | None]
+
+
+def run_from_row(row: Sequence[object], time: TimeOf) -> Run:
+    """A ``Run`` from the ``RUN_COLUMNS`` of one row."""
+    (
+        id_,
+        source,
+        trigger,
+        status,
+        forced,
+        queued_at,
+        started_at,
+        finished_at,
+        attempts,
+        fetched,
+        inserted,
+        updated,
+        deleted,
+        invalid,
+        used_backup,
+        error,
+        error_type,
+        reasons,
+    ) = row
+    if isinstance(reasons, str):
+        reasons = json.loads(reasons)
+    return Run(
+        id=int(str(id_)),
+        source=str(source),
+        trigger=Trigger(str(trigger)),
+        status=RunStatus(str(status)),
+        forced=bool(forced),
+        queued_at=time(queued_at) or datetime.min,
+        started_at=time(started_at),
+        finished_at=time(finished_at),
+        attempts=int(str(attempts)),
+        counts=RunCounts(
+            fetched=int(str(fetched)),
+            inserted=int(str(inserted)),
+            updated=int(str(updated)),
+            deleted=int(str(deleted)),
+            invalid=int(str(invalid)),
+        ),
+        used_backup=bool(used_backup),
+        error=str(error) if error is not None else None,
+        error_type=str(error_type) if error_type is not None else None,
+        invalid_reasons=tuple(str(r) for r in reasons) if isinstance(reasons, list) else (),
+    )
+
+
+#: The recent runs ``history_from`` reads, newest first.
+RECENT_RUNS = (
+    "SELECT status, started_at, finished_at, used_backup FROM runs WHERE source = {p}"
+    " ORDER BY id DESC LIMIT 200"
+)
+SOURCE_STATE = (
+    "SELECT data_version, row_count, last_success_run_id, last_success_at"
+    " FROM source_state WHERE source = {p}"
+)
+
+
+def history_from(
+    recent: Sequence[Sequence[object]], state: Sequence[object] | None, time: TimeOf
+) -> SourceHistory:
+    """A source's ``SourceHistory`` from its ``RECENT_RUNS`` and ``SOURCE_STATE`` rows."""
+    last_started = next((time(r[1]) for r in recent if r[1]), None)
+    finished = [
+        (RunStatus(str(r[0])), r[2], bool(r[3])) for r in recent if RunStatus(str(r[0])).finished
+    ]
+    failures, last_failure_at = 0, None
+    for status, finished_at, _ in finished:
+        if status is RunStatus.SUCCEEDED:
+            break
+        if status.counts_against_circuit:
+            failures += 1
+            last_failure_at = last_failure_at or time(finished_at)
+    version, count, success_id, success_at = state or (0, 0, None, None)
+    return SourceHistory(
+        last_started_at=last_started,
+        last_attempt_at=last_started,
+        last_status=finished[0][0] if finished else None,
+        last_success_at=time(success_at),
+        last_success_run_id=int(str(success_id)) if success_id is not None else None,
+        consecutive_failures=failures,
+        last_failure_at=last_failure_at,
+        last_used_backup=finished[0][2] if finished else False,
+        record_count=int(str(count)),
+        data_version=int(str(version)),
+    )
