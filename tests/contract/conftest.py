@@ -2,8 +2,7 @@
 
 An implementation is an ``Implementation`` entry in ``IMPLEMENTATIONS``: how to open
 a store on one test's database, and the optional hooks a few tests need to reach
-inside it. A PostgreSQL implementation joins as one more entry, e.g.
-``pytest.param(Implementation(open=_postgres, ...), id="postgres", marks=pytest.mark.postgres)``.
+inside it. PostgreSQL tests run each in a schema of their own, dropped after.
 """
 
 from __future__ import annotations
@@ -14,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from catalog_refresher.store import postgres as postgres_module
 from catalog_refresher.store import sqlite as sqlite_module
 from catalog_refresher.store.base import Store
+from catalog_refresher.store.postgres import PostgresStore
 from catalog_refresher.store.sqlite import SqliteStore
+from tests.postgres import create_schema, drop_schema, schema_for
 
 Action = Callable[[], object]
 
@@ -29,6 +31,8 @@ class Implementation:
     """Make the next ``apply`` fail after it wrote rows, before it commits."""
     count_work: Callable[[Store, Action], int] | None = None
     """Deterministic database work ``action`` took (for complexity, not timing)."""
+    cleanup: Callable[[Path], None] | None = None
+    """Remove the test's database after the test."""
 
 
 # --- SQLite -------------------------------------------------------------------------------
@@ -67,7 +71,30 @@ SQLITE = Implementation(
     open=_sqlite_open, break_apply=_sqlite_break_apply, count_work=_sqlite_count_work
 )
 
-IMPLEMENTATIONS = [pytest.param(SQLITE, id="sqlite")]
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _postgres_open(tmp_path: Path) -> Store:
+    return PostgresStore(create_schema(schema_for(str(tmp_path))))
+
+
+def _postgres_break_apply(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: object) -> None:
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr(postgres_module, "_record_touched", explode)
+
+
+POSTGRES = Implementation(
+    open=_postgres_open,
+    break_apply=_postgres_break_apply,
+    cleanup=lambda tmp_path: drop_schema(schema_for(str(tmp_path))),
+)
+
+IMPLEMENTATIONS = [
+    pytest.param(SQLITE, id="sqlite"),
+    pytest.param(POSTGRES, id="postgres", marks=pytest.mark.postgres),
+]
 
 
 # --- fixtures -------------------------------------------------------------------------------
@@ -97,6 +124,8 @@ class Opener:
         for store in self._open:
             store.close()
         self._open.clear()
+        if self.implementation.cleanup is not None:
+            self.implementation.cleanup(self._tmp_path)
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

@@ -96,12 +96,16 @@ def test_finish_run_only_once(store: Store, started: bool) -> None:
     assert recorded.finished_at == T0 + timedelta(minutes=1)
 
 
-def test_cancel_abandoned_runs_cancels_queued_and_running_only(store: Store) -> None:
-    """Unfinished runs become ``cancelled``; finished runs are left as they were."""
+def test_cancel_abandoned_runs_cancels_queued_and_running_only(
+    opener: Opener, store: Store
+) -> None:
+    """After a restart, the stopped process's unfinished runs become ``cancelled``;
+    finished runs are left as they were."""
     queued = store.create_run(source="lots", trigger=Trigger.SCHEDULE, forced=False, at=T0)
     running = start_run(store, "erp_stock")
     done = start_run(store, "suppliers")
     store.finish_run(done.id, ended(RunStatus.FAILED))
+    store = opener.reopen(store)
     assert store.cancel_abandoned_runs(at=T0 + timedelta(hours=1)) == 2
     statuses = [store.get_run(r.id).status for r in (queued, running, done)]  # type: ignore[union-attr]
     assert statuses == [RunStatus.CANCELLED, RunStatus.CANCELLED, RunStatus.FAILED]

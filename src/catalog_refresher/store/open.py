@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from catalog_refresher.errors import ConfigError
 from catalog_refresher.store.base import Store
+from catalog_refresher.store.postgres import PostgresStore
 from catalog_refresher.store.sqlite import SqliteStore, sqlite_path
 
 
 def open_store(url: str) -> Store:
-    """The store at ``url`` (``sqlite:///path``), migrated."""
+    """The store at ``url`` (``sqlite:///path`` or ``postgresql://...``), migrated."""
+    store: Store
     if url.startswith("sqlite:///"):
         store = SqliteStore(sqlite_path(url))
+    elif url.startswith(("postgresql://", "postgres://")):
+        store = PostgresStore(url)
     else:
-        raise ConfigError("Store:Url", "only sqlite:/// stores are available in this version")
+        raise ConfigError("Store:Url", "must start with sqlite:/// or postgresql://")
     store.migrate()
     return store
