@@ -7,6 +7,8 @@ protocols it is given (``Store``, ``Source``, ``Clock``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock, SystemClock
 from catalog_refresher.control import LocalControl
 from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.errors import StoreError
 from catalog_refresher.metrics import Metrics
 from catalog_refresher.observability import RunLog
 from catalog_refresher.refresh.events import EventBus
@@ -33,6 +36,12 @@ from catalog_refresher.sources.demo import DemoWorld
 from catalog_refresher.sources.http import build_client, open_source
 from catalog_refresher.store.base import Store
 from catalog_refresher.store.open import open_store
+from catalog_refresher.store.postgres import PostgresStore
+
+log = logging.getLogger("catalog_refresher")
+
+#: How often a replica reads what its peers changed; bounds how stale its cache can be.
+FOLLOW_PEERS_EVERY = 1.0
 
 
 @dataclass
@@ -48,6 +57,7 @@ class Application:
     api: FastAPI
     pool: WorkerPool | None = None
     spool: Path | None = None
+    _peers: asyncio.Task[None] | None = None
 
     @classmethod
     def build(
@@ -81,6 +91,8 @@ class Application:
             for source_id, config in settings.sources.items()
         }
         offload: Offload = asyncio.to_thread
+        # Replicas sharing PostgreSQL agree through it on who runs what (contract 7).
+        coordinator = store if isinstance(store, PostgresStore) else None
         service = RefreshService(
             settings=settings,
             store=store,
@@ -90,6 +102,7 @@ class Application:
             offload=offload,
             on_applied=catalog.on_applied,
             process=pool,
+            coordinator=coordinator,
         )
         metrics = Metrics.for_service(service, catalog)
         notifier = WebhookNotifier(settings.alerts, client, clock, circuit=service.circuit)
@@ -120,8 +133,28 @@ class Application:
         self.notifier.load_failing(s for s, h in histories.items() if h.consecutive_failures)
         self.notifier.start()
         self.service.start()
+        if isinstance(self.store, PostgresStore):
+            self.catalog.follow_from(await asyncio.to_thread(self.store.latest_change))
+            self._peers = asyncio.create_task(self._follow_peers(self.store), name="follow-peers")
+
+    async def _follow_peers(self, store: PostgresStore) -> None:
+        """Keep this replica's cache in step with what its peers write (contract 7)."""
+        while True:
+            await self.service.clock.sleep(FOLLOW_PEERS_EVERY)
+            try:
+                await asyncio.to_thread(self.catalog.follow_changes)
+                last_success = await asyncio.to_thread(store.last_successes)
+            except StoreError:
+                log.warning("cannot read peers' changes; retrying", exc_info=True)
+                continue
+            self.catalog.load_refreshed(last_success)
+            self.metrics.load_last_success(last_success)
 
     async def aclose(self) -> None:
+        if self._peers is not None:
+            self._peers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._peers
         if self.pool is not None:
             await asyncio.to_thread(self.pool.shutdown)
         await self.notifier.aclose()

@@ -167,6 +167,10 @@ class Catalog:
             self._refreshed.update(refreshed)
             self._stamp += 1
 
+    def follow_from(self, cursor: int) -> None:
+        """Start following the change feed at ``cursor`` (what came before is known)."""
+        self._cursor = cursor
+
     def follow_changes(self) -> int:
         """Invalidate what other processes changed since the last call; returns how many."""
         self._cursor, codes = self.store.changes_since(self._cursor)

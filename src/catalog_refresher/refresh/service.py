@@ -8,6 +8,12 @@ run instead of starting another. Runs share ``MaxConcurrentRefreshes`` slots.
 
 A housekeeping loop purges history past its retention at start and hourly,
 whether or not the sources are healthy (retention is a compliance rule).
+
+Every run starts with a claim from the ``Coordinator`` (``cluster.py``). Alone,
+every claim is granted. With peers sharing the store, a scheduled slot that a
+peer already ran is skipped quietly until the cluster's next due time; a manual
+refresh while a peer runs the source follows that peer's run; and the circuit
+is read from the shared audit log before each run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from catalog_refresher.clock import Clock, sleep_until
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.errors import CatalogRefresherError, UnknownSourceError
+from catalog_refresher.refresh.cluster import Coordinator, Solo
 from catalog_refresher.refresh.events import (
     EventBus,
     Purged,
@@ -43,6 +50,8 @@ log = logging.getLogger("catalog_refresher")
 HOUSEKEEPING_EVERY = timedelta(hours=1)
 #: How long the change feed is kept for caches that follow it from other processes.
 CHANGE_FEED_KEPT = timedelta(days=1)
+#: How often a manual refresh looks at a run a peer replica has in flight.
+FOLLOW_PEER_RUN_EVERY = 1.0
 
 
 class SourceNotEnabled(CatalogRefresherError):
@@ -51,6 +60,14 @@ class SourceNotEnabled(CatalogRefresherError):
 
 class RunConflict(CatalogRefresherError):
     """An unforced run of this source is already in flight; a forced one cannot join it."""
+
+
+class NotOurTurn(CatalogRefresherError):
+    """A peer replica ran this source within its interval, or runs it now."""
+
+    def __init__(self, source: str, retry_after: timedelta) -> None:
+        super().__init__(f"{source}: a peer has it; ask again in {retry_after}")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +90,10 @@ class RefreshService:
         offload: Offload = asyncio.to_thread,
         on_applied: Callable[[Applied], None] = lambda applied: None,
         process: Process | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.settings = settings
+        self.coordinator: Coordinator = coordinator or Solo(store)
         self.options = settings.repository
         self.store = store
         self.clock = clock
@@ -119,16 +138,21 @@ class RefreshService:
             await self.offload(self.store.cancel_abandoned_runs, at=self.started_at)
         for source in SOURCE_IDS:
             history = await self.offload(self.store.source_history, source)
-            self.breakers[source] = CircuitBreaker(
-                threshold=self.options.circuit_breaker_failure_threshold,
-                open_for=self.options.circuit_breaker_open_duration,
-                failures=history.consecutive_failures,
-                last_failure_at=history.last_failure_at,
+            self.breakers[source] = self._breaker(
+                history.consecutive_failures, history.last_failure_at
             )
             if source not in self.settings.sources:
                 self.bus.emit(SourceNotConfigured(source=source, reason="not in Sources"))
             elif not self.settings.enabled(source):
                 self.bus.emit(SourceNotConfigured(source=source, reason="interval is 00:00:00"))
+
+    def _breaker(self, failures: int, last_failure_at: datetime | None) -> CircuitBreaker:
+        return CircuitBreaker(
+            threshold=self.options.circuit_breaker_failure_threshold,
+            open_for=self.options.circuit_breaker_open_duration,
+            failures=failures,
+            last_failure_at=last_failure_at,
+        )
 
     def start(self) -> None:
         """Start the schedule loops and housekeeping (``prepare`` must have run)."""
@@ -136,6 +160,9 @@ class RefreshService:
         for source in self.enabled_sources:
             self._loops.append(asyncio.create_task(self._schedule(source), name=f"loop-{source}"))
         self._loops.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        if self.coordinator.heartbeat_every is not None:
+            every = self.coordinator.heartbeat_every.total_seconds()
+            self._loops.append(asyncio.create_task(self._heartbeat(every), name="heartbeat"))
 
     async def stop(self) -> None:
         """Stop scheduling; give in-flight runs the grace period, then cancel them."""
@@ -170,13 +197,26 @@ class RefreshService:
                     )
                 return current
             await self.prepare()
-            run = await self.offload(
-                self.store.create_run,
-                source=source,
+            scheduled = trigger is not Trigger.MANUAL
+            claim = await self.offload(
+                self.coordinator.claim,
+                source,
                 trigger=trigger,
                 forced=force,
                 at=self.clock.now(),
+                interval=self.options.interval(SPECS[source]) if scheduled else None,
             )
+            if not claim.granted:
+                if claim.run is None or scheduled:
+                    raise NotOurTurn(source, claim.retry_after or timedelta(0))
+                if force and not claim.run.forced:
+                    raise RunConflict(
+                        f"run {claim.run.id} of {source} is in flight on a peer replica;"
+                        " force it once it ends"
+                    )
+                return RunHandle(claim.run, asyncio.create_task(self._follow(claim.run)))
+            assert claim.run is not None
+            run = claim.run
             handle = RunHandle(run, asyncio.create_task(self._execute(run), name=f"run-{run.id}"))
             self._inflight[source] = handle
             handle.done.add_done_callback(lambda _: self._inflight.pop(source, None))
@@ -195,8 +235,28 @@ class RefreshService:
         breaker = self.breakers.get(source)
         return breaker.state(self.clock.now()) if breaker else CircuitState.CLOSED
 
+    async def _follow(self, run: Run) -> Run:
+        """Wait for a run a peer replica has in flight, by reading the audit log."""
+        while True:
+            recorded = await self.offload(self.store.get_run, run.id)
+            if recorded is None or recorded.status.finished:
+                return recorded or run
+            await self.clock.sleep(FOLLOW_PEER_RUN_EVERY)
+
     async def _execute(self, run: Run) -> Run:
+        try:
+            return await self._execute_claimed(run)
+        finally:
+            await asyncio.shield(self.offload(self.coordinator.release, run.source, run.id))
+
+    async def _execute_claimed(self, run: Run) -> Run:
         source = run.source
+        if self.coordinator.heartbeat_every is not None:
+            # Peers' runs count too: the circuit is the cluster's, read from the audit log.
+            history = await self.offload(self.store.source_history, source)
+            self.breakers[source] = self._breaker(
+                history.consecutive_failures, history.last_failure_at
+            )
         breaker = self.breakers[source]
         if not breaker.allow(self.clock.now(), manual=run.trigger is Trigger.MANUAL):
             return await self._finish_unstarted(run, RunStatus.SKIPPED, "circuit open")
@@ -259,7 +319,13 @@ class RefreshService:
         while True:
             self.next_run_at[source] = slot.run_at
             await sleep_until(self.clock, slot.run_at)
-            await _survive(self._run_slot(source, trigger))
+            try:
+                await _survive(self._run_slot(source, trigger))
+            except NotOurTurn as turn:
+                # A peer ran it (or runs it): the cluster's next due time, by its clock.
+                due = self.clock.now() + turn.retry_after
+                slot = Slot(run_at=due, grid=due)
+                continue
             trigger = Trigger.SCHEDULE
             slot = next_slot(slot, interval=interval, now=self.clock.now())
 
@@ -268,6 +334,11 @@ class RefreshService:
         # Wait for the run (ours, or a manual one we joined) without owning it:
         # cancelling this loop at shutdown must leave the run its grace period.
         await asyncio.wait([handle.done])
+
+    async def _heartbeat(self, every: float) -> None:
+        while True:
+            await _survive(self.offload(self.coordinator.heartbeat))
+            await self.clock.sleep(every)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -298,7 +369,7 @@ async def _survive(work: Awaitable[object]) -> None:
     """A loop iteration's failure is reported and the loop goes on (never stops the others)."""
     try:
         await work
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, NotOurTurn):
         raise
     except Exception:
         # The loop must outlive any one failure (a store briefly unreachable, a bug).

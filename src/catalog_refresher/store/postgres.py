@@ -20,6 +20,7 @@ from importlib import resources
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from catalog_refresher.clock import Clock
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.errors import RunFenced, StoreError
 from catalog_refresher.refresh.cluster import Claim
@@ -51,8 +52,17 @@ class PostgresStore:
 
     inline_point_reads = False
 
-    def __init__(self, url: str, *, lease: timedelta = DEFAULT_LEASE, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease: timedelta = DEFAULT_LEASE,
+        pool_size: int = 8,
+        clock: Clock | None = None,
+    ) -> None:
+        """``clock`` replaces the database's clock in the cluster's decisions (tests)."""
         self.replica_id = f"{uuid.uuid4().hex[:12]}"
+        self._clock = clock
         self.lease = lease
         self.heartbeat_every: timedelta | None = lease / 3
         try:
@@ -136,8 +146,8 @@ class PostgresStore:
                 "UPDATE runs SET status = %s, finished_at = %s,"
                 " error = 'abandoned: its replica stopped or lost its lease'"
                 " WHERE status IN (%s, %s) AND (owner IS NULL OR owner NOT IN"
-                "   (SELECT id FROM replicas WHERE heartbeat_at > now() - %s))",
-                (RunStatus.CANCELLED.value, at, *UNFINISHED, self.lease),
+                "   (SELECT id FROM replicas WHERE heartbeat_at > %s))",
+                (RunStatus.CANCELLED.value, at, *UNFINISHED, self._now(conn) - self.lease),
             )
             return cur.rowcount
 
@@ -353,18 +363,28 @@ class PostgresStore:
     def _join(self) -> None:
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO replicas (id, started_at, heartbeat_at) VALUES (%s, now(), now())"
-                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
-                (self.replica_id,),
+                "INSERT INTO replicas (id, started_at, heartbeat_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (self.replica_id, now := self._now(conn), now),
             )
+
+    def _now(self, conn: psycopg.Connection[tuple[object, ...]]) -> datetime:
+        """The cluster's time: the database's clock, so that replicas' clocks may drift."""
+        if self._clock is not None:
+            return self._clock.now()
+        row = conn.execute("SELECT now()").fetchone()
+        now = _time(row[0] if row else None)
+        assert now is not None
+        return now
 
     def heartbeat(self) -> None:
         with self._tx() as conn:
+            now = self._now(conn)
             conn.execute(
-                "UPDATE replicas SET heartbeat_at = now() WHERE id = %s", (self.replica_id,)
+                "UPDATE replicas SET heartbeat_at = %s WHERE id = %s", (now, self.replica_id)
             )
             # Forget replicas dead for a day; their rows only mattered for takeover.
-            conn.execute("DELETE FROM replicas WHERE heartbeat_at < now() - interval '1 day'")
+            conn.execute("DELETE FROM replicas WHERE heartbeat_at < %s", (now - timedelta(days=1),))
 
     def claim(
         self,
@@ -386,14 +406,13 @@ class PostgresStore:
             conn.execute(
                 "INSERT INTO source_claims (source) VALUES (%s) ON CONFLICT DO NOTHING", (source,)
             )
-            owner, run_id, released, scheduled_at, alive, now = conn.execute(
-                "SELECT c.owner, c.run_id, c.released, c.scheduled_at,"
-                "       r.heartbeat_at > now() - %s, now()"
+            now = self._now(conn)
+            owner, run_id, released, scheduled_at, alive = conn.execute(
+                "SELECT c.owner, c.run_id, c.released, c.scheduled_at, r.heartbeat_at > %s"
                 " FROM source_claims c LEFT JOIN replicas r ON r.id = c.owner"
                 " WHERE c.source = %s FOR UPDATE OF c",
-                (self.lease, source),
-            ).fetchone() or (None, None, True, None, None, None)
-            assert isinstance(now, datetime)
+                (now - self.lease, source),
+            ).fetchone() or (None, None, True, None, None)
             if not released and owner != self.replica_id and alive:
                 running = conn.execute(
                     f"SELECT {RUN_COLUMNS} FROM runs WHERE id = %s", (run_id,)
@@ -418,10 +437,10 @@ class PostgresStore:
                     return Claim(granted=False, retry_after=due - now)
             run = _insert_run(conn, source, trigger, forced, at, self.replica_id)
             conn.execute(
-                "UPDATE source_claims SET owner = %s, run_id = %s, claimed_at = now(),"
-                " released = false, scheduled_at = CASE WHEN %s THEN now() ELSE scheduled_at END"
+                "UPDATE source_claims SET owner = %s, run_id = %s, claimed_at = %s,"
+                " released = false, scheduled_at = CASE WHEN %s THEN %s ELSE scheduled_at END"
                 " WHERE source = %s",
-                (self.replica_id, run.id, interval is not None, source),
+                (self.replica_id, run.id, now, interval is not None, now, source),
             )
             return Claim(granted=True, run=run)
 
