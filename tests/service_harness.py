@@ -1,4 +1,4 @@
-"""A refresh service wired to a real SQLite store, static sources and a fake clock."""
+"""A refresh service wired to a real store (SQLite unless given), static sources, a fake clock."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from catalog_refresher.catalog import Catalog
 from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observability import RunLog
+from catalog_refresher.refresh.cluster import Coordinator
 from catalog_refresher.refresh.events import Event, EventBus
 from catalog_refresher.refresh.runner import Endpoints, inline
 from catalog_refresher.refresh.service import RefreshService
@@ -24,6 +25,7 @@ from catalog_refresher.settings import (
     SourceSettings,
 )
 from catalog_refresher.sources.base import Source
+from catalog_refresher.store.base import Store
 from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock, StaticSource
 
@@ -47,7 +49,7 @@ def settings_for(
 @dataclass
 class Harness:
     service: RefreshService
-    store: SqliteStore
+    store: Store
     catalog: Catalog
     clock: FakeClock
     events: list[Event] = field(default_factory=list)
@@ -79,9 +81,13 @@ def build(
     *,
     backups: Mapping[str, Source] | None = None,
     priorities: Mapping[str, int] | None = None,
+    store: Store | None = None,
+    coordinator: Coordinator | None = None,
     **options: Any,
 ) -> Harness:
-    store = SqliteStore(path)
+    """A service on ``store`` (a new SQLite file at ``path`` if not given)."""
+    if store is None:
+        store = SqliteStore(path)
     store.migrate()
     catalog = Catalog(store)
     bus = EventBus()
@@ -98,6 +104,7 @@ def build(
         bus=bus,
         offload=inline,
         on_applied=catalog.on_applied,
+        coordinator=coordinator,
     )
     return Harness(
         service=service, store=store, catalog=catalog, clock=clock, events=harness_events

@@ -1,0 +1,173 @@
+"""Several replicas on one PostgreSQL database (contract 7), on a shared fake clock.
+
+Each replica is a real ``RefreshService`` over its own ``PostgresStore`` (its own
+connection pool and replica id) in one schema; the stores take the fake clock as
+the cluster's clock, so leases and intervals move with ``advance()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from catalog_refresher.domain.runs import RunStatus, Trigger
+from catalog_refresher.store.postgres import PostgresStore
+from catalog_refresher.testing import FakeClock, StaticSource
+from tests.postgres import create_schema, drop_schema
+from tests.service_harness import Harness, build
+
+pytestmark = pytest.mark.postgres
+
+LEASE = timedelta(seconds=30)
+ERP = [{"product_code": "TEST-001", "product_name": "Test", "stock": 100, "location": "A1"}]
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    schema = f"t_replicas_{uuid.uuid4().hex[:12]}"
+    yield create_schema(schema)
+    drop_schema(schema)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+class Cluster:
+    def __init__(self, url: str, clock: FakeClock) -> None:
+        self.url = url
+        self.clock = clock
+        self.replicas: list[Harness] = []
+
+    def replica(self, source: StaticSource, **options: Any) -> Harness:
+        store = PostgresStore(self.url, lease=LEASE, clock=self.clock)
+        harness = build(
+            None,  # type: ignore[arg-type]  # the store is given
+            self.clock,
+            {source.source_id: source},
+            store=store,
+            coordinator=store,
+            **options,
+        )
+        self.replicas.append(harness)
+        return harness
+
+    async def close(self) -> None:
+        for harness in self.replicas:
+            await harness.stop()
+            harness.store.close()
+
+
+@pytest.fixture
+async def cluster(url: str, clock: FakeClock) -> Any:
+    cluster = Cluster(url, clock)
+    yield cluster
+    await cluster.close()
+
+
+def erp(clock: FakeClock, **kwargs: Any) -> StaticSource:
+    return StaticSource("erp_stock", ERP, clock=clock, **kwargs)
+
+
+async def test_each_scheduled_slot_runs_once_across_replicas(
+    cluster: Cluster, clock: FakeClock
+) -> None:
+    """Two replicas, one source every 5 minutes: over 20 minutes, 5 runs in all, not 10."""
+    a_source, b_source = erp(clock), erp(clock)
+    a = cluster.replica(a_source)
+    b = cluster.replica(b_source)
+    await a.start()
+    await clock.advance(7)  # B starts 7 s later, on its own grid
+    await b.start()
+    for _ in range(20 * 6):
+        await clock.advance(10)
+    runs = [r for r in a.runs("erp_stock") if r.status is not RunStatus.SKIPPED]
+    assert [r.status for r in runs] == [RunStatus.SUCCEEDED] * 5
+    starts = [r.started_at for r in runs]
+    assert all(
+        later - earlier >= timedelta(minutes=5)  # type: ignore[operator]
+        for earlier, later in itertools.pairwise(starts)
+    )
+    assert a_source.calls + b_source.calls == 5
+    assert a_source.most_active + b_source.most_active <= 2
+
+
+async def test_a_dead_replicas_source_is_taken_over_within_a_lease_of_its_due_time(
+    cluster: Cluster, clock: FakeClock
+) -> None:
+    """A replica dies mid-run (no heartbeat, no release). At the source's next due time
+    its peer finds the claim still covered by the lease, asks again one lease later,
+    takes the source over and cancels the orphaned run: due time + lease at most."""
+    interval = timedelta(minutes=5)
+    dead = PostgresStore(cluster.url, lease=LEASE, clock=clock)
+    dead.migrate()
+    claim = dead.claim(
+        "erp_stock", trigger=Trigger.SCHEDULE, forced=False, at=clock.now(), interval=interval
+    )
+    assert claim.granted
+    assert claim.run is not None
+    assert dead.mark_running(claim.run.id, at=clock.now())
+    survivor_source = erp(clock)
+    survivor = cluster.replica(survivor_source)
+    await survivor.start()
+    await clock.advance(290)
+    dead.heartbeat()  # its last sign of life, 10 s before the next due time
+    await clock.advance(10)
+    assert survivor_source.calls == 0  # due, but the lease still covers the dead one
+    await clock.advance(LEASE.total_seconds() - 1)
+    assert survivor_source.calls == 0
+    await clock.advance(1)
+    assert survivor_source.calls == 1  # at due time + lease
+    orphan = survivor.store.get_run(claim.run.id)
+    assert orphan is not None
+    assert orphan.status is RunStatus.CANCELLED
+    assert "abandoned" in (orphan.error or "")
+    latest = survivor.runs("erp_stock")[-1]
+    assert (latest.status, latest.trigger) == (RunStatus.SUCCEEDED, Trigger.SCHEDULE)
+    dead.close()
+
+
+async def test_a_manual_refresh_on_a_peer_follows_the_run_in_flight(
+    cluster: Cluster, clock: FakeClock
+) -> None:
+    """While A runs the source, a manual refresh on B returns A's run and waits for it."""
+    a_source, b_source = erp(clock, delay=20), erp(clock)
+    a = cluster.replica(a_source)
+    b = cluster.replica(b_source)
+    await a.start()
+    running = a.service.in_flight("erp_stock")
+    assert running is not None
+    await b.service.prepare(recover=False)
+    handle = await b.service.submit("erp_stock")
+    assert handle.run.id == running.id
+    assert not handle.done.done()
+    while not handle.done.done():
+        await clock.advance(1)
+    finished = handle.done.result()
+    assert (finished.id, finished.status) == (running.id, RunStatus.SUCCEEDED)
+    assert b_source.calls == 0
+    assert a_source.calls == 1
+
+
+async def test_a_change_by_one_replica_reaches_the_others_cache(
+    cluster: Cluster, clock: FakeClock
+) -> None:
+    """B has the product cached; A changes it; B's next look at the change feed drops it."""
+    a_source = erp(clock)
+    a = cluster.replica(a_source)
+    b = cluster.replica(erp(clock))
+    await a.service.prepare()
+    await a.service.refresh("erp_stock")
+    assert b.catalog.get("TEST-001").stock.erp == 100  # type: ignore[union-attr]
+    b.catalog.follow_from(b.store.latest_change())  # type: ignore[attr-defined]
+    a_source.records = [{**ERP[0], "stock": 55}]
+    await a.service.refresh("erp_stock")
+    assert b.catalog.get("TEST-001").stock.erp == 100  # type: ignore[union-attr]  # cached
+    assert b.catalog.follow_changes() == 1
+    assert b.catalog.get("TEST-001").stock.erp == 55  # type: ignore[union-attr]
