@@ -142,8 +142,8 @@ class Application:
         while True:
             await self.service.clock.sleep(FOLLOW_PEERS_EVERY)
             try:
-                await asyncio.to_thread(self.catalog.follow_changes)
                 last_success = await asyncio.to_thread(store.last_successes)
+                await asyncio.to_thread(self.catalog.follow_changes)
             except StoreError:
                 log.warning("cannot read peers' changes; retrying", exc_info=True)
                 continue
