@@ -2,13 +2,14 @@
 
 ``GET /<source id>`` answers with the demo world's current records for that
 source (history sources read ``date_from``/``date_to``), so a service pointed
-at it sees realistic, changing data over a real socket.
+at it sees realistic, changing data over a real socket. A source named in
+``failing`` answers HTTP 500 instead, as a broken external system would.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,8 +21,9 @@ from catalog_refresher.sources.demo import DemoWorld
 
 
 class SourceServer:
-    def __init__(self, world: DemoWorld) -> None:
+    def __init__(self, world: DemoWorld, failing: Iterable[str] = ()) -> None:
         self.world = world
+        self.failing = frozenset(failing)
         self.lock = threading.Lock()  # the demo world is not thread-safe
         self.requests: list[str] = []
         self.url = ""
@@ -37,6 +39,11 @@ def _handler(state: SourceServer) -> type[BaseHTTPRequestHandler]:
             source = url.path.strip("/")
             if source not in SPECS:
                 self.send_error(404)
+                return
+            if source in state.failing:
+                with state.lock:
+                    state.requests.append(source)
+                self.send_error(500, "Internal Server Error")
                 return
             query = parse_qs(url.query)
             window = None
@@ -61,12 +68,14 @@ def _handler(state: SourceServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_sources(products: int = 200, seed: int = 11) -> Iterator[SourceServer]:
-    """Serve a demo world (no random failures) on 127.0.0.1 and a free port."""
+def serve_sources(
+    products: int = 200, seed: int = 11, failing: Iterable[str] = ()
+) -> Iterator[SourceServer]:
+    """Serve a demo world (no random failures but ``failing``) on 127.0.0.1 and a free port."""
     world = DemoWorld(
         products=products, seed=seed, failure_rate=0.0, clock_today=lambda: datetime.now(UTC).date()
     )
-    state = SourceServer(world)
+    state = SourceServer(world, failing)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

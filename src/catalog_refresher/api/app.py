@@ -3,8 +3,9 @@
 ``create_app`` takes every collaborator as an argument and reads nothing
 global, so the service wires it to its own parts and a test wires it to a real
 service on a fake clock. Routes live one concern per module: ``products``,
-``sources``, ``runs``, ``cache``, ``health``; errors are problem details
-(``problems``) and the admin token is checked in ``auth``.
+``sources``, ``runs``, ``cache``, ``health``, and the operators' status page
+``dashboard``; errors are problem details (``problems``) and the admin token is
+checked in ``auth``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from catalog_refresher import __version__
-from catalog_refresher.api import cache, health, problems, products, runs, sources
+from catalog_refresher.api import cache, dashboard, health, problems, products, runs, sources
 from catalog_refresher.api.context import ApiContext, Metrics
 from catalog_refresher.api.openapi import install_openapi
 from catalog_refresher.catalog import Catalog
@@ -26,7 +27,8 @@ DESCRIPTION = """\
 Reads of the product catalog kept current from ten external systems, the state
 of each source and its refresh runs, and operator actions (refresh now, drop
 the cache). Errors are RFC 9457 problem details. With an admin token
-configured, every POST needs `Authorization: Bearer <token>`.
+configured, every POST needs `Authorization: Bearer <token>`. A status page for
+operators is at `/dashboard`.
 """
 
 
@@ -64,7 +66,7 @@ def create_app(
         metrics=metrics,
     )
     problems.install(app)
-    for module in (products, sources, runs, cache, health):
+    for module in (products, sources, runs, cache, health, dashboard):
         app.include_router(module.router)
     install_openapi(app)
     return app

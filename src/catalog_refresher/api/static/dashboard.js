@@ -1,0 +1,381 @@
+// The status dashboard: polls the service's own API and draws what it answers.
+//
+// Every string the server sends goes into the page through textContent or an
+// attribute, never through HTML parsing: a source's error can contain anything.
+// The admin token lives in sessionStorage only (gone with the tab), is sent in
+// the Authorization header only, and is asked for when the API answers 401/403.
+
+const TOKEN_KEY = "catalog-refresher.admin-token";
+const POLL_KEY = "catalog-refresher.poll-seconds";
+const RUNS_SHOWN = 20;
+// A source whose latest run did not succeed: its row shows that run's error.
+const FAILING_STATUSES = new Set(["failed", "timed_out"]);
+const HEALTH_STATES = { Healthy: "ok", Degraded: "degraded", Unhealthy: "failing" };
+
+const $ = (selector) => document.querySelector(selector);
+const localTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const localClock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+const integer = new Intl.NumberFormat();
+
+// ---- talking to the API ----------------------------------------------------
+
+class AuthNeeded extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+class ApiError extends Error {}
+
+async function problemDetail(response) {
+  try {
+    const body = await response.json();
+    return String(body.detail || body.title || response.statusText);
+  } catch {
+    return response.statusText || "no details";
+  }
+}
+
+// A fetch relative to the page (so a path prefix in front of the service is kept),
+// with the token when there is one. 401/403 become AuthNeeded.
+async function call(path, init = {}) {
+  const headers = new Headers(init.headers);
+  headers.set("Accept", "application/json");
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  const response = await fetch(path, { ...init, headers, cache: "no-store" });
+  if (response.status === 401 || response.status === 403) {
+    throw new AuthNeeded(response.status, await problemDetail(response));
+  }
+  return response;
+}
+
+// The JSON body; `alsoOk` lists error statuses whose body is still the answer
+// (/health is 503 with a full report when Unhealthy).
+async function getJson(path, alsoOk = []) {
+  const response = await call(path);
+  if (!response.ok && !alsoOk.includes(response.status)) {
+    throw new ApiError(`${path} answered ${response.status}: ${await problemDetail(response)}`);
+  }
+  return response.json();
+}
+
+// ---- formatting --------------------------------------------------------------
+
+function text(tag, value, className) {
+  const node = document.createElement(tag);
+  node.textContent = value === null || value === undefined || value === "" ? "–" : String(value);
+  if (className) node.className = className;
+  return node;
+}
+
+function utcLabel(date) {
+  return `${date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "")} UTC`;
+}
+
+// Today's times without the date: the tables stay narrow enough to read.
+function shortTime(date) {
+  const today = new Date().toDateString() === date.toDateString();
+  return (today ? localClock : localTime).format(date);
+}
+
+// Local time for reading, the UTC value in the tooltip for comparing with logs.
+function timeCell(iso) {
+  const cell = document.createElement("td");
+  if (!iso) {
+    cell.textContent = "–";
+    return cell;
+  }
+  const date = new Date(iso);
+  const time = document.createElement("time");
+  time.dateTime = iso;
+  time.textContent = shortTime(date);
+  time.title = utcLabel(date);
+  cell.append(time);
+  return cell;
+}
+
+function duration(seconds) {
+  if (!seconds) return "off";
+  const parts = [];
+  for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]]) {
+    if (seconds >= size) {
+      parts.push(`${Math.floor(seconds / size)} ${unit}`);
+      seconds %= size;
+    }
+  }
+  return parts.join(" ") || `${seconds} s`;
+}
+
+function sourceState(source, entry) {
+  if (!source.enabled) return "disabled";
+  if (FAILING_STATUSES.has(source.last_status) || source.circuit_state === "open") return "failing";
+  if (entry && entry.status !== "Healthy") return "degraded";
+  return "ok";
+}
+
+// ---- drawing -----------------------------------------------------------------
+
+const refreshing = new Set(); // source ids whose "Refresh now" is on its way
+
+function drawHealth(health) {
+  const overall = $("#overall");
+  overall.textContent = health.status;
+  overall.dataset.state = HEALTH_STATES[health.status] || "unknown";
+  const entry = (health.entries || {})["catalog-refresh"];
+  $("#overall-description").textContent = entry ? entry.description : "";
+}
+
+function drawSources(sources, health, errors) {
+  const entries = health.entries || {};
+  const rows = sources.map((source) => {
+    const entry = entries[source.id];
+    const row = document.createElement("tr");
+    row.dataset.source = source.id;
+    row.dataset.state = sourceState(source, entry);
+
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = source.id;
+
+    const healthCell = document.createElement("td");
+    healthCell.append(text("span", entry ? entry.status : "unknown", "badge"));
+    healthCell.append(text("div", entry ? entry.description : "", "description"));
+
+    const last = document.createElement("td");
+    last.append(text("span", source.last_status || "never run", "status"));
+    const error = errors.get(source.id);
+    if (error) last.append(text("div", error, "error"));
+
+    const action = document.createElement("td");
+    const button = text("button", refreshing.has(source.id) ? "Starting…" : "Refresh now");
+    button.type = "button";
+    button.dataset.refresh = source.id;
+    button.disabled = !source.enabled || refreshing.has(source.id);
+    if (!source.enabled) button.title = "The source is not configured, or its interval is 0.";
+    action.append(button);
+
+    row.append(
+      name,
+      healthCell,
+      last,
+      timeCell(source.last_success_at),
+      timeCell(source.last_attempt_at),
+      timeCell(source.next_run_at),
+      text("td", source.circuit_state.replace("_", "-")),
+      text("td", source.consecutive_failures, "num"),
+      text("td", integer.format(source.record_count), "num"),
+      text("td", duration(source.interval_seconds), "num"),
+      action,
+    );
+    return row;
+  });
+  $("#sources tbody").replaceChildren(...rows);
+}
+
+function drawRuns(page) {
+  const rows = page.items.map((run) => {
+    const row = document.createElement("tr");
+    row.dataset.run = run.id;
+    row.dataset.source = run.source;
+    row.dataset.trigger = run.trigger;
+    row.dataset.status = run.status;
+    const error = text("td", run.error, run.error ? "error" : "");
+    if (run.error) error.title = run.error; // the cell is clipped; the tooltip is not
+    row.append(
+      text("td", run.id, "num"),
+      text("td", run.source),
+      text("td", run.trigger),
+      text("td", run.status, "status"),
+      timeCell(run.started_at),
+      timeCell(run.finished_at),
+      ...["fetched", "inserted", "updated", "deleted", "invalid"].map((count) =>
+        text("td", integer.format(run[count]), "num"),
+      ),
+      error,
+    );
+    return row;
+  });
+  $("#runs tbody").replaceChildren(...rows);
+}
+
+function drawCache(cache) {
+  for (const field of document.querySelectorAll("#cache [data-field]")) {
+    const value = cache[field.dataset.field];
+    field.textContent =
+      field.dataset.field === "hit_ratio" ? `${(value * 100).toFixed(1)} %` : integer.format(value);
+  }
+}
+
+function showNotice(message, isError = false) {
+  const notice = $("#notice");
+  notice.textContent = message;
+  notice.classList.toggle("error", isError);
+  notice.hidden = false;
+}
+
+// ---- the admin token -----------------------------------------------------------
+
+let pendingAction = null; // what to retry once a token is entered
+
+function askForToken(problem, retry) {
+  const refused = problem.status === 403;
+  if (refused) sessionStorage.removeItem(TOKEN_KEY);
+  const form = $("#token-form");
+  // While the form is open, the next poll's 401 must not hide that the token was refused.
+  if (form.hidden || refused) {
+    $("#token-reason").textContent = refused
+      ? "The admin token was refused; enter it again."
+      : "This needs the service's admin token (Api:AdminToken).";
+  }
+  // A poll must not displace a refresh the operator asked for.
+  if (pendingAction === null || pendingAction === poll) pendingAction = retry;
+  if (form.hidden) {
+    form.hidden = false;
+    $("#token").focus();
+  }
+}
+
+function tokenEntered(event) {
+  event.preventDefault();
+  const input = $("#token");
+  sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  $("#token-form").hidden = true;
+  const retry = pendingAction;
+  pendingAction = null;
+  if (retry && retry !== poll) retry();
+  poll();
+}
+
+function tokenCancelled() {
+  $("#token").value = "";
+  $("#token-form").hidden = true;
+  pendingAction = null;
+}
+
+// ---- actions -------------------------------------------------------------------
+
+async function refreshNow(source) {
+  refreshing.add(source);
+  $(`button[data-refresh="${CSS.escape(source)}"]`)?.setAttribute("disabled", "");
+  try {
+    const response = await call(`api/sources/${encodeURIComponent(source)}/refresh`, {
+      method: "POST",
+    });
+    if (!response.ok) {
+      showNotice(`Refresh of ${source} refused: ${await problemDetail(response)}`, true);
+      return;
+    }
+    const run = await response.json();
+    showNotice(`Refresh of ${source} requested: run ${run.id}.`);
+  } catch (error) {
+    if (error instanceof AuthNeeded) askForToken(error, () => refreshNow(source));
+    else showNotice(`Refresh of ${source} failed: ${error.message}`, true);
+  } finally {
+    refreshing.delete(source);
+    poll();
+  }
+}
+
+// ---- polling -------------------------------------------------------------------
+
+let timer = null;
+let polling = false;
+let pollAgain = false;
+let lastUpdate = null;
+
+function pollSeconds() {
+  return Number($("#poll-seconds").value);
+}
+
+function schedule() {
+  clearTimeout(timer);
+  timer = null;
+  // A hidden tab does not poll; it catches up as soon as it is shown again.
+  if (pollSeconds() > 0 && !document.hidden) timer = setTimeout(poll, pollSeconds() * 1000);
+}
+
+// The latest run with each failing source's status, for the error on its row.
+async function latestErrors(sources) {
+  const failing = sources.filter((s) => s.enabled && FAILING_STATUSES.has(s.last_status));
+  const pages = await Promise.all(
+    failing.map((s) =>
+      getJson(
+        `api/runs?limit=1&source=${encodeURIComponent(s.id)}&status=${encodeURIComponent(s.last_status)}`,
+      ),
+    ),
+  );
+  return new Map(failing.map((s, i) => [s.id, pages[i].items[0]?.error]));
+}
+
+async function poll() {
+  if (polling) {
+    pollAgain = true;
+    return;
+  }
+  polling = true;
+  try {
+    const [health, sources, runs, cache] = await Promise.all([
+      getJson("health", [503]),
+      getJson("api/sources"),
+      getJson(`api/runs?limit=${RUNS_SHOWN}`),
+      getJson("api/cache"),
+    ]);
+    const errors = await latestErrors(sources);
+    drawHealth(health);
+    drawSources(sources, health, errors);
+    drawRuns(runs);
+    drawCache(cache);
+    lastUpdate = new Date();
+    $("#connection").hidden = true;
+    const updated = $("#updated");
+    updated.textContent = `updated ${localTime.format(lastUpdate)}`;
+    updated.title = utcLabel(lastUpdate);
+    updated.classList.remove("stale");
+  } catch (error) {
+    if (error instanceof AuthNeeded) {
+      askForToken(error, poll);
+    } else {
+      const since = lastUpdate ? `; showing data from ${localTime.format(lastUpdate)}` : "";
+      const reason = error instanceof ApiError ? error.message : `no answer (${error.message})`;
+      const banner = $("#connection");
+      banner.textContent = `Could not reach the API: ${reason}${since}.`;
+      banner.hidden = false;
+      $("#updated").classList.add("stale");
+    }
+  } finally {
+    polling = false;
+    if (pollAgain) {
+      pollAgain = false;
+      poll();
+    } else {
+      schedule();
+    }
+  }
+}
+
+// ---- wiring --------------------------------------------------------------------
+
+function start() {
+  const select = $("#poll-seconds");
+  const saved = localStorage.getItem(POLL_KEY);
+  if (saved !== null && [...select.options].some((o) => o.value === saved)) select.value = saved;
+  select.addEventListener("change", () => {
+    localStorage.setItem(POLL_KEY, select.value);
+    schedule();
+  });
+  $("#update-now").addEventListener("click", () => poll());
+  // One listener for every row's button: rows are redrawn on each poll.
+  $("#sources tbody").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-refresh]");
+    if (button && !button.disabled) refreshNow(button.dataset.refresh);
+  });
+  $("#token-form").addEventListener("submit", tokenEntered);
+  $("#token-cancel").addEventListener("click", tokenCancelled);
+  document.addEventListener("visibilitychange", () => (document.hidden ? schedule() : poll()));
+  poll();
+}
+
+start();

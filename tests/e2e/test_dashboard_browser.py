@@ -1,0 +1,263 @@
+"""The status dashboard in a real browser: Debian's Chromium driven by Playwright,
+on `catalog-refresher run` as a real process whose ten sources are a real local
+HTTP server, one of them answering HTTP 500.
+
+Without Chromium or Playwright the tests skip, except under ``CI=true``, where
+they fail: CI installs both (``.ci/run`` and the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog_refresher.domain.specs import SPECS
+from tests.source_server import SourceServer, serve_sources
+
+try:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+except ImportError:  # the browser fixture skips (or fails under CI) with the reason
+    sync_playwright = None
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+ADMIN_TOKEN = "admin-token-for-the-dashboard-test"
+TOKEN_KEY = "catalog-refresher.admin-token"  # the page's sessionStorage key
+FAILING = "lots"
+#: Generous for a loaded CI machine; each expectation normally passes in well under a second.
+EXPECT_TIMEOUT_MS = 10_000
+
+Service = Callable[..., "ServiceProcess"]
+
+
+def unavailable(reason: str) -> None:
+    """Skip for lack of a browser, but never under CI, where a skip would hide a broken setup."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}, and CI=true needs the browser test to run")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (so an empty sessionStorage) that must raise no script error
+    and see no Content-Security-Policy violation."""
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            problems.append(f"CSP: {message.text}")
+
+    page.on("console", on_console)
+    yield page
+    context.close()
+    assert problems == []
+
+
+@pytest.fixture
+def sources() -> Iterator[SourceServer]:
+    with serve_sources(products=150, failing={FAILING}) as server:
+        yield server
+
+
+@pytest.fixture
+def service(tmp_path: Path, sources: SourceServer) -> Iterator[Service]:
+    """Starts the service (``Api`` options as keywords) and returns it once every source has
+    finished its first run; stops it at the end of the test (if the test did not), expecting
+    exit 0."""
+    started: list[ServiceProcess] = []
+
+    def start(**api: Any) -> ServiceProcess:
+        port = free_port()
+        config = tmp_path / "appsettings.json"
+        config.write_text(
+            json.dumps(
+                {
+                    # One attempt: the failing source fails at once, not after the backoff.
+                    "CatalogRepository": {"RetryAttempts": 1},
+                    "Sources": {
+                        spec.config_key: {"Url": f"{sources.url}/{spec.id}"}
+                        for spec in SPECS.values()
+                    },
+                    "Store": {"Url": f"sqlite:///{tmp_path / 'catalog.db'}"},
+                    "Api": {"Port": port, "AdminToken": "env:ADMIN_TOKEN", **api},
+                }
+            )
+        )
+        process = ServiceProcess(config, f"http://127.0.0.1:{port}")
+        started.append(process)
+        process.wait_for_first_runs()
+        return process
+
+    yield start
+    for process in started:
+        assert process.stop() == 0, process.output()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceProcess:
+    """``catalog-refresher run`` in its own process; a thread reads its log (stderr)."""
+
+    def __init__(self, config: Path, url: str) -> None:
+        self.url = url
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "catalog_refresher", "run", "--config", str(config)],
+            env={**os.environ, "ADMIN_TOKEN": ADMIN_TOKEN},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()  # None: the log ended
+        self.seen: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for_first_runs(self, seconds: float = 60) -> None:
+        """Read the log until the API serves and each source has completed or failed a run."""
+        finished: set[str] = set()
+        serving = False
+        deadline = time.monotonic() + seconds
+        while not (serving and len(finished) == len(SPECS)):
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                line = None
+            if line is None:
+                pytest.fail("the service did not finish its first runs:\n" + self.output())
+            self.seen.append(line)
+            serving = serving or "Serving the API on" in line
+            if " Completed " in line or " Error refreshing " in line:
+                finished.add(line.split()[2])
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code; the log is read to its end and the pipe closed."""
+        if self.process.returncode is not None:
+            return self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # never leave a service behind
+            raise
+        self.reader.join(timeout=10)  # the pipe ends with the process
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
+
+    def output(self) -> str:
+        while not self.lines.empty():
+            if (line := self.lines.get_nowait()) is not None:
+                self.seen.append(line)
+        return "".join(self.seen)
+
+
+def test_dashboard_shows_the_service_and_refreshes_with_the_token(
+    page: Page, service: Service
+) -> None:
+    """Ten source rows with the failing one marked failing and its error shown, the runs
+    listed; "Refresh now" asks for the token, and with it a manual run appears and ends."""
+    page.goto(service().url + "/dashboard")
+    page.select_option("#poll-seconds", "2")  # the new run's end shows up sooner
+
+    expect(page.locator("#sources tbody tr")).to_have_count(len(SPECS))
+    expect(page.locator("#overall")).to_have_text("Degraded")
+    failing = page.locator(f'#sources tr[data-source="{FAILING}"]')
+    expect(failing).to_have_attribute("data-state", "failing")
+    expect(failing.locator(".status")).to_have_text("failed")
+    expect(failing.locator(".error")).to_contain_text("HTTP 500")
+    expect(page.locator('#sources tr[data-source="erp_stock"]')).to_have_attribute(
+        "data-state", "ok"
+    )
+    expect(page.locator("#runs tbody tr")).to_have_count(len(SPECS))
+    failed_run = page.locator(f'#runs tr[data-source="{FAILING}"]')
+    expect(failed_run).to_have_attribute("data-status", "failed")
+    expect(failed_run.locator(".error")).to_contain_text("HTTP 500")
+    expect(page.locator('#cache [data-field="max_size"]')).not_to_have_text("–")
+
+    page.locator('#sources tr[data-source="erp_stock"] button').click()
+    expect(page.locator("#token-form")).to_be_visible()
+    expect(page.locator("#token-reason")).to_contain_text("admin token")
+    page.locator("#token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Use token").click()
+
+    expect(page.locator("#token-form")).to_be_hidden()
+    manual = page.locator('#runs tr[data-source="erp_stock"][data-trigger="manual"]')
+    expect(manual).to_have_count(1)
+    expect(manual).to_have_attribute("data-status", "succeeded")
+    assert ADMIN_TOKEN not in page.url
+    assert page.evaluate(f"sessionStorage.getItem({TOKEN_KEY!r})") == ADMIN_TOKEN
+
+
+def test_dashboard_asks_for_the_token_when_reads_are_protected(
+    page: Page, service: Service
+) -> None:
+    """With ProtectReads the page asks for the token before it shows anything, says so when
+    the token is wrong, and shows the sources once it is right."""
+    page.goto(service(ProtectReads=True).url + "/dashboard")
+
+    expect(page.locator("#token-form")).to_be_visible()
+    expect(page.locator("#sources tbody tr")).to_have_count(0)
+    page.locator("#token").fill("not-the-token")
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#token-reason")).to_contain_text("refused")
+
+    page.locator("#token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#sources tbody tr")).to_have_count(len(SPECS))
+    expect(page.locator("#token-form")).to_be_hidden()
+
+
+def test_dashboard_says_when_the_api_cannot_be_reached(page: Page, service: Service) -> None:
+    """When the service goes away the page keeps the last data and says that the API could
+    not be reached, and since when its data is."""
+    running = service()
+    page.goto(running.url + "/dashboard")
+    page.select_option("#poll-seconds", "2")
+    expect(page.locator("#sources tbody tr")).to_have_count(len(SPECS))
+    expect(page.locator("#updated")).to_contain_text("updated")
+    expect(page.locator("#connection")).to_be_hidden()
+
+    assert running.stop() == 0
+    expect(page.locator("#connection")).to_contain_text("Could not reach the API")
+    expect(page.locator("#connection")).to_contain_text("showing data from")
+    expect(page.locator("#updated")).to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#sources tbody tr")).to_have_count(len(SPECS))
