@@ -26,6 +26,10 @@ is the colon path (``Sources:ErpStock:Url``); no error message and nothing that
 A backup endpoint inherits nothing from its primary: headers in particular are not
 copied, so a token meant for one host never reaches another.
 
+An endpoint's ``Fields`` and ``Csv`` are checked here too (a rule for a field
+the source does not have, an unknown encoding), so that a source that could
+never be read is refused at start.
+
 Value parsing (time spans, typed values, secrets, URL masking) is in ``config_values``.
 """
 
@@ -41,6 +45,12 @@ from typing import Any
 
 import json5
 
+from catalog_refresher.config_payload import (
+    csv_format,
+    describe_payload,
+    dotted_path,
+    field_rules,
+)
 from catalog_refresher.config_tree import Tree, as_object, get, reject_unknown
 from catalog_refresher.config_values import (
     EnvText,
@@ -57,7 +67,7 @@ from catalog_refresher.config_values import (
     parse_timespan,
     resolve_secret,
 )
-from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
+from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY, SourceSpec
 from catalog_refresher.errors import ConfigError
 from catalog_refresher.settings import (
     AlertSettings,
@@ -65,6 +75,7 @@ from catalog_refresher.settings import (
     CacheSettings,
     EndpointSettings,
     EndpointType,
+    FieldRule,
     LogFormat,
     LoggingSettings,
     RefreshSettings,
@@ -97,7 +108,15 @@ SECTIONS = (
     "Logging",
 )
 
-_ENDPOINT_KEYS = ("Type", "Url", "Headers", "RecordsPath", "RequestTimeout")
+_ENDPOINT_KEYS = (
+    "Type",
+    "Url",
+    "Headers",
+    "RecordsPath",
+    "RequestTimeout",
+    "Fields",
+    "Csv",
+)
 _SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup")
 _DEFAULT_REPOSITORY = RepositoryOptions()
 _DEFAULT_LOG_LEVEL = LoggingSettings().level
@@ -328,8 +347,8 @@ def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
         share = get(source, "MaxDeleteShare")
         found[spec.id] = SourceSettings(
             id=spec.id,
-            primary=_endpoint(source, key, context),
-            backup=None if backup is None else _endpoint(backup, f"{key}:Backup", context),
+            primary=_endpoint(source, key, context, spec),
+            backup=None if backup is None else _endpoint(backup, f"{key}:Backup", context, spec),
             priority=0 if priority is None else as_int(priority, f"{key}:Priority"),
             max_delete_share=None if share is None else as_share(share, f"{key}:MaxDeleteShare"),
         )
@@ -337,7 +356,7 @@ def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
     return MappingProxyType({id_: found[id_] for id_ in SPECS if id_ in found})
 
 
-def _endpoint(tree: Tree, key: str, context: _Context) -> EndpointSettings:
+def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> EndpointSettings:
     """One endpoint; the caller has checked the keys (a source has more than its backup)."""
     type_ = as_choice(get(tree, "Type"), f"{key}:Type", EndpointType, EndpointType.HTTP)
     url = get(tree, "Url")
@@ -349,10 +368,18 @@ def _endpoint(tree: Tree, key: str, context: _Context) -> EndpointSettings:
     headers = _headers(get(tree, "Headers"), f"{key}:Headers", context)
     records_path = get(tree, "RecordsPath")
     if records_path is not None:
-        records_path = as_text(records_path, f"{key}:RecordsPath")
-        if not all(records_path.split(".")):
-            raise ConfigError(f"{key}:RecordsPath", f"{records_path!r} has an empty segment")
+        records_path = dotted_path(records_path, f"{key}:RecordsPath")
     timeout = get(tree, "RequestTimeout")
+    if type_ is not EndpointType.HTTP:
+        for option in ("Fields", "Csv"):
+            if get(tree, option) is not None:
+                raise ConfigError(f"{key}:{option}", f"only for Type http, not {type_}")
+    csv = None if get(tree, "Csv") is None else csv_format(get(tree, "Csv"), f"{key}:Csv")
+    if csv is not None and records_path is not None:
+        raise ConfigError(f"{key}:RecordsPath", "not for a Csv payload, which is all records")
+    fields: tuple[FieldRule, ...] = ()
+    if get(tree, "Fields") is not None:
+        fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec)
     return EndpointSettings(
         type=type_,
         url=None if url is None else url.value,
@@ -363,6 +390,8 @@ def _endpoint(tree: Tree, key: str, context: _Context) -> EndpointSettings:
             if timeout is None
             else as_duration(timeout, f"{key}:RequestTimeout", positive=True)
         ),
+        fields=fields,
+        csv=csv,
     )
 
 
@@ -468,4 +497,5 @@ def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
         },
         "RecordsPath": endpoint.records_path,
         "RequestTimeout": format_timespan(endpoint.request_timeout),
+        **describe_payload(endpoint),
     }

@@ -88,8 +88,34 @@ class EndpointType(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FieldRule:
+    """One record field read from a differently named field of the payload."""
+
+    field: str
+    """The record field of contract section 4 (``product_code``)."""
+    source: str
+    """The name the payload uses for it (``cenik``)."""
+    remove_prefix: str | None = None
+    """Dropped from the start of the (trimmed) value: ``code:`` of an ABRA Flexi relation."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsvFormat:
+    """A payload that is a CSV document rather than JSON (``sources/csv_payload.py``)."""
+
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    decimal_comma: bool = False
+    """Numbers are written ``87,5``: the comma is read as the decimal point."""
+    has_header: bool = True
+    """The first row names the columns (and is skipped when ``columns`` are given)."""
+    columns: tuple[str, ...] = ()
+    """The column names, in order; needed when there is no header row."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointSettings:
-    """Where one source (or its backup) is read from."""
+    """Where one source (or its backup) is read from, and how its payload is read."""
 
     type: EndpointType
     url: str | None = None
@@ -97,6 +123,10 @@ class EndpointSettings:
     records_path: str | None = None
     """Dotted path to the records array inside a JSON object (``data.items``)."""
     request_timeout: timedelta = timedelta(seconds=60)
+    fields: tuple[FieldRule, ...] = ()
+    """Record fields the payload names differently; empty when it uses the contract's names.
+    A tuple, not a mapping, so that it pickles to worker processes with the payload."""
+    csv: CsvFormat | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

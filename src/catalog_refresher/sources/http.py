@@ -94,7 +94,8 @@ class HttpSource:
     History sources (``SPECS[source_id].is_history``) must be given a window and
     send it as ``date_from``/``date_to`` ISO dates, merged into any query the URL
     already has. ``endpoint.headers`` are sent with secrets revealed. The body is
-    returned untouched as the single page of the payload.
+    returned untouched as the single page of the payload, with the endpoint's
+    ``RecordsPath``, ``Fields`` and ``Csv`` telling validation how to read it.
 
     The client is shared and owned by the caller, so ``aclose`` leaves it open.
     """
@@ -164,7 +165,14 @@ class HttpSource:
             ) from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"request to {self._origin} failed: {self._describe(exc)}") from exc
-        return Payload(pages=[page], records_path=self._endpoint.records_path, origin=self._origin)
+        endpoint = self._endpoint
+        return Payload(
+            pages=[page],
+            records_path=endpoint.records_path,
+            origin=self._origin,
+            fields=endpoint.fields,
+            csv=endpoint.csv,
+        )
 
     async def _get(self, url: httpx.URL, headers: dict[str, str]) -> bytes | Path:
         """The body in memory, or streamed to a file in the spool folder if there is one.
@@ -178,8 +186,9 @@ class HttpSource:
                 raise SourceStatusError(response.status_code, self._origin)
             if self._spool is None:
                 return await response.aread()
+            suffix = ".json" if self._endpoint.csv is None else ".csv"
             fd, name = tempfile.mkstemp(
-                prefix=f"{self._source_id}-", suffix=".json", dir=self._spool
+                prefix=f"{self._source_id}-", suffix=suffix, dir=self._spool
             )
             try:
                 with os.fdopen(fd, "wb") as file:
