@@ -26,9 +26,9 @@ is the colon path (``Sources:ErpStock:Url``); no error message and nothing that
 A backup endpoint inherits nothing from its primary: headers in particular are not
 copied, so a token meant for one host never reaches another.
 
-An endpoint's ``Fields`` and ``Csv`` are checked here too (a rule for a field
-the source does not have, an unknown encoding), so that a source that could
-never be read is refused at start.
+An endpoint's ``Paging``, ``Fields`` and ``Csv`` are checked here too (a wrong
+paging kind, a missing page size, a rule for a field the source does not have),
+so that a source that could never be read is refused at start.
 
 Value parsing (time spans, typed values, secrets, URL masking) is in ``config_values``.
 """
@@ -50,6 +50,7 @@ from catalog_refresher.config_payload import (
     describe_payload,
     dotted_path,
     field_rules,
+    paging_settings,
 )
 from catalog_refresher.config_tree import Tree, as_object, get, reject_unknown
 from catalog_refresher.config_values import (
@@ -114,6 +115,7 @@ _ENDPOINT_KEYS = (
     "Headers",
     "RecordsPath",
     "RequestTimeout",
+    "Paging",
     "Fields",
     "Csv",
 )
@@ -371,12 +373,17 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         records_path = dotted_path(records_path, f"{key}:RecordsPath")
     timeout = get(tree, "RequestTimeout")
     if type_ is not EndpointType.HTTP:
-        for option in ("Fields", "Csv"):
+        for option in ("Paging", "Fields", "Csv"):
             if get(tree, option) is not None:
                 raise ConfigError(f"{key}:{option}", f"only for Type http, not {type_}")
     csv = None if get(tree, "Csv") is None else csv_format(get(tree, "Csv"), f"{key}:Csv")
     if csv is not None and records_path is not None:
         raise ConfigError(f"{key}:RecordsPath", "not for a Csv payload, which is all records")
+    paging = None
+    if get(tree, "Paging") is not None:
+        if csv is not None:
+            raise ConfigError(f"{key}:Paging", "not for a Csv payload (no count to follow in it)")
+        paging = paging_settings(get(tree, "Paging"), f"{key}:Paging", records_path, spec)
     fields: tuple[FieldRule, ...] = ()
     if get(tree, "Fields") is not None:
         fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec)
@@ -390,6 +397,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
             if timeout is None
             else as_duration(timeout, f"{key}:RequestTimeout", positive=True)
         ),
+        paging=paging,
         fields=fields,
         csv=csv,
     )

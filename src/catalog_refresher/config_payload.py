@@ -1,7 +1,7 @@
-"""An endpoint's payload options in the configuration: ``Fields``, ``Csv``.
+"""An endpoint's payload options in the configuration: ``Paging``, ``Fields``, ``Csv``.
 
-What they mean is told where they are used (``sources/mapping.py``,
-``sources/csv_payload.py``); here they are read from the
+What they mean is told where they are used (``sources/paging.py``,
+``sources/mapping.py``, ``sources/csv_payload.py``); here they are read from the
 file's tree and checked, each problem a ``ConfigError`` naming its key, and
 written back in the file's shape for ``check-config``.
 """
@@ -11,17 +11,28 @@ from __future__ import annotations
 from typing import Any
 
 from catalog_refresher.config_tree import as_object, get, reject_unknown
-from catalog_refresher.config_values import as_bool, as_text, json_kind
+from catalog_refresher.config_values import as_bool, as_choice, as_int, as_text, json_kind
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.errors import ConfigError
 from catalog_refresher.settings import (
     CsvFormat,
     EndpointSettings,
     FieldRule,
+    PagingKind,
+    PagingSettings,
 )
 from catalog_refresher.sources.mapping import check_rules
 
-__all__ = ["csv_format", "describe_payload", "dotted_path", "field_rules"]
+__all__ = ["csv_format", "describe_payload", "dotted_path", "field_rules", "paging_settings"]
+
+_PAGING_COMMON = ("Kind", "PageSize", "SizeParameter", "MaxPages")
+# Per kind: the option naming the position parameter, the count path, then the rest.
+_PAGING_KEYS = {
+    PagingKind.OFFSET: ("OffsetParameter", "TotalPath"),
+    PagingKind.PAGE: ("PageParameter", "PageCountPath", "FirstPage"),
+}
+# Per kind: the default position and size parameters.
+_PAGING_PARAMETERS = {PagingKind.OFFSET: ("offset", "limit"), PagingKind.PAGE: ("page", "pageSize")}
 
 
 def dotted_path(value: Any, key: str) -> str:
@@ -38,6 +49,59 @@ def _name(value: Any, key: str) -> str:
     if not name:
         raise ConfigError(key, "must not be empty")
     return name
+
+
+def paging_settings(
+    value: Any, key: str, records_path: str | None, spec: SourceSpec
+) -> PagingSettings:
+    """``Paging``: the kind's own options only; PageSize required; count paths need an envelope."""
+    tree = as_object(value, key)
+    raw_kind = get(tree, "Kind")
+    if raw_kind is None:
+        raise ConfigError(f"{key}:Kind", "required: offset (start/limit) or page (page number)")
+    kind = as_choice(raw_kind, f"{key}:Kind", PagingKind, PagingKind.OFFSET)
+    own = _PAGING_KEYS[kind]
+    for lowered, (written, _) in tree.items():
+        for other, keys in _PAGING_KEYS.items():
+            if other is not kind and lowered in {k.lower() for k in keys}:
+                raise ConfigError(f"{key}:{written}", f"only for Kind {other}, not {kind}")
+    reject_unknown(tree, key, (*_PAGING_COMMON, *own))
+    size = get(tree, "PageSize")
+    if size is None:
+        raise ConfigError(f"{key}:PageSize", "required: how many records to ask for per page")
+    position_option, count_option = own[:2]
+    defaults = _PAGING_PARAMETERS[kind]
+    position = get(tree, position_option)
+    size_parameter = get(tree, "SizeParameter")
+    values: dict[str, Any] = {
+        "kind": kind,
+        "page_size": as_int(size, f"{key}:PageSize", 1),
+        "position_parameter": defaults[0]
+        if position is None
+        else _name(position, f"{key}:{position_option}"),
+        "size_parameter": defaults[1]
+        if size_parameter is None
+        else _name(size_parameter, f"{key}:SizeParameter"),
+    }
+    if values["position_parameter"] == values["size_parameter"]:
+        raise ConfigError(f"{key}:SizeParameter", f"must differ from {position_option}")
+    if spec.is_history:
+        for option, name in (
+            (position_option, "position_parameter"),
+            ("SizeParameter", "size_parameter"),
+        ):
+            if values[name] in {"date_from", "date_to"}:
+                raise ConfigError(f"{key}:{option}", "date_from and date_to carry the window")
+    if (count := get(tree, count_option)) is not None:
+        values["count_path"] = dotted_path(count, f"{key}:{count_option}")
+        if records_path is None:
+            problem = "needs RecordsPath: a page that is a bare array holds no count"
+            raise ConfigError(f"{key}:{count_option}", problem)
+    if (first := get(tree, "FirstPage")) is not None:
+        values["first_page"] = as_int(first, f"{key}:FirstPage", 0)
+    if (most := get(tree, "MaxPages")) is not None:
+        values["max_pages"] = as_int(most, f"{key}:MaxPages", 1)
+    return PagingSettings(**values)
 
 
 def field_rules(value: Any, key: str, spec: SourceSpec) -> tuple[FieldRule, ...]:
@@ -108,9 +172,10 @@ def csv_format(value: Any, key: str) -> CsvFormat:
 
 
 def describe_payload(endpoint: EndpointSettings) -> dict[str, Any]:
-    """``Fields`` and ``Csv`` of ``endpoint`` as they would be written in the file."""
+    """``Paging``, ``Fields`` and ``Csv`` of ``endpoint`` as they would be written in the file."""
     csv = endpoint.csv
     return {
+        "Paging": None if endpoint.paging is None else _describe_paging(endpoint.paging),
         "Fields": {
             rule.field: rule.source
             if rule.remove_prefix is None
@@ -128,3 +193,18 @@ def describe_payload(endpoint: EndpointSettings) -> dict[str, Any]:
             "Columns": list(csv.columns) or None,
         },
     }
+
+
+def _describe_paging(paging: PagingSettings) -> dict[str, Any]:
+    position_option, count_option = _PAGING_KEYS[paging.kind][:2]
+    described: dict[str, Any] = {
+        "Kind": paging.kind.value,
+        "PageSize": paging.page_size,
+        position_option: paging.position_parameter,
+        "SizeParameter": paging.size_parameter,
+        count_option: paging.count_path,
+        "MaxPages": paging.max_pages,
+    }
+    if paging.kind is PagingKind.PAGE:
+        described["FirstPage"] = paging.first_page
+    return described
