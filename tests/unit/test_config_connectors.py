@@ -274,3 +274,27 @@ def test_unknown_keys_are_still_refused_next_to_the_new_ones(tmp_path: Path) -> 
     error = error_of(tmp_path, erp(Pagin=OFFSET))
     assert error.key == "Sources:ErpStock:Pagin"
     assert "did you mean Paging?" in error.problem
+
+
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    """The README's Flexi and Shoptet example is a configuration the service accepts."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Reading real systems", 1)[1]
+    example = section.split("```jsonc\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "appsettings.json"
+    path.write_text("{" + example + "}")
+    environ = {
+        "FLEXI_BASIC_AUTH": "Basic x",
+        "SHOPTET_TOKEN": "t",
+        "SHOPTET_EXPORT_URL": "https://eshop.example/export/products.csv?hash=abc",
+    }
+    settings = load(path, environment=None, environ=environ)
+    erp, eshop = settings.sources["erp_stock"], settings.sources["eshop_stock"]
+    assert erp.primary.paging is not None
+    assert erp.primary.paging.count_path == "winstrom.@rowCount"
+    assert eshop.primary.fields == (
+        FieldRule(field="product_code", source="code"),
+        FieldRule(field="stock", source="amount"),
+    )
+    assert eshop.backup is not None
+    assert eshop.backup.csv == CsvFormat(delimiter=";", encoding="windows-1250", decimal_comma=True)
