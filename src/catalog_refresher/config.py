@@ -26,13 +26,16 @@ is the colon path (``Sources:ErpStock:Url``); no error message and nothing that
 A backup endpoint inherits nothing from its primary: headers in particular are not
 copied, so a token meant for one host never reaches another.
 
+An endpoint's ``Paging``, ``Fields`` and ``Csv`` are checked here too (a wrong
+paging kind, a missing page size, a rule for a field the source does not have),
+so that a source that could never be read is refused at start.
+
 Value parsing (time spans, typed values, secrets, URL masking) is in ``config_values``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -42,6 +45,14 @@ from typing import Any
 
 import json5
 
+from catalog_refresher.config_payload import (
+    csv_format,
+    describe_payload,
+    dotted_path,
+    field_rules,
+    paging_settings,
+)
+from catalog_refresher.config_tree import Tree, as_object, get, reject_unknown
 from catalog_refresher.config_values import (
     EnvText,
     as_bool,
@@ -53,12 +64,11 @@ from catalog_refresher.config_values import (
     as_text,
     check_url,
     format_timespan,
-    json_kind,
     mask_url,
     parse_timespan,
     resolve_secret,
 )
-from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
+from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY, SourceSpec
 from catalog_refresher.errors import ConfigError
 from catalog_refresher.settings import (
     AlertSettings,
@@ -66,6 +76,7 @@ from catalog_refresher.settings import (
     CacheSettings,
     EndpointSettings,
     EndpointType,
+    FieldRule,
     LogFormat,
     LoggingSettings,
     RefreshSettings,
@@ -98,10 +109,16 @@ SECTIONS = (
     "Logging",
 )
 
-# A parsed JSON object: lower-cased key -> (key as written, value).
-_Tree = dict[str, tuple[str, Any]]
-
-_ENDPOINT_KEYS = ("Type", "Url", "Headers", "RecordsPath", "RequestTimeout")
+_ENDPOINT_KEYS = (
+    "Type",
+    "Url",
+    "Headers",
+    "RecordsPath",
+    "RequestTimeout",
+    "Paging",
+    "Fields",
+    "Csv",
+)
 _SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup")
 _DEFAULT_REPOSITORY = RepositoryOptions()
 _DEFAULT_LOG_LEVEL = LoggingSettings().level
@@ -140,7 +157,7 @@ def load(path: Path | None, *, environment: str | None, environ: Mapping[str, st
     ``path=None`` means defaults and environment variables only. A ``path`` that does
     not exist, or any invalid value, raises ``ConfigError`` naming the key.
     """
-    tree: _Tree = {}
+    tree: Tree = {}
     if path is not None:
         tree = _read_file(path, required=True)
         name = environment or environ.get(ENVIRONMENT_VARIABLE) or None
@@ -153,7 +170,7 @@ def load(path: Path | None, *, environment: str | None, environ: Mapping[str, st
 
     context = _Context(environ, None if path is None else path.parent)
     logging = _section(tree, "Logging")
-    _reject_unknown(logging, "Logging", ("Level", "Format"), ignore=("loglevel",))
+    reject_unknown(logging, "Logging", ("Level", "Format"), ignore=("loglevel",))
     return Settings(
         repository=_repository(_section(tree, "CatalogRepository")),
         sources=_sources(_section(tree, "Sources"), context),
@@ -163,8 +180,8 @@ def load(path: Path | None, *, environment: str | None, environ: Mapping[str, st
         refresh=_refresh(_section(tree, "Refresh")),
         alerts=_alerts(_section(tree, "Alerts"), context),
         logging=LoggingSettings(
-            level=_log_level(_get(logging, "Level")),
-            format=as_choice(_get(logging, "Format"), "Logging:Format", LogFormat, LogFormat.TEXT),
+            level=_log_level(get(logging, "Level")),
+            format=as_choice(get(logging, "Format"), "Logging:Format", LogFormat, LogFormat.TEXT),
         ),
     )
 
@@ -214,9 +231,9 @@ def describe(settings: Settings) -> dict[str, Any]:
 # --- reading and layering -------------------------------------------------------------------
 
 
-def _read_file(path: Path, *, required: bool) -> _Tree:
-    def as_tree(pairs: Iterable[tuple[str, Any]]) -> _Tree:
-        tree: _Tree = {}
+def _read_file(path: Path, *, required: bool) -> Tree:
+    def as_tree(pairs: Iterable[tuple[str, Any]]) -> Tree:
+        tree: Tree = {}
         for key, value in pairs:
             if key.lower() in tree:
                 # ASP.NET refuses duplicates too; silently picking one would hide a mistake.
@@ -243,10 +260,10 @@ def _read_file(path: Path, *, required: bool) -> _Tree:
     return document
 
 
-def _environment_layer(environ: Mapping[str, str]) -> _Tree:
+def _environment_layer(environ: Mapping[str, str]) -> Tree:
     """``Section__Key__Sub=value`` variables of the known sections, as a tree of ``EnvText``."""
     sections = {name.lower() for name in SECTIONS}
-    tree: _Tree = {}
+    tree: Tree = {}
     seen: dict[tuple[str, ...], str] = {}
     for variable in sorted(environ):
         parts = variable.split("__")
@@ -269,7 +286,7 @@ def _environment_layer(environ: Mapping[str, str]) -> _Tree:
     return tree
 
 
-def _merge(base: _Tree, overlay: _Tree) -> _Tree:
+def _merge(base: Tree, overlay: Tree) -> Tree:
     """Objects merge key by key; anything else in ``overlay`` replaces what ``base`` had."""
     merged = dict(base)
     for key, (name, value) in overlay.items():
@@ -281,47 +298,18 @@ def _merge(base: _Tree, overlay: _Tree) -> _Tree:
     return merged
 
 
-def _get(tree: _Tree, name: str) -> Any:
-    entry = tree.get(name.lower())
-    return None if entry is None else entry[1]
-
-
-def _section(tree: _Tree, name: str) -> _Tree:
-    return _object(_get(tree, name), name)
-
-
-def _object(value: Any, key: str) -> _Tree:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"expected an object, got {json_kind(value)}")
-    return value
-
-
-def _reject_unknown(
-    tree: _Tree, key: str, known: Iterable[str], ignore: Iterable[str] = ()
-) -> None:
-    by_lower = {name.lower(): name for name in known}
-    for lowered, (written, _) in tree.items():
-        if lowered in by_lower or lowered in ignore:
-            continue
-        close = difflib.get_close_matches(lowered, by_lower, n=1)
-        hint = (
-            f"did you mean {by_lower[close[0]]}?"
-            if close
-            else "known: " + ", ".join(by_lower.values())
-        )
-        raise ConfigError(f"{key}:{written}", f"unknown option; {hint}")
+def _section(tree: Tree, name: str) -> Tree:
+    return as_object(get(tree, name), name)
 
 
 # --- sections --------------------------------------------------------------------------------
 
 
-def _repository(tree: _Tree) -> RepositoryOptions:
-    _reject_unknown(tree, "CatalogRepository", _REPOSITORY_OPTIONS)
+def _repository(tree: Tree) -> RepositoryOptions:
+    reject_unknown(tree, "CatalogRepository", _REPOSITORY_OPTIONS)
     values: dict[str, Any] = {}
     for option, name in _REPOSITORY_OPTIONS.items():
-        raw = _get(tree, option)
+        raw = get(tree, option)
         if raw is None:
             continue
         key = f"CatalogRepository:{option}"
@@ -341,7 +329,7 @@ def _repository(tree: _Tree) -> RepositoryOptions:
     return RepositoryOptions(**values)
 
 
-def _sources(tree: _Tree, context: _Context) -> Mapping[str, SourceSettings]:
+def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
     found: dict[str, SourceSettings] = {}
     for lowered, (written, value) in tree.items():
         spec = SPECS_BY_CONFIG_KEY.get(lowered)
@@ -351,18 +339,18 @@ def _sources(tree: _Tree, context: _Context) -> Mapping[str, SourceSettings]:
         if value is None:
             continue  # a later layer may un-configure a source with null
         key = f"Sources:{spec.config_key}"
-        source = _object(value, key)
-        _reject_unknown(source, key, _SOURCE_KEYS)
+        source = as_object(value, key)
+        reject_unknown(source, key, _SOURCE_KEYS)
         backup = None
-        if _get(source, "Backup") is not None:
-            backup = _object(_get(source, "Backup"), f"{key}:Backup")
-            _reject_unknown(backup, f"{key}:Backup", _ENDPOINT_KEYS)
-        priority = _get(source, "Priority")
-        share = _get(source, "MaxDeleteShare")
+        if get(source, "Backup") is not None:
+            backup = as_object(get(source, "Backup"), f"{key}:Backup")
+            reject_unknown(backup, f"{key}:Backup", _ENDPOINT_KEYS)
+        priority = get(source, "Priority")
+        share = get(source, "MaxDeleteShare")
         found[spec.id] = SourceSettings(
             id=spec.id,
-            primary=_endpoint(source, key, context),
-            backup=None if backup is None else _endpoint(backup, f"{key}:Backup", context),
+            primary=_endpoint(source, key, context, spec),
+            backup=None if backup is None else _endpoint(backup, f"{key}:Backup", context, spec),
             priority=0 if priority is None else as_int(priority, f"{key}:Priority"),
             max_delete_share=None if share is None else as_share(share, f"{key}:MaxDeleteShare"),
         )
@@ -370,22 +358,35 @@ def _sources(tree: _Tree, context: _Context) -> Mapping[str, SourceSettings]:
     return MappingProxyType({id_: found[id_] for id_ in SPECS if id_ in found})
 
 
-def _endpoint(tree: _Tree, key: str, context: _Context) -> EndpointSettings:
+def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> EndpointSettings:
     """One endpoint; the caller has checked the keys (a source has more than its backup)."""
-    type_ = as_choice(_get(tree, "Type"), f"{key}:Type", EndpointType, EndpointType.HTTP)
-    url = _get(tree, "Url")
+    type_ = as_choice(get(tree, "Type"), f"{key}:Type", EndpointType, EndpointType.HTTP)
+    url = get(tree, "Url")
     if url is not None:
         url = context.secret(url, f"{key}:Url")
         check_url(url, f"{key}:Url", ("http://", "https://"), "an http(s) URL with a host")
     elif type_ is EndpointType.HTTP:
         raise ConfigError(f"{key}:Url", "required for Type http")
-    headers = _headers(_get(tree, "Headers"), f"{key}:Headers", context)
-    records_path = _get(tree, "RecordsPath")
+    headers = _headers(get(tree, "Headers"), f"{key}:Headers", context)
+    records_path = get(tree, "RecordsPath")
     if records_path is not None:
-        records_path = as_text(records_path, f"{key}:RecordsPath")
-        if not all(records_path.split(".")):
-            raise ConfigError(f"{key}:RecordsPath", f"{records_path!r} has an empty segment")
-    timeout = _get(tree, "RequestTimeout")
+        records_path = dotted_path(records_path, f"{key}:RecordsPath")
+    timeout = get(tree, "RequestTimeout")
+    if type_ is not EndpointType.HTTP:
+        for option in ("Paging", "Fields", "Csv"):
+            if get(tree, option) is not None:
+                raise ConfigError(f"{key}:{option}", f"only for Type http, not {type_}")
+    csv = None if get(tree, "Csv") is None else csv_format(get(tree, "Csv"), f"{key}:Csv")
+    if csv is not None and records_path is not None:
+        raise ConfigError(f"{key}:RecordsPath", "not for a Csv payload, which is all records")
+    paging = None
+    if get(tree, "Paging") is not None:
+        if csv is not None:
+            raise ConfigError(f"{key}:Paging", "not for a Csv payload (no count to follow in it)")
+        paging = paging_settings(get(tree, "Paging"), f"{key}:Paging", records_path, spec)
+    fields: tuple[FieldRule, ...] = ()
+    if get(tree, "Fields") is not None:
+        fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec)
     return EndpointSettings(
         type=type_,
         url=None if url is None else url.value,
@@ -396,12 +397,15 @@ def _endpoint(tree: _Tree, key: str, context: _Context) -> EndpointSettings:
             if timeout is None
             else as_duration(timeout, f"{key}:RequestTimeout", positive=True)
         ),
+        paging=paging,
+        fields=fields,
+        csv=csv,
     )
 
 
-def _store(tree: _Tree, context: _Context) -> StoreSettings:
-    _reject_unknown(tree, "Store", ("Url",))
-    raw = _get(tree, "Url")
+def _store(tree: Tree, context: _Context) -> StoreSettings:
+    reject_unknown(tree, "Store", ("Url",))
+    raw = get(tree, "Url")
     if raw is None:
         return StoreSettings()
     url = context.secret(raw, "Store:Url")
@@ -412,17 +416,17 @@ def _store(tree: _Tree, context: _Context) -> StoreSettings:
     return StoreSettings(url=url if secret else url.value)
 
 
-def _api(tree: _Tree, context: _Context) -> ApiSettings:
-    _reject_unknown(tree, "Api", ("Host", "Port", "AdminToken", "ProtectReads"))
-    host = _get(tree, "Host")
+def _api(tree: Tree, context: _Context) -> ApiSettings:
+    reject_unknown(tree, "Api", ("Host", "Port", "AdminToken", "ProtectReads"))
+    host = get(tree, "Host")
     if host is not None and not as_text(host, "Api:Host").strip():
         raise ConfigError("Api:Host", "must not be empty")
     values: dict[str, Any] = {} if host is None else {"host": host.strip()}
-    if (port := _get(tree, "Port")) is not None:
+    if (port := get(tree, "Port")) is not None:
         values["port"] = as_int(port, "Api:Port", 1, 65535)
-    if (protect := _get(tree, "ProtectReads")) is not None:
+    if (protect := get(tree, "ProtectReads")) is not None:
         values["protect_reads"] = as_bool(protect, "Api:ProtectReads")
-    if (token := _get(tree, "AdminToken")) is not None:
+    if (token := get(tree, "AdminToken")) is not None:
         values["admin_token"] = context.secret(token, "Api:AdminToken")
         if not values["admin_token"].value:
             # An empty token would look configured yet guard nothing; say so instead.
@@ -430,9 +434,9 @@ def _api(tree: _Tree, context: _Context) -> ApiSettings:
     return ApiSettings(**values)
 
 
-def _cache(tree: _Tree) -> CacheSettings:
-    _reject_unknown(tree, "Cache", ("MaxSize",))
-    size = _get(tree, "MaxSize")
+def _cache(tree: Tree) -> CacheSettings:
+    reject_unknown(tree, "Cache", ("MaxSize",))
+    size = get(tree, "MaxSize")
     return (
         CacheSettings()
         if size is None
@@ -442,7 +446,7 @@ def _cache(tree: _Tree) -> CacheSettings:
 
 def _headers(value: Any, key: str, context: _Context) -> Mapping[str, str | Secret]:
     headers: dict[str, str | Secret] = {}
-    for name, header in _object(value, key).values():
+    for name, header in as_object(value, key).values():
         header_key = f"{key}:{name}"
         if not _HEADER_NAME.fullmatch(name):
             raise ConfigError(header_key, "not a valid HTTP header name")
@@ -453,24 +457,24 @@ def _headers(value: Any, key: str, context: _Context) -> Mapping[str, str | Secr
     return MappingProxyType(headers)
 
 
-def _refresh(tree: _Tree) -> RefreshSettings:
-    _reject_unknown(tree, "Refresh", ("WorkerProcesses",))
-    workers = _get(tree, "WorkerProcesses")
+def _refresh(tree: Tree) -> RefreshSettings:
+    reject_unknown(tree, "Refresh", ("WorkerProcesses",))
+    workers = get(tree, "WorkerProcesses")
     if workers is None:
         return RefreshSettings()
     return RefreshSettings(worker_processes=as_int(workers, "Refresh:WorkerProcesses", 0, 16))
 
 
-def _alerts(tree: _Tree, context: _Context) -> AlertSettings:
-    _reject_unknown(tree, "Alerts", ("WebhookUrl", "Headers", "Timeout"))
+def _alerts(tree: Tree, context: _Context) -> AlertSettings:
+    reject_unknown(tree, "Alerts", ("WebhookUrl", "Headers", "Timeout"))
     values: dict[str, Any] = {}
-    if (raw := _get(tree, "WebhookUrl")) is not None:
+    if (raw := get(tree, "WebhookUrl")) is not None:
         url = context.secret(raw, "Alerts:WebhookUrl")
         check_url(url, "Alerts:WebhookUrl", ("http://", "https://"), "an http(s) URL")
         values["webhook_url"] = url
-    if (headers := _get(tree, "Headers")) is not None:
+    if (headers := get(tree, "Headers")) is not None:
         values["headers"] = _headers(headers, "Alerts:Headers", context)
-    if (timeout := _get(tree, "Timeout")) is not None:
+    if (timeout := get(tree, "Timeout")) is not None:
         values["timeout"] = as_duration(timeout, "Alerts:Timeout", positive=True)
     return AlertSettings(**values)
 
@@ -501,4 +505,5 @@ def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
         },
         "RecordsPath": endpoint.records_path,
         "RequestTimeout": format_timespan(endpoint.request_timeout),
+        **describe_payload(endpoint),
     }

@@ -87,9 +87,64 @@ class EndpointType(enum.StrEnum):
     DEMO = "demo"
 
 
+class PagingKind(enum.StrEnum):
+    OFFSET = "offset"
+    """``start``/``limit`` style: the offset of the first record and a page size (ABRA Flexi)."""
+    PAGE = "page"
+    """``page``/``itemsPerPage`` style: a page number and a page size (Shoptet)."""
+
+
+#: Pages one fetch may take before it fails: a source that never ends must not loop forever.
+DEFAULT_MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PagingSettings:
+    """How a source's records are spread over several requests (``sources/paging.py``)."""
+
+    kind: PagingKind
+    page_size: int
+    size_parameter: str
+    """The query parameter that carries ``page_size``."""
+    position_parameter: str
+    """The query parameter that says which page: the offset, or the page number."""
+    first_page: int = 1
+    """The number of the first page (``page`` kind only)."""
+    count_path: str | None = None
+    """Dotted path, inside each page, to the total number of records (``offset`` kind) or
+    of pages (``page`` kind); without it paging stops at the first empty page."""
+    max_pages: int = DEFAULT_MAX_PAGES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldRule:
+    """One record field read from a differently named field of the payload."""
+
+    field: str
+    """The record field of contract section 4 (``product_code``)."""
+    source: str
+    """The name the payload uses for it (``cenik``)."""
+    remove_prefix: str | None = None
+    """Dropped from the start of the (trimmed) value: ``code:`` of an ABRA Flexi relation."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsvFormat:
+    """A payload that is a CSV document rather than JSON (``sources/csv_payload.py``)."""
+
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    decimal_comma: bool = False
+    """Numbers are written ``87,5``: the comma is read as the decimal point."""
+    has_header: bool = True
+    """The first row names the columns (and is skipped when ``columns`` are given)."""
+    columns: tuple[str, ...] = ()
+    """The column names, in order; needed when there is no header row."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointSettings:
-    """Where one source (or its backup) is read from."""
+    """Where one source (or its backup) is read from, and how its payload is read."""
 
     type: EndpointType
     url: str | None = None
@@ -97,6 +152,11 @@ class EndpointSettings:
     records_path: str | None = None
     """Dotted path to the records array inside a JSON object (``data.items``)."""
     request_timeout: timedelta = timedelta(seconds=60)
+    paging: PagingSettings | None = None
+    fields: tuple[FieldRule, ...] = ()
+    """Record fields the payload names differently; empty when it uses the contract's names.
+    A tuple, not a mapping, so that it pickles to worker processes with the payload."""
+    csv: CsvFormat | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,11 @@ alone: an invalid one is counted with its reason and left out.
 The common case, a payload with no invalid record, is decoded in one msgspec
 call straight into frozen structs; only when that call meets a bad record does
 validation fall back to decoding record by record to find and count them.
+
+Pages may also be CSV (``sources/csv_payload.py`` turns them into raw records
+first), and a payload may name its fields differently (``sources/mapping.py``:
+decoded under the payload's names, then turned into the record type); both are
+told by the payload itself, so a backup endpoint may differ from its primary.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from types import GenericAlias
 from typing import Any
 
 import msgspec
@@ -25,6 +31,8 @@ from catalog_refresher.domain import records
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.errors import InvalidPayloadError
 from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.sources.csv_payload import read_rows
+from catalog_refresher.sources.mapping import RecordReader, reader_for
 
 #: How many invalid-record reasons a run keeps for its audit entry.
 MAX_REASONS = 10
@@ -62,14 +70,19 @@ def validate(spec: SourceSpec, payload: Payload, window: Window | None) -> Batch
     """Decode and validate every page of ``payload`` for ``spec``'s source."""
     batch = Batch()
     normalise = _history_normaliser(spec, window) if spec.is_history else _snapshot_normaliser(spec)
+    reader = reader_for(spec.record_type, payload.fields)
     rows = batch.rows
     # This loop runs once per record (a million for a large snapshot): it is kept
     # to one dict store and one call on the common path.
     for page_number, page in enumerate(payload.pages, start=1):
-        body = page.read_bytes() if isinstance(page, Path) else page
-        array = _records_array(body, payload.records_path, page_number)
+        items: bytes | list[dict[str, str]]
+        if payload.csv is not None:
+            items = read_rows(page, payload.csv, reader.numeric_names, page_number)
+        else:
+            body = page.read_bytes() if isinstance(page, Path) else page
+            items = _records_array(body, payload.records_path, page_number)
         where = f"page {page_number} record" if len(payload.pages) > 1 else "record"
-        decoded, may_hold_errors = _decode_records(spec, array, batch)
+        decoded, may_hold_errors = _decode_records(reader, items, batch)
         for index, record in decoded:
             if may_hold_errors and isinstance(record, msgspec.ValidationError):
                 batch.refuse(f"{where} {index}", str(record))
@@ -127,36 +140,48 @@ def _records_array(page: bytes, records_path: str | None, page_number: int) -> b
 
 
 def _decode_records(
-    spec: SourceSpec, array: bytes, batch: Batch
+    reader: RecordReader, items: bytes | list[dict[str, str]], batch: Batch
 ) -> tuple[Iterable[tuple[int, Any]], bool]:
-    """Decode the array into typed records; a record that does not fit comes as its error.
+    """Decode the records (a JSON array, or CSV rows); one that does not fit comes as its error.
 
     The flag says whether any error may be among them (only on the slow path).
     """
-    record_type: Any = spec.record_type
-    if record_type is records.Attributes:
-        record_type = dict[str, Any]  # free-form fields are kept: see _attributes
+    many = GenericAlias(list, reader.wire_type)
     try:
-        decoded = msgspec.json.decode(array, type=list[record_type], strict=False)
+        if isinstance(items, bytes):
+            decoded = msgspec.json.decode(items, type=many, strict=False)
+        else:
+            decoded = msgspec.convert(items, many, strict=False)
+        if reader.mapped:
+            decoded = reader.finish(decoded)
         batch.fetched += len(decoded)
         return enumerate(decoded), False
     except msgspec.ValidationError:
         pass  # at least one record does not fit: find which, one by one
     except msgspec.DecodeError as exc:
         raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
-    try:
-        raws = msgspec.json.decode(array, type=list[msgspec.Raw])
-    except msgspec.ValidationError as exc:
-        raise InvalidPayloadError("expected a JSON array of records") from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
+    one: Any = reader.wire_type
+    raws: list[Any]
+    if isinstance(items, bytes):
+        try:
+            raws = msgspec.json.decode(items, type=list[msgspec.Raw])
+        except msgspec.ValidationError as exc:
+            raise InvalidPayloadError("expected a JSON array of records") from exc
+        except msgspec.DecodeError as exc:
+            raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
+    else:
+        raws = items
     batch.fetched += len(raws)
     decoded_or_errors: list[tuple[int, Any]] = []
     for index, raw in enumerate(raws):
         try:
-            decoded_or_errors.append(
-                (index, msgspec.json.decode(raw, type=record_type, strict=False))
-            )
+            if isinstance(raw, msgspec.Raw):
+                record = msgspec.json.decode(raw, type=one, strict=False)
+            else:
+                record = msgspec.convert(raw, one, strict=False)
+            if reader.mapped:
+                record = reader.finish_one(record)
+            decoded_or_errors.append((index, record))
         except msgspec.ValidationError as exc:
             decoded_or_errors.append((index, exc))
     return decoded_or_errors, True

@@ -15,6 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from catalog_refresher.settings import CsvFormat, FieldRule
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Window:
@@ -26,7 +28,11 @@ class Window:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Payload:
-    """What a source returned: one JSON document per page."""
+    """What a source returned: one document per page, and how to read the records in it.
+
+    The reading instructions travel with the pages because they belong to the
+    endpoint that answered: a backup may be another system with other names.
+    """
 
     pages: list[bytes | Path] = field(default_factory=list)
     """Each page's body, or the file it was spooled to (see ``HttpSource``)."""
@@ -34,6 +40,10 @@ class Payload:
     """Dotted path to the records array inside each page, or ``None`` for a bare array."""
     origin: str = ""
     """Where it came from, for logs (a URL without credentials, or ``demo``)."""
+    fields: tuple[FieldRule, ...] = ()
+    """Record fields the pages name differently (``sources/mapping.py``)."""
+    csv: CsvFormat | None = None
+    """Set when the pages are CSV documents instead of JSON (``sources/csv_payload.py``)."""
 
     def discard(self) -> None:
         """Delete spooled pages; the payload is not read after this."""

@@ -1,8 +1,10 @@
 """Reading a source over HTTP (contract section 4).
 
-``HttpSource`` sends one GET to the endpoint's URL and hands back the raw body.
-It never decodes the JSON: ``domain/validation.py`` does that, so every source
-type gets the same rules and the same error messages.
+``HttpSource`` sends a GET to the endpoint's URL and hands back the raw body;
+with ``Paging`` one GET per page, each body a page of the payload
+(``sources/paging.py`` decides what to ask for next). It never decodes the
+records: ``domain/validation.py`` does that, so every source type gets the same
+rules and the same error messages.
 
 httpx is met here and nowhere else, so its errors are translated here::
 
@@ -41,6 +43,7 @@ from catalog_refresher.errors import (
 from catalog_refresher.settings import EndpointSettings, EndpointType, reveal
 from catalog_refresher.sources.base import Payload, Source, Window
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
+from catalog_refresher.sources.paging import pager_for
 
 __all__ = ["USER_AGENT", "HttpSource", "build_client", "open_source", "safe_url"]
 
@@ -93,8 +96,10 @@ class HttpSource:
 
     History sources (``SPECS[source_id].is_history``) must be given a window and
     send it as ``date_from``/``date_to`` ISO dates, merged into any query the URL
-    already has. ``endpoint.headers`` are sent with secrets revealed. The body is
-    returned untouched as the single page of the payload.
+    already has, on every page. ``endpoint.headers`` are sent with secrets
+    revealed. Each body is returned untouched as one page of the payload, with
+    the endpoint's ``RecordsPath``, ``Fields`` and ``Csv`` telling validation how
+    to read it.
 
     The client is shared and owned by the caller, so ``aclose`` leaves it open.
     """
@@ -132,7 +137,13 @@ class HttpSource:
         return self._source_id
 
     async def fetch(self, window: Window | None) -> Payload:
-        """GET the records; raises a ``SourceError`` subclass on any failure."""
+        """GET the records, every page of them; raises a ``SourceError`` subclass on any failure.
+
+        A page that fails fails the fetch, with the error it would have alone
+        (so a 503 on page 7 is as transient as on page 1): the runner retries
+        the whole fetch, because pages read at different times do not make one
+        snapshot.
+        """
         url = self._url
         if self._is_history:
             if window is None:
@@ -141,32 +152,61 @@ class HttpSource:
                 {"date_from": window.date_from.isoformat(), "date_to": window.date_to.isoformat()}
             )
         headers = {name: reveal(value) for name, value in self._endpoint.headers.items()}
-        # Pagination goes here when a source needs it: follow the system's own
-        # paginator (Shoptet `data.paginator.pageCount`, Flexi `@rowCount` with
-        # `start`/`limit`) and append one body per page to `pages`.
+        paging = self._endpoint.paging
+        pages: list[bytes | Path] = []
+        if paging is None:
+            pages.append(await self._get_page(url, headers, self._origin))
+            return self._payload(pages)
+        pager = pager_for(paging, self._endpoint.records_path)
         try:
-            page = await self._get(url, headers)
+            for number in range(1, paging.max_pages + 1):
+                params = pager.params()
+                shown = ", ".join(f"{name}={value}" for name, value in params.items())
+                where = f"{self._origin} (page {number}: {shown})"
+                page = await self._get_page(url.copy_merge_params(params), headers, where)
+                pages.append(page)
+                body = page.read_bytes() if isinstance(page, Path) else page
+                if not pager.advance(body, number):
+                    return self._payload(pages)
+            raise InvalidPayloadError(
+                f"{self._origin}: more than {paging.max_pages} pages (MaxPages);"
+                " the source does not end, or MaxPages is too low for its size"
+            )
+        except BaseException:
+            self._payload(pages).discard()  # no spooled page of a failed fetch stays behind
+            raise
+
+    def _payload(self, pages: list[bytes | Path]) -> Payload:
+        endpoint = self._endpoint
+        return Payload(
+            pages=pages,
+            records_path=endpoint.records_path,
+            origin=self._origin,
+            fields=endpoint.fields,
+            csv=endpoint.csv,
+        )
+
+    async def _get_page(self, url: httpx.URL, headers: dict[str, str], where: str) -> bytes | Path:
+        """One GET, httpx's errors translated; ``where`` names the URL (and page) in messages."""
+        try:
+            return await self._get(url, headers, where)
         except httpx.TimeoutException as exc:
             raise SourceTimeoutError(
-                f"no answer from {self._origin} within {self._timeout_s:g} s"
-                f" ({self._describe(exc)})"
+                f"no answer from {where} within {self._timeout_s:g} s ({self._describe(exc)})"
             ) from exc
         except httpx.UnsupportedProtocol as exc:
             # A wrong scheme will not fix itself; retrying would only delay the error.
-            raise SourceError(f"cannot request {self._origin}: {self._describe(exc)}") from exc
+            raise SourceError(f"cannot request {where}: {self._describe(exc)}") from exc
         except httpx.TransportError as exc:
-            raise SourceConnectionError(
-                f"cannot reach {self._origin}: {self._describe(exc)}"
-            ) from exc
+            raise SourceConnectionError(f"cannot reach {where}: {self._describe(exc)}") from exc
         except httpx.DecodingError as exc:
             raise InvalidPayloadError(
-                f"undecodable body from {self._origin}: {self._describe(exc)}"
+                f"undecodable body from {where}: {self._describe(exc)}"
             ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"request to {self._origin} failed: {self._describe(exc)}") from exc
-        return Payload(pages=[page], records_path=self._endpoint.records_path, origin=self._origin)
+            raise SourceError(f"request to {where} failed: {self._describe(exc)}") from exc
 
-    async def _get(self, url: httpx.URL, headers: dict[str, str]) -> bytes | Path:
+    async def _get(self, url: httpx.URL, headers: dict[str, str], where: str) -> bytes | Path:
         """The body in memory, or streamed to a file in the spool folder if there is one.
 
         Spooling never holds the whole body in this process: no large join, and a
@@ -175,11 +215,12 @@ class HttpSource:
         timeout = httpx.Timeout(self._timeout_s)
         async with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
             if not response.is_success:
-                raise SourceStatusError(response.status_code, self._origin)
+                raise SourceStatusError(response.status_code, where)
             if self._spool is None:
                 return await response.aread()
+            suffix = ".json" if self._endpoint.csv is None else ".csv"
             fd, name = tempfile.mkstemp(
-                prefix=f"{self._source_id}-", suffix=".json", dir=self._spool
+                prefix=f"{self._source_id}-", suffix=suffix, dir=self._spool
             )
             try:
                 with os.fdopen(fd, "wb") as file:

@@ -1,0 +1,280 @@
+"""Field mapping cost: 1,000,000 ERP records through ``validate()``, mapped and not.
+
+``.venv/bin/python bench/mapping_bench.py [--rows N] [--repeats 5] [--write-docs]``
+
+Every case is the same million products (code, name, stock, location) decoded
+and validated by ``domain/validation.validate`` exactly as a refresh does it,
+all in one process, one after the other in each repeat:
+
+- *unmapped*: the contract's field names; the baseline (what every source paid
+  before mapping existed, and what a source without ``Fields`` still pays);
+- *mapped names*: the same records under Flexi's names (``cenik``, ``nazev``,
+  ``stavMJ``, ``regal``) with four ``Fields`` rules, no conversion;
+- *mapped + RemovePrefix x2*: as sent by Flexi, ``code:`` in front of the
+  product code and the location, both removed;
+- *Flexi stock cards*: whole ``skladova-karta`` records as in the sample
+  (``@ref``/``@showAs`` siblings, warehouse, period...: 4x the bytes), mapped
+  with the two conversions: what skipping unwanted fields costs;
+- *CSV, mapped*: the records as a ``;``-separated windows-1250 CSV export with
+  decimal commas (``Csv`` + ``Fields``).
+
+A second table times decoding into record structs alone (no per-record
+validation), where mapping is a larger share: the record type decoded
+directly; the mapped decode (``sources/mapping.py``: decode under the payload's
+names, conversions, one ``msgspec.convert``); and the alternative not chosen, a
+Python dict per record with its keys renamed, then converted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import re
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import GenericAlias
+from typing import Any
+
+import msgspec
+
+from catalog_refresher.domain.records import ErpStock
+from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.domain.validation import validate
+from catalog_refresher.settings import CsvFormat, FieldRule
+from catalog_refresher.sources.base import Payload
+from catalog_refresher.sources.mapping import reader_for
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+TITLE = "Field mapping: 1,000,000 ERP records through validate()"
+SPEC = SPECS["erp_stock"]
+FLEXI_NAMES = {"product_code": "cenik", "product_name": "nazev", "stock": "stavMJ"}
+FLEXI_NAMES["location"] = "regal"
+NAMES = tuple(FieldRule(field=field, source=name) for field, name in FLEXI_NAMES.items())
+RELATIONS = tuple(
+    FieldRule(
+        field=field,
+        source=name,
+        remove_prefix="code:" if field in {"product_code", "location"} else None,
+    )
+    for field, name in FLEXI_NAMES.items()
+)
+
+
+def product(i: int) -> tuple[str, str, float, str]:
+    """Product ``i``: code, a Czech name of about 45 characters, stock, location."""
+    nouns = ("Šroub", "Matice", "Podložka", "Hmoždinka", "Vrut", "Nýt", "Kolík", "Pružina")
+    name = f"{nouns[i % 8]} pozinkovaný DIN {912 + i % 30} M{4 + i % 9}×{10 + i % 12 * 10} mm"
+    stock = (i * 7919) % 10_000 + (i % 4) / 4
+    return f"P{i:07d}", name, stock, f"{'ABCDEFGH'[i % 8]}{1 + i // 8 % 40:02d}-R{i % 12:02d}"
+
+
+def contract(n: int) -> bytes:
+    return msgspec.json.encode(
+        [
+            {"product_code": code, "product_name": name, "stock": stock, "location": where}
+            for code, name, stock, where in map(product, range(n))
+        ]
+    )
+
+
+def flexi_names(n: int, prefix: str) -> bytes:
+    return msgspec.json.encode(
+        [
+            {"cenik": prefix + code, "nazev": name, "stavMJ": stock, "regal": prefix + where}
+            for code, name, stock, where in map(product, range(n))
+        ]
+    )
+
+
+def flexi_cards(n: int) -> bytes:
+    """Stock cards shaped like the ABRA Flexi sample, every relation with its siblings."""
+
+    def card(i: int) -> dict[str, Any]:
+        code, name, stock, where = product(i)
+        return {
+            "id": 1000 + i,
+            "lastUpdate": "2024-04-30T16:02:11.418+02:00",
+            "cenik": f"code:{code}",
+            "cenik@ref": f"/v2/c/demo_firma/cenik/{i}",
+            "cenik@showAs": f"{code}: {name}",
+            "sklad": "code:ZBOZI",
+            "sklad@ref": "/v2/c/demo_firma/sklad/4",
+            "sklad@showAs": "ZBOZI: Standardní sklad",
+            "ucetObdobi": "code:2024",
+            "regal": f"code:{where}",
+            "regal@ref": f"/v2/c/demo_firma/umisteni-ve-skladu/{i % 500}",
+            "regal@showAs": f"{where}: Regál",
+            "police": "",
+            "stavMJ": stock,
+            "rezervMJ": 0.0,
+            "dostupMj": stock,
+            "datPosl": "2024-04-29",
+            "nazev": name,
+        }
+
+    return msgspec.json.encode([card(i) for i in range(n)])
+
+
+def csv_export(n: int) -> bytes:
+    lines = ["code;name;stock;stockLocation;"]
+    for code, name, stock, where in map(product, range(n)):
+        lines.append(f'"{code}";"{name}";"{str(stock).replace(".", ",")}";"{where}";')
+    return ("\r\n".join(lines) + "\r\n").encode("cp1250")
+
+
+def dict_rewrite(body: bytes) -> list[ErpStock]:
+    """The mapping not chosen: a Python dict per record, keys renamed, then converted."""
+    rename = {name: field for field, name in FLEXI_NAMES.items()}
+    raws = msgspec.json.decode(body, type=list[dict[str, Any]])
+    rows = [{rename.get(key, key): value for key, value in raws.items()} for raws in raws]
+    converted: list[ErpStock] = msgspec.convert(rows, list[ErpStock], strict=False)
+    return converted
+
+
+def mapped_decode(body: bytes, fields: tuple[FieldRule, ...]) -> list[ErpStock]:
+    """What validation does to decode a mapped page, without the per-record rules."""
+    reader = reader_for(ErpStock, fields)
+    items = msgspec.json.decode(body, type=GenericAlias(list, reader.wire_type), strict=False)
+    return reader.finish(items)
+
+
+def timed(fn: Callable[[], int]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    count = fn()
+    elapsed = time.perf_counter() - start
+    assert count, "nothing was read"
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    n = args.rows
+
+    bodies = {
+        "unmapped": contract(n),
+        "names": flexi_names(n, ""),
+        "relations": flexi_names(n, "code:"),
+        "cards": flexi_cards(n),
+        "csv": csv_export(n),
+    }
+    csv = CsvFormat(delimiter=";", encoding="windows-1250", decimal_comma=True)
+    csv_fields = (
+        FieldRule(field="product_code", source="code"),
+        FieldRule(field="product_name", source="name"),
+        FieldRule(field="location", source="stockLocation"),
+    )
+    cases: dict[str, tuple[str, Callable[[], int]]] = {
+        "unmapped (contract names): baseline": (
+            "unmapped",
+            lambda: len(validate(SPEC, Payload(pages=[bodies["unmapped"]]), None).rows),
+        ),
+        "mapped names (4 Fields rules)": (
+            "names",
+            lambda: len(validate(SPEC, Payload(pages=[bodies["names"]], fields=NAMES), None).rows),
+        ),
+        "mapped + RemovePrefix x2": (
+            "relations",
+            lambda: len(
+                validate(SPEC, Payload(pages=[bodies["relations"]], fields=RELATIONS), None).rows
+            ),
+        ),
+        "Flexi stock cards, mapped + RemovePrefix x2": (
+            "cards",
+            lambda: len(
+                validate(SPEC, Payload(pages=[bodies["cards"]], fields=RELATIONS), None).rows
+            ),
+        ),
+        "CSV export, windows-1250, decimal commas, mapped": (
+            "csv",
+            lambda: len(
+                validate(
+                    SPEC, Payload(pages=[bodies["csv"]], csv=csv, fields=csv_fields), None
+                ).rows
+            ),
+        ),
+    }
+    decoding: dict[str, tuple[str, Callable[[], int]]] = {
+        "record type decoded directly: baseline": (
+            "unmapped",
+            lambda: len(msgspec.json.decode(bodies["unmapped"], type=list[ErpStock], strict=False)),
+        ),
+        "mapped decode, names": ("names", lambda: len(mapped_decode(bodies["names"], NAMES))),
+        "mapped decode, + RemovePrefix x2": (
+            "relations",
+            lambda: len(mapped_decode(bodies["relations"], RELATIONS)),
+        ),
+        "dict per record, keys renamed, converted (not used)": (
+            "names",
+            lambda: len(dict_rewrite(bodies["names"])),
+        ),
+    }
+    # Every case must read the same records the baseline does.
+    expected = validate(SPEC, Payload(pages=[contract(1000)]), None).rows
+    for body, fields in ((flexi_names(1000, "code:"), RELATIONS), (flexi_cards(1000), RELATIONS)):
+        assert validate(SPEC, Payload(pages=[body], fields=fields), None).rows == expected
+    assert (
+        validate(SPEC, Payload(pages=[csv_export(1000)], csv=csv, fields=csv_fields), None).rows
+        == expected
+    )
+
+    every = {**cases, **decoding}
+    samples: dict[str, list[float]] = {label: [] for label in every}
+    for repeat in range(args.repeats):
+        for label, (_, fn) in every.items():
+            samples[label].append(timed(fn))
+        print(f"# repeat {repeat + 1}/{args.repeats} done", flush=True)
+
+    def table(group: dict[str, tuple[str, Callable[[], int]]]) -> str:
+        base = statistics.median(samples[next(iter(group))])
+        lines = [
+            "| case | MB | median s | min s | max s | median vs baseline s |",
+            "|---|--:|--:|--:|--:|--:|",
+        ]
+        for label, (body, _) in group.items():
+            times = samples[label]
+            median = statistics.median(times)
+            lines.append(
+                f"| {label} | {len(bodies[body]) / 1e6:,.0f} | {median:.2f} | {min(times):.2f}"
+                f" | {max(times):.2f} | {median - base:+.2f} |"
+            )
+        return "\n".join(lines)
+
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    command = f"bench/mapping_bench.py --rows {n} --repeats {args.repeats}"
+    when = time.strftime("%Y-%m-%d")
+    versions = f"Python {platform.python_version()}, msgspec {msgspec.__version__}"
+    section = f"""## {TITLE}
+
+`.venv/bin/python {command}`, {when}: {versions}, code {commit}.
+Decode and validate only (no fetch, diff or store), every case in one process, interleaved,
+median / min / max of {args.repeats}. What each case is: the script's docstring.
+
+{table(cases)}
+
+Decoding into record structs alone (no per-record validation):
+
+{table(decoding)}
+"""
+    print(section)
+    if args.write_docs:
+        text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+        own = re.compile(rf"^## {re.escape(TITLE)}\n.*?(?=^## |\Z)", re.M | re.S)
+        text = own.sub(section, text) if own.search(text) else text.rstrip("\n") + "\n\n" + section
+        DOCS.write_text(re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n")
+        print(f"# wrote {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
