@@ -69,7 +69,7 @@ class Application:
         client: httpx.AsyncClient | None = None,
     ) -> Application:
         clock = clock or SystemClock()
-        store = open_store(reveal(settings.store.url))
+        store = open_store(reveal(settings.store.url), lease=settings.store.lease)
         catalog = Catalog(store, max_size=settings.cache.max_size)
         bus = EventBus()
         bus.subscribe(RunLog())

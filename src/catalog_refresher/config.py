@@ -208,7 +208,10 @@ def describe(settings: Settings) -> dict[str, Any]:
             }
             for source in settings.sources.values()
         },
-        "Store": {"Url": mask_url(reveal(settings.store.url))},
+        "Store": {
+            "Url": mask_url(reveal(settings.store.url)),
+            "Lease": format_timespan(settings.store.lease),
+        },
         "Api": {
             "Host": api.host,
             "Port": api.port,
@@ -404,16 +407,21 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
 
 
 def _store(tree: Tree, context: _Context) -> StoreSettings:
-    reject_unknown(tree, "Store", ("Url",))
+    reject_unknown(tree, "Store", ("Url", "Lease"))
+    values: dict[str, Any] = {}
+    if (lease := get(tree, "Lease")) is not None:
+        values["lease"] = as_duration(lease, "Store:Lease", positive=True)
+        if values["lease"] < timedelta(seconds=3):
+            raise ConfigError("Store:Lease", "must be at least 00:00:03 (heartbeats every third)")
     raw = get(tree, "Url")
     if raw is None:
-        return StoreSettings()
+        return StoreSettings(**values)
     url = context.secret(raw, "Store:Url")
     schemes = ("sqlite:///", "postgresql://", "postgres://")
     check_url(url, "Store:Url", schemes, "a sqlite:/// or postgresql:// URL")
     # Kept secret when it was referenced or carries a credential, so it is never printed whole.
     secret = url.reference is not None or mask_url(url.value) != url.value
-    return StoreSettings(url=url if secret else url.value)
+    return StoreSettings(url=url if secret else url.value, **values)
 
 
 def _api(tree: Tree, context: _Context) -> ApiSettings:

@@ -183,6 +183,8 @@ class LogFormat(enum.StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreSettings:
     url: str | Secret = "sqlite:///catalog.db"
+    lease: timedelta = timedelta(seconds=30)
+    """PostgreSQL: a replica silent this long is dead and its sources are taken over."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

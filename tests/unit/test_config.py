@@ -407,6 +407,16 @@ def test_store_url_scheme_is_checked(tmp_path: Path) -> None:
     assert error_of(tmp_path, '{"Store": {"Url": "mysql://db/x"}}').key == "Store:Url"
 
 
+def test_store_lease_is_read_and_checked(tmp_path: Path) -> None:
+    """Store:Lease (how long a silent replica keeps its sources) is a time span >= 3 s."""
+    assert load_text(tmp_path, "{}").store.lease == timedelta(seconds=30)
+    settings = load_text(tmp_path, '{"Store": {"Url": "postgresql://db/x", "Lease": "00:00:10"}}')
+    assert settings.store.lease == timedelta(seconds=10)
+    assert describe(settings)["Store"]["Lease"] == "00:00:10"
+    assert error_of(tmp_path, '{"Store": {"Lease": "00:00:01"}}').key == "Store:Lease"
+    assert error_of(tmp_path, '{"Store": {"Lease": "soon"}}').key == "Store:Lease"
+
+
 def test_wrong_section_type_is_refused(tmp_path: Path) -> None:
     """A known section that is not an object is an error naming it."""
     assert error_of(tmp_path, '{"CatalogRepository": 5}').key == "CatalogRepository"
