@@ -37,7 +37,10 @@ from catalog_refresher.store.rows import (
     RUN_COLUMNS,
     SOURCE_STATE,
     UNFINISHED,
+    contains_pattern,
     history_from,
+    parts_from,
+    run_filter,
     run_from_row,
 )
 
@@ -159,18 +162,7 @@ class PostgresStore:
         return run_from_row(row, _time) if row else None
 
     def list_runs(self, query: RunQuery) -> tuple[list[Run], int]:
-        where: list[str] = []
-        params: list[object] = []
-        if query.source is not None:
-            where.append("source = %s")
-            params.append(query.source)
-        if query.status is not None:
-            where.append("status = %s")
-            params.append(query.status.value)
-        if query.since is not None:
-            where.append("queued_at >= %s")
-            params.append(query.since)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, params = run_filter(query, "%s", lambda at: at)  # psycopg adapts datetimes
         with self._tx() as conn:
             total = _one(conn.execute(f"SELECT count(*) FROM runs {clause}", params))
             rows = conn.execute(
@@ -305,25 +297,14 @@ class PostgresStore:
                     int(str(run_id)) if run_id is not None else None,
                     _time(changed_at),
                 )
-        if not grouped:
-            return None
-        return {
-            source: StoredPart(
-                rows=grouped.get(source, []),
-                run_id=marks.get(source, (None, None))[0],
-                changed_at=marks.get(source, (None, None))[1],
-            )
-            for source in grouped.keys() | marks.keys()
-        }
+        return parts_from(grouped, marks)
 
     def list_products(
         self, *, search: str | None, limit: int, offset: int
     ) -> tuple[list[str], int]:
         clause, params = "", []
         if search:
-            pattern = (
-                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
+            pattern = contains_pattern(search)
             # ILIKE folds case beyond ASCII (Ž matches ž), unlike SQLite's LIKE.
             clause = "WHERE code ILIKE %s OR name ILIKE %s"
             params = [pattern, pattern]

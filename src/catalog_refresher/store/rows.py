@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from catalog_refresher.domain.runs import Run, RunCounts, RunStatus, Trigger
-from catalog_refresher.store.base import SourceHistory
+from catalog_refresher.store.base import RunQuery, SourceHistory, StoredPart
 
 RUN_COLUMNS = (
     "id, source, trigger, status, forced, queued_at, started_at, finished_at, attempts,"
@@ -111,3 +111,46 @@ def history_from(
         record_count=int(str(count)),
         data_version=int(str(version)),
     )
+
+
+def run_filter(
+    query: RunQuery, placeholder: str, time: Callable[[datetime], object]
+) -> tuple[str, list[object]]:
+    """The ``WHERE`` clause (or ``""``) and its parameters for ``query``'s filters."""
+    where: list[str] = []
+    params: list[object] = []
+    if query.source is not None:
+        where.append(f"source = {placeholder}")
+        params.append(query.source)
+    if query.status is not None:
+        where.append(f"status = {placeholder}")
+        params.append(query.status.value)
+    if query.since is not None:
+        where.append(f"queued_at >= {placeholder}")
+        params.append(time(query.since))
+    return (f"WHERE {' AND '.join(where)}" if where else ""), params
+
+
+def contains_pattern(search: str) -> str:
+    """A ``LIKE ... ESCAPE '\\'`` pattern matching ``search`` anywhere, taken literally."""
+    return "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+Mark = tuple[int | None, datetime | None]
+"""A part's lineage: the run that last changed it, and when."""
+
+
+def parts_from(
+    grouped: dict[str, list[bytes]], marks: dict[str, Mark]
+) -> dict[str, StoredPart] | None:
+    """A product's parts from its rows by source and its lineage marks; ``None`` if no rows."""
+    if not grouped:
+        return None
+    return {
+        source: StoredPart(
+            rows=grouped.get(source, []),
+            run_id=marks.get(source, (None, None))[0],
+            changed_at=marks.get(source, (None, None))[1],
+        )
+        for source in grouped.keys() | marks.keys()
+    }

@@ -34,7 +34,10 @@ from catalog_refresher.store.rows import (
     RUN_COLUMNS,
     SOURCE_STATE,
     UNFINISHED,
+    contains_pattern,
     history_from,
+    parts_from,
+    run_filter,
     run_from_row,
 )
 
@@ -205,17 +208,7 @@ class SqliteStore:
         return _run(row) if row else None
 
     def list_runs(self, query: RunQuery) -> tuple[list[Run], int]:
-        where, params = [], []
-        if query.source is not None:
-            where.append("source = ?")
-            params.append(query.source)
-        if query.status is not None:
-            where.append("status = ?")
-            params.append(query.status.value)
-        if query.since is not None:
-            where.append("queued_at >= ?")
-            params.append(_ts(query.since))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, params = run_filter(query, "?", _ts)
         with self._read() as conn:
             total = conn.execute(f"SELECT count(*) FROM runs {clause}", params).fetchone()[0]
             rows = conn.execute(
@@ -333,23 +326,14 @@ class SqliteStore:
         for source, data in rows:
             grouped.setdefault(source, []).append(data.encode() if isinstance(data, str) else data)
         marks = {source: (run_id, _dt(changed)) for source, run_id, changed in lineage}
-        return {
-            source: StoredPart(
-                rows=grouped.get(source, []),
-                run_id=marks.get(source, (None, None))[0],
-                changed_at=marks.get(source, (None, None))[1],
-            )
-            for source in grouped.keys() | marks.keys()
-        }
+        return parts_from(grouped, marks)
 
     def list_products(
         self, *, search: str | None, limit: int, offset: int
     ) -> tuple[list[str], int]:
         clause, params = "", []
         if search:
-            pattern = (
-                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
+            pattern = contains_pattern(search)
             clause = "WHERE code LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
             params = [pattern, pattern]
         with self._read() as conn:
