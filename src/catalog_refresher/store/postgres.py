@@ -69,6 +69,9 @@ class PostgresStore:
         self.lease = lease
         self.heartbeat_every: timedelta | None = lease / 3
         try:
+            # One plain connection first: it fails fast with the server's own reason
+            # (refused, no such database, authentication), where the pool only times out.
+            psycopg.connect(url, connect_timeout=10).close()
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
