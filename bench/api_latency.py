@@ -86,7 +86,9 @@ def switch(folder: Path, name: str) -> None:
     tmp.replace(folder / "erp.json")
 
 
-def start_service(work: Path, source_url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_service(
+    work: Path, source_url: str, workers: int, store: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     config = work / "appsettings.json"
     config.write_text(
@@ -97,7 +99,7 @@ def start_service(work: Path, source_url: str, workers: int) -> tuple[subprocess
                     "RefreshTimeout": "01:00:00",
                 },
                 "Sources": {"ErpStock": {"Url": f"{source_url}/erp.json"}},
-                "Store": {"Url": f"sqlite:///{work / 'catalog.db'}"},
+                "Store": {"Url": store or f"sqlite:///{work / 'catalog.db'}"},
                 "Api": {"Port": port},
                 "Refresh": {"WorkerProcesses": workers},
                 "Logging": {"Level": "WARNING"},
@@ -174,7 +176,9 @@ def lua_script(folder: Path, codes: list[str]) -> Path:
     return script
 
 
-def measure(rows: int, repeats: int, workers: int, seconds: float) -> dict[str, list[Load]]:
+def measure(
+    rows: int, repeats: int, workers: int, seconds: float, store: str | None = None
+) -> dict[str, list[Load]]:
     # floor: /health/live, which reads nothing: what the HTTP stack alone costs here.
     results: dict[str, list[Load]] = {"floor": [], "idle": [], "refresh": []}
     with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
@@ -182,7 +186,7 @@ def measure(rows: int, repeats: int, workers: int, seconds: float) -> dict[str, 
         codes = write_snapshots(folder, rows)
         switch(folder, "a.json")
         server, source_url = serve(folder)
-        service, base = start_service(folder, source_url, workers)
+        service, base = start_service(folder, source_url, workers, store)
         script = lua_script(folder, codes)
         try:
             with httpx.Client(timeout=30) as client:
@@ -223,6 +227,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", default="1,0", help="WorkerProcesses settings to compare")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--store",
+        help="a Store:Url to use instead of a new SQLite file (e.g. an empty"
+        " PostgreSQL schema: postgresql://...?options=-csearch_path%%3Dbench)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -232,7 +241,7 @@ def main() -> None:
     ]
     for workers in (int(w) for w in args.workers.split(",")):
         print(f"WorkerProcesses={workers}: {args.rows:,} rows, {args.repeats} repeats", flush=True)
-        results = measure(args.rows, args.repeats, workers, args.seconds)
+        results = measure(args.rows, args.repeats, workers, args.seconds, args.store)
         for phase, loads in results.items():
             s = summary(loads)
             runs = ", ".join(f"{x.p99_ms:.1f}" for x in loads)
