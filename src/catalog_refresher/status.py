@@ -31,6 +31,7 @@ class SourceStatus:
     last_success_at: datetime | None
     last_attempt_at: datetime | None
     last_status: RunStatus | None
+    last_error: str | None
     next_run_at: datetime | None
     circuit_state: CircuitState
     consecutive_failures: int
@@ -67,6 +68,7 @@ def source_status(
         last_success_at=history.last_success_at,
         last_attempt_at=history.last_attempt_at,
         last_status=history.last_status,
+        last_error=history.last_error,
         next_run_at=next_run_at if enabled else None,
         circuit_state=circuit_state,
         consecutive_failures=history.consecutive_failures,

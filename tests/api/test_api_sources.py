@@ -18,6 +18,7 @@ SOURCE_FIELDS = {
     "last_success_at",
     "last_attempt_at",
     "last_status",
+    "last_error",
     "next_run_at",
     "circuit_state",
     "consecutive_failures",
@@ -70,6 +71,7 @@ async def test_sources_list_all_ten_in_contract_order(started: Api) -> None:
     assert erp["last_success_at"] == erp["last_attempt_at"] == "2026-11-29T10:00:00Z"
     assert erp["next_run_at"] == "2026-11-29T10:05:00Z"
     assert (erp["stale"], erp["used_backup"], erp["consecutive_failures"]) == (False, False, 0)
+    assert erp["last_error"] is None
 
 
 async def test_unconfigured_source_is_listed_disabled(
@@ -148,6 +150,10 @@ async def test_refresh_wait_answers_a_failed_run_too(
     response = await request
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["error_type"]) == ("failed", "connection")
+    source = (await api.client.get("/api/sources/erp_stock")).json()
+    assert source["last_status"] == "failed"
+    assert source["last_error"] == response.json()["error"]
+    assert "connection refused" in source["last_error"]
 
 
 async def test_refresh_wait_gives_up_with_202_after_the_timeout_and_margin(

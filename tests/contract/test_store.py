@@ -317,6 +317,7 @@ def test_source_history_of_a_source_never_run(store: Store) -> None:
         None, None, None,
     )  # fmt: skip
     assert (history.consecutive_failures, history.record_count, history.data_version) == (0, 0, 0)
+    assert history.last_error is None
 
 
 def test_source_history_counts_trailing_failures(store: Store) -> None:
@@ -334,6 +335,7 @@ def test_source_history_counts_trailing_failures(store: Store) -> None:
     history = store.source_history("erp_stock")
     assert history.consecutive_failures == 3
     assert history.last_status is RunStatus.SKIPPED
+    assert history.last_error == "skipped"  # the latest finished run's error
     assert history.last_started_at == T0 + 5 * minute
     assert (history.last_success_at, history.last_success_run_id) == (T0, success)
     assert history.last_failure_at == T0 + 5 * minute + timedelta(seconds=5)
@@ -342,6 +344,7 @@ def test_source_history_counts_trailing_failures(store: Store) -> None:
     history = store.source_history("erp_stock")
     assert (history.consecutive_failures, history.last_status) == (0, RunStatus.SUCCEEDED)
     assert history.last_success_at == T0 + 7 * minute
+    assert history.last_error is None
 
 
 def test_record_count_follows_inserts_and_deletes(store: Store) -> None:

@@ -69,6 +69,8 @@ class SourceOut(msgspec.Struct, kw_only=True):
     last_success_at: datetime | None
     last_attempt_at: datetime | None
     last_status: RunStatus | None
+    last_error: str | None
+    """Why the latest finished run did not succeed (null when it did)."""
     next_run_at: datetime | None
     circuit_state: CircuitState
     consecutive_failures: int
@@ -181,6 +183,7 @@ def source_out(status: SourceStatus) -> SourceOut:
         last_success_at=utc(status.last_success_at),
         last_attempt_at=utc(status.last_attempt_at),
         last_status=status.last_status,
+        last_error=status.last_error,
         next_run_at=utc(status.next_run_at),
         circuit_state=status.circuit_state,
         consecutive_failures=status.consecutive_failures,

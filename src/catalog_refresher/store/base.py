@@ -78,6 +78,8 @@ class SourceHistory:
     last_failure_at: datetime | None = None
     last_used_backup: bool = False
     """Whether the latest finished run was served by the backup endpoint."""
+    last_error: str | None = None
+    """Why the latest finished run did not succeed, if it did not."""
     record_count: int = 0
     data_version: int = 0
 

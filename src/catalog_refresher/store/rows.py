@@ -74,7 +74,7 @@ def run_from_row(row: Sequence[object], time: TimeOf) -> Run:
 
 #: The recent runs ``history_from`` reads, newest first.
 RECENT_RUNS = (
-    "SELECT status, started_at, finished_at, used_backup FROM runs WHERE source = {p}"
+    "SELECT status, started_at, finished_at, used_backup, error FROM runs WHERE source = {p}"
     " ORDER BY id DESC LIMIT 200"
 )
 SOURCE_STATE = (
@@ -89,10 +89,12 @@ def history_from(
     """A source's ``SourceHistory`` from its ``RECENT_RUNS`` and ``SOURCE_STATE`` rows."""
     last_started = next((time(r[1]) for r in recent if r[1]), None)
     finished = [
-        (RunStatus(str(r[0])), r[2], bool(r[3])) for r in recent if RunStatus(str(r[0])).finished
+        (RunStatus(str(r[0])), r[2], bool(r[3]), r[4])
+        for r in recent
+        if RunStatus(str(r[0])).finished
     ]
     failures, last_failure_at = 0, None
-    for status, finished_at, _ in finished:
+    for status, finished_at, _, _ in finished:
         if status is RunStatus.SUCCEEDED:
             break
         if status.counts_against_circuit:
@@ -108,6 +110,7 @@ def history_from(
         consecutive_failures=failures,
         last_failure_at=last_failure_at,
         last_used_backup=finished[0][2] if finished else False,
+        last_error=_error_of(finished[0]) if finished else None,
         record_count=int(str(count)),
         data_version=int(str(version)),
     )
@@ -154,3 +157,8 @@ def parts_from(
         )
         for source in grouped.keys() | marks.keys()
     }
+
+
+def _error_of(run: tuple[RunStatus, object, bool, object]) -> str | None:
+    status, _, _, error = run
+    return None if status is RunStatus.SUCCEEDED or error is None else str(error)

@@ -127,7 +127,7 @@ function drawHealth(health) {
   $("#overall-description").textContent = entry ? entry.description : "";
 }
 
-function drawSources(sources, health, errors) {
+function drawSources(sources, health) {
   const entries = health.entries || {};
   const rows = sources.map((source) => {
     const entry = entries[source.id];
@@ -145,7 +145,7 @@ function drawSources(sources, health, errors) {
 
     const last = document.createElement("td");
     last.append(text("span", source.last_status || "never run", "status"));
-    const error = errors.get(source.id);
+    const error = source.last_error;
     if (error) last.append(text("div", error, "error"));
 
     const action = document.createElement("td");
@@ -297,19 +297,6 @@ function schedule() {
   if (pollSeconds() > 0 && !document.hidden) timer = setTimeout(poll, pollSeconds() * 1000);
 }
 
-// The latest run with each failing source's status, for the error on its row.
-async function latestErrors(sources) {
-  const failing = sources.filter((s) => s.enabled && FAILING_STATUSES.has(s.last_status));
-  const pages = await Promise.all(
-    failing.map((s) =>
-      getJson(
-        `api/runs?limit=1&source=${encodeURIComponent(s.id)}&status=${encodeURIComponent(s.last_status)}`,
-      ),
-    ),
-  );
-  return new Map(failing.map((s, i) => [s.id, pages[i].items[0]?.error]));
-}
-
 async function poll() {
   if (polling) {
     pollAgain = true;
@@ -323,9 +310,8 @@ async function poll() {
       getJson(`api/runs?limit=${RUNS_SHOWN}`),
       getJson("api/cache"),
     ]);
-    const errors = await latestErrors(sources);
     drawHealth(health);
-    drawSources(sources, health, errors);
+    drawSources(sources, health);
     drawRuns(runs);
     drawCache(cache);
     lastUpdate = new Date();
