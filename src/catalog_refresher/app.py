@@ -159,6 +159,7 @@ class Application:
             await asyncio.to_thread(self.pool.shutdown)
         await self.notifier.aclose()
         await self.client.aclose()
+        await self.store.aclose()
         self.store.close()
         if self.spool is not None:
             shutil.rmtree(self.spool, ignore_errors=True)

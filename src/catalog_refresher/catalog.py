@@ -18,7 +18,7 @@ import msgspec
 from catalog_refresher.domain.aggregate import ProductAggregate, assemble, decode_rows
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.refresh.events import Event, RunFinished
-from catalog_refresher.store.base import Applied, Store
+from catalog_refresher.store.base import Applied, Store, StoredPart
 
 DEFAULT_CACHE_SIZE = 10_000
 
@@ -69,31 +69,35 @@ class Catalog:
         body = self.get_json(code)
         return None if body is None else _decode(body)
 
-    def peek_json(self, code: str) -> bytes | None:
-        """The product's aggregate as JSON if it is cached, else ``None`` (no store read).
-
-        The hot path of ``GET /api/products/{code}``: cheap enough for the event
-        loop, so a cache hit needs no thread hop and no encoding.
-        """
-        with self._lock:
-            entry = self._cache.get(code)
-            if entry is None:
-                return None
-            self._cache.move_to_end(code)
-            self._hits += 1
-            return self._current(code, entry)
-
     def get_json(self, code: str) -> bytes | None:
         """The product's aggregate as JSON, read from the store when not cached."""
+        cached, generation = self._lookup(code)
+        if cached is not None:
+            return cached
+        return self._remember(code, self.store.product_parts(code), generation)
+
+    async def get_json_async(self, code: str) -> bytes | None:
+        """``get_json`` on the event loop: a miss awaits ``Store.product_parts_async``."""
+        cached, generation = self._lookup(code)
+        if cached is not None:
+            return cached
+        return self._remember(code, await self.store.product_parts_async(code), generation)
+
+    def _lookup(self, code: str) -> tuple[bytes | None, int]:
+        """The cached JSON (counted a hit) or ``None`` (a miss), and the generation."""
         with self._lock:
             entry = self._cache.get(code)
             if entry is not None:
                 self._cache.move_to_end(code)
                 self._hits += 1
-                return self._current(code, entry)
+                return self._current(code, entry), self._generation
             self._misses += 1
-            generation = self._generation
-        parts = self.store.product_parts(code)
+            return None, self._generation
+
+    def _remember(
+        self, code: str, parts: dict[str, StoredPart] | None, generation: int
+    ) -> bytes | None:
+        """The aggregate of ``parts`` as JSON, cached unless invalidated since the read."""
         if parts is None:
             return None
         product = assemble(

@@ -159,6 +159,19 @@ def test_apply_writes_rows_and_finishes_the_run_in_one_step(store: Store) -> Non
     assert run.counts == RunCounts(fetched=2, inserted=2)
 
 
+async def test_the_loops_read_of_a_product_equals_the_threads(store: Store) -> None:
+    """``product_parts_async`` (the API's read on the event loop) answers exactly what
+    ``product_parts`` does, an unknown code included, and closes cleanly."""
+    apply(store, "erp_stock", [erp("P-1", 5), erp("P-2", 7)])
+    apply(store, "eshop_stock", [eshop("P-1", 3)])
+    try:
+        for code in ("P-1", "P-2", "P-404"):
+            assert await store.product_parts_async(code) == store.product_parts(code)
+        assert (await store.product_parts_async("P-1")).keys() == {"erp_stock", "eshop_stock"}  # type: ignore[union-attr]
+    finally:
+        await store.aclose()
+
+
 def test_apply_replaces_and_deletes_rows(store: Store) -> None:
     """A later apply updates a row in place and removes a deleted one."""
     apply(store, "erp_stock", [erp("P-1", 5), erp("P-2", 7)])

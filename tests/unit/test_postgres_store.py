@@ -22,7 +22,3 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
     assert "refused" in message
     assert "hunter2" not in message
     assert "hunter2" not in repr(caught.value.__cause__)
-
-
-def test_the_store_reads_points_on_a_thread() -> None:
-    assert PostgresStore.inline_point_reads is False

@@ -41,7 +41,3 @@ def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
         assert len({id(conn) for conn in seen}) == 4
     finally:
         store.close()
-
-
-def test_the_store_reads_points_inline() -> None:
-    assert SqliteStore.inline_point_reads is True

@@ -52,15 +52,10 @@ def _page(context: ApiContext, search: str | None, limit: int, offset: int) -> P
 )
 async def get_product(context: Ctx, code: ProductCode) -> Response:
     """The aggregate of the product ``code``; 404 if no source knows it."""
-    catalog = context.catalog
-    if context.store.inline_point_reads:
-        # Hit or miss, answered on the loop: a miss on an embedded store is a few
-        # index lookups in a memory-mapped file. Handing it to a thread cost more
-        # than the read, and under load made the loop queue for the GIL behind
-        # the reading threads (idle p99 5.2 -> 1.4 ms, docs/benchmarks.md).
-        body = catalog.get_json(code)
-    else:
-        body = catalog.peek_json(code) or await context.offload(catalog.get_json, code)
+    # Hit or miss, on the loop, no thread: a hop to one cost more than a read of the
+    # embedded store, and under load made the loop queue for the GIL behind the
+    # reading threads (idle p99 5.2 -> 1.4 ms, docs/benchmarks.md).
+    body = await context.catalog.get_json_async(code)
     if body is None:
         raise ApiProblem(
             404, "unknown-product", f"No product with code {code!r}.", title="Unknown product"

@@ -5,8 +5,9 @@ log of runs, and what the read side needs to stay current (lineage per product
 and source, the list of products, a feed of changed product codes).
 
 Methods are synchronous: a store call is one short transaction, run by the
-service on a worker thread so that it never holds the event loop (the one
-exception: see ``Store.inline_point_reads``). Atomicity does
+service on a worker thread so that it never holds the event loop. The one
+read made on the loop itself, a product by code (the API's hot path), has its
+own coroutine, ``product_parts_async``. Atomicity does
 not rest on the caller: ``apply`` writes a run's data *and* marks the run
 succeeded in one transaction, and only while the run is still ``running`` in
 the database. A run that timed out or was cancelled meanwhile is fenced off
@@ -103,14 +104,6 @@ class RunQuery:
 
 
 class Store(Protocol):
-    inline_point_reads: bool
-    """Whether ``product_parts`` is a local lookup that never waits on a network.
-
-    An embedded store answers it from a memory-mapped file in tens of
-    microseconds, less than handing the call to a thread costs; the API then
-    reads on the event loop. A networked store is read on a thread.
-    """
-
     def migrate(self) -> None:
         """Bring the schema up to date."""
         ...
@@ -167,6 +160,19 @@ class Store(Protocol):
 
     def product_parts(self, code: str) -> dict[str, StoredPart] | None:
         """The product's stored parts by source id, or ``None`` if no source knows it."""
+        ...
+
+    async def product_parts_async(self, code: str) -> dict[str, StoredPart] | None:
+        """``product_parts`` for the event loop, without a thread.
+
+        An embedded store reads in place (a few index lookups in a memory-mapped
+        file, tens of microseconds: less than a hop to a thread costs); a
+        networked one awaits the server without blocking the loop.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close what ``product_parts_async`` opened on the loop (before ``close``)."""
         ...
 
     def list_products(

@@ -9,6 +9,7 @@ with the database's clock, so replicas whose clocks drift still agree.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -18,7 +19,7 @@ from datetime import date, datetime, timedelta
 from importlib import resources
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from catalog_refresher.clock import Clock
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
@@ -46,14 +47,14 @@ from catalog_refresher.store.rows import (
 
 #: A replica whose heartbeat is older than this is dead: its sources are taken over.
 DEFAULT_LEASE = timedelta(seconds=30)
+#: Connections for the API's reads on the event loop (``product_parts_async``).
+READ_POOL_SIZE = 4
 #: Serialises migrations of replicas that start together.
 _MIGRATION_LOCK = 0x636174616C6F67  # "catalog"
 
 
 class PostgresStore:
     """``Store`` and ``Coordinator`` on a PostgreSQL database shared by replicas."""
-
-    inline_point_reads = False
 
     def __init__(
         self,
@@ -66,6 +67,10 @@ class PostgresStore:
         """``clock`` replaces the database's clock in the cluster's decisions (tests)."""
         self.replica_id = f"{uuid.uuid4().hex[:12]}"
         self._clock = clock
+        self._url = url
+        self._read_pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]] | None
+        self._read_pool = None
+        self._reads_lock = asyncio.Lock()
         self.lease = lease
         self.heartbeat_every: timedelta | None = lease / 3
         try:
@@ -280,27 +285,39 @@ class PostgresStore:
     # --- read side ----------------------------------------------------------------
 
     def product_parts(self, code: str) -> dict[str, StoredPart] | None:
-        # One statement, so rows and lineage come from one snapshot.
         with self._tx() as conn:
-            rows = conn.execute(
-                "SELECT 0, source, key, data, NULL::bigint, NULL::timestamptz"
-                " FROM records WHERE product_code = %s"
-                " UNION ALL SELECT 1, source, NULL, NULL, run_id, changed_at"
-                " FROM lineage WHERE product_code = %s"
-                " ORDER BY 1, 2, 3",
-                (code, code),
-            ).fetchall()
-        grouped: dict[str, list[bytes]] = {}
-        marks: dict[str, tuple[int | None, datetime | None]] = {}
-        for kind, source, _, data, run_id, changed_at in rows:
-            if kind == 0:
-                grouped.setdefault(str(source), []).append(str(data).encode())
-            else:
-                marks[str(source)] = (
-                    int(str(run_id)) if run_id is not None else None,
-                    _time(changed_at),
+            return _parts(conn.execute(_PRODUCT_PARTS, (code, code)).fetchall())
+
+    async def product_parts_async(self, code: str) -> dict[str, StoredPart] | None:
+        try:
+            pool = await self._reads()
+            async with pool.connection() as conn:
+                cursor = await conn.execute(_PRODUCT_PARTS, (code, code))
+                return _parts(await cursor.fetchall())
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL failed: {_safe(exc)}") from exc
+
+    async def _reads(self) -> AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]]:
+        """The pool of the loop's reads, opened on first use (it belongs to the loop)."""
+        async with self._reads_lock:
+            if self._read_pool is None:
+                pool = AsyncConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=READ_POOL_SIZE,
+                    kwargs={"autocommit": True},
+                    configure=_configure_async,
+                    open=False,
+                    name="catalog-reads",
                 )
-        return parts_from(grouped, marks)
+                await pool.open(wait=True, timeout=10)
+                self._read_pool = pool
+            return self._read_pool
+
+    async def aclose(self) -> None:
+        if self._read_pool is not None:
+            await self._read_pool.close()
+            self._read_pool = None
 
     def list_products(
         self, *, search: str | None, limit: int, offset: int
@@ -448,6 +465,34 @@ class PostgresStore:
 def _configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     # Times are stored and compared in UTC whatever the server's setting.
     conn.execute("SET TIME ZONE 'UTC'")
+
+
+async def _configure_async(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+#: A product's rows and lineage in one statement, so both come from one snapshot.
+_PRODUCT_PARTS = (
+    "SELECT 0, source, key, data, NULL::bigint, NULL::timestamptz"
+    " FROM records WHERE product_code = %s"
+    " UNION ALL SELECT 1, source, NULL, NULL, run_id, changed_at"
+    " FROM lineage WHERE product_code = %s"
+    " ORDER BY 1, 2, 3"
+)
+
+
+def _parts(rows: Sequence[Sequence[object]]) -> dict[str, StoredPart] | None:
+    grouped: dict[str, list[bytes]] = {}
+    marks: dict[str, tuple[int | None, datetime | None]] = {}
+    for kind, source, _, data, run_id, changed_at in rows:
+        if kind == 0:
+            grouped.setdefault(str(source), []).append(str(data).encode())
+        else:
+            marks[str(source)] = (
+                int(str(run_id)) if run_id is not None else None,
+                _time(changed_at),
+            )
+    return parts_from(grouped, marks)
 
 
 def _safe(exc: BaseException) -> str:
