@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import shutil
 import tempfile
@@ -42,6 +43,8 @@ log = logging.getLogger("catalog_refresher")
 
 #: How often a replica reads what its peers changed; bounds how stale its cache can be.
 FOLLOW_PEERS_EVERY = 1.0
+#: How often a replica re-reads its peers' circuits (ten small queries each time).
+FOLLOW_PEER_CIRCUITS_EVERY = 5
 
 
 @dataclass
@@ -139,11 +142,13 @@ class Application:
 
     async def _follow_peers(self, store: PostgresStore) -> None:
         """Keep this replica's cache in step with what its peers write (contract 7)."""
-        while True:
+        for tick in itertools.count(1):
             await self.service.clock.sleep(FOLLOW_PEERS_EVERY)
             try:
                 last_success = await asyncio.to_thread(store.last_successes)
                 await asyncio.to_thread(self.catalog.follow_changes)
+                if tick % FOLLOW_PEER_CIRCUITS_EVERY == 0:
+                    await self.service.follow_peer_circuits()
             except StoreError:
                 log.warning("cannot read peers' changes; retrying", exc_info=True)
                 continue

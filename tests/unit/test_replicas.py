@@ -7,6 +7,7 @@ the cluster's clock, so leases and intervals move with ``advance()``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 
 from catalog_refresher.domain.runs import RunStatus, Trigger
+from catalog_refresher.errors import SourceConnectionError
+from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.store.postgres import PostgresStore
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.postgres import create_schema, drop_schema
@@ -171,3 +174,24 @@ async def test_a_change_by_one_replica_reaches_the_others_cache(
     assert b.catalog.get("TEST-001").stock.erp == 100  # type: ignore[union-attr]  # cached
     assert b.catalog.follow_changes() == 1
     assert b.catalog.get("TEST-001").stock.erp == 55  # type: ignore[union-attr]
+
+
+async def test_a_replica_shows_the_circuit_its_peer_opened(
+    cluster: Cluster, clock: FakeClock
+) -> None:
+    """A's runs fail until A's circuit opens; B, which ran nothing, shows it open too
+    once it re-reads its peers' circuits from the shared audit log."""
+    errors = [SourceConnectionError("connection refused") for _ in range(100)]
+    a = cluster.replica(erp(clock, failures=errors))
+    b = cluster.replica(erp(clock))
+    await a.service.prepare()
+    await b.service.prepare(recover=False)
+    for _ in range(5):  # CircuitBreakerFailureThreshold
+        run = asyncio.create_task(a.service.refresh("erp_stock"))
+        while not run.done():
+            await clock.advance(1)
+        assert run.result().status is RunStatus.FAILED
+    assert a.service.circuit("erp_stock") is CircuitState.OPEN
+    assert b.service.circuit("erp_stock") is CircuitState.CLOSED
+    await b.service.follow_peer_circuits()
+    assert b.service.circuit("erp_stock") is CircuitState.OPEN

@@ -137,22 +137,28 @@ class RefreshService:
         if recover:
             await self.offload(self.store.cancel_abandoned_runs, at=self.started_at)
         for source in SOURCE_IDS:
-            history = await self.offload(self.store.source_history, source)
-            self.breakers[source] = self._breaker(
-                history.consecutive_failures, history.last_failure_at
-            )
+            await self._restore_circuit(source)
             if source not in self.settings.sources:
                 self.bus.emit(SourceNotConfigured(source=source, reason="not in Sources"))
             elif not self.settings.enabled(source):
                 self.bus.emit(SourceNotConfigured(source=source, reason="interval is 00:00:00"))
 
-    def _breaker(self, failures: int, last_failure_at: datetime | None) -> CircuitBreaker:
-        return CircuitBreaker(
+    async def _restore_circuit(self, source: str) -> None:
+        """The source's circuit as its trailing failures in the audit log make it."""
+        history = await self.offload(self.store.source_history, source)
+        self.breakers[source] = CircuitBreaker(
             threshold=self.options.circuit_breaker_failure_threshold,
             open_for=self.options.circuit_breaker_open_duration,
-            failures=failures,
-            last_failure_at=last_failure_at,
+            failures=history.consecutive_failures,
+            last_failure_at=history.last_failure_at,
         )
+
+    async def follow_peer_circuits(self) -> None:
+        """Re-read the circuits of the sources this replica has no run of in flight, so
+        that its API shows the circuits its peers' runs opened or closed."""
+        for source in self.enabled_sources:
+            if self.in_flight(source) is None:
+                await self._restore_circuit(source)
 
     def start(self) -> None:
         """Start the schedule loops and housekeeping (``prepare`` must have run)."""
@@ -253,10 +259,7 @@ class RefreshService:
         source = run.source
         if self.coordinator.heartbeat_every is not None:
             # Peers' runs count too: the circuit is the cluster's, read from the audit log.
-            history = await self.offload(self.store.source_history, source)
-            self.breakers[source] = self._breaker(
-                history.consecutive_failures, history.last_failure_at
-            )
+            await self._restore_circuit(source)
         breaker = self.breakers[source]
         if not breaker.allow(self.clock.now(), manual=run.trigger is Trigger.MANUAL):
             return await self._finish_unstarted(run, RunStatus.SKIPPED, "circuit open")
