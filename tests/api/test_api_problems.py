@@ -152,3 +152,18 @@ async def test_openapi_document_and_docs_are_served(api: Api) -> None:
     docs = await api.client.get("/docs")
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
+
+
+async def test_docs_load_swagger_ui_from_this_service_not_a_cdn(api: Api) -> None:
+    """/docs refers to no other origin; its script and stylesheet are served here."""
+    page = (await api.client.get("/docs")).text
+    assert "/docs/assets/swagger-ui-bundle.js" in page
+    assert "/docs/assets/swagger-ui.css" in page
+    assert "https://" not in page
+    assert "http://" not in page
+    script = await api.client.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert len(script.content) > 100_000
+    assert (await api.client.get("/docs/assets/swagger-ui.css")).status_code == 200
+    assert_problem(await api.client.get("/docs/assets/nope.js"), 404)

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from catalog_refresher import __version__
 from catalog_refresher.api import cache, dashboard, health, problems, products, runs, sources
 from catalog_refresher.api.context import ApiContext, Metrics
+from catalog_refresher.api.docs import install_docs
 from catalog_refresher.api.openapi import install_openapi
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock
@@ -52,7 +53,7 @@ def create_app(
         title="catalog-refresher",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # docs.install_docs: Swagger UI from the package, not a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -69,4 +70,5 @@ def create_app(
     for module in (products, sources, runs, cache, health, dashboard):
         app.include_router(module.router)
     install_openapi(app)
+    install_docs(app)
     return app
