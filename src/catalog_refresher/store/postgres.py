@@ -572,6 +572,9 @@ def _record_touched(
 ) -> None:
     """Lineage, the product list and the change feed, for the products a change touched."""
     _stage(conn, "touched", ['code TEXT COLLATE "C" PRIMARY KEY'], ((c,) for c in codes))
+    # A temporary table has no statistics until analysed: without them the planner
+    # guesses a handful of rows and picks nested loops for a million.
+    conn.execute("ANALYZE touched")
     conn.execute(
         "INSERT INTO lineage (product_code, source, run_id, changed_at)"
         " SELECT code, %s, %s, %s FROM touched"
@@ -590,9 +593,9 @@ def _record_touched(
     )
     conn.execute(
         "INSERT INTO products (code, name)"
-        " SELECT t.code, (SELECT r.data::json ->> 'product_name' FROM records r"
-        "                 WHERE r.source = 'erp_stock' AND r.key = t.code)"
-        " FROM touched t"
+        " SELECT t.code, e.data::json ->> 'product_name' FROM touched t"
+        # ERP rows are keyed by product code: a join on the primary key.
+        " LEFT JOIN records e ON e.source = 'erp_stock' AND e.key = t.code"
         " WHERE EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code)"
         " ON CONFLICT (code) DO UPDATE SET name = excluded.name"
     )
