@@ -9,7 +9,8 @@ at it sees realistic, changing data over a real socket. A source named in
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,9 +22,12 @@ from catalog_refresher.sources.demo import DemoWorld
 
 
 class SourceServer:
-    def __init__(self, world: DemoWorld, failing: Iterable[str] = ()) -> None:
+    def __init__(
+        self, world: DemoWorld, failing: Iterable[str] = (), slow: Mapping[str, float] = {}
+    ) -> None:
         self.world = world
         self.failing = frozenset(failing)
+        self.slow = dict(slow)
         self.lock = threading.Lock()  # the demo world is not thread-safe
         self.requests: list[str] = []
         self.url = ""
@@ -55,6 +59,8 @@ def _handler(state: SourceServer) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.requests.append(source)
                 body = state.world.fetch(source, window)
+            # A slow system: the answer takes this long (a test's replica can die meanwhile).
+            time.sleep(state.slow.get(source, 0.0))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -69,13 +75,17 @@ def _handler(state: SourceServer) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def serve_sources(
-    products: int = 200, seed: int = 11, failing: Iterable[str] = ()
+    products: int = 200,
+    seed: int = 11,
+    failing: Iterable[str] = (),
+    slow: Mapping[str, float] = {},
 ) -> Iterator[SourceServer]:
-    """Serve a demo world (no random failures but ``failing``) on 127.0.0.1 and a free port."""
+    """Serve a demo world (no random failures but ``failing``; ``slow`` sources answer
+    after that many seconds) on 127.0.0.1 and a free port."""
     world = DemoWorld(
         products=products, seed=seed, failure_rate=0.0, clock_today=lambda: datetime.now(UTC).date()
     )
-    state = SourceServer(world, failing)
+    state = SourceServer(world, failing, slow)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

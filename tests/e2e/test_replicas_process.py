@@ -3,8 +3,10 @@ their sources on a real local HTTP server, their APIs read over real sockets."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +148,17 @@ def test_two_replicas_share_the_work_and_the_data(tmp_path: Path, store_url: str
         assert took < 5
 
 
-def test_a_killed_replicas_source_is_taken_over(tmp_path: Path, store_url: str) -> None:
-    """ERP every 5 s, lease 3 s. While both replicas live, ERP runs once per interval
-    across them; after A is killed (SIGKILL, with its worker), B runs ERP within one
-    interval plus one lease."""
-    interval, lease = 5.0, 3.0
+def test_a_replica_killed_mid_run_loses_its_source_to_its_peer(
+    tmp_path: Path, store_url: str
+) -> None:
+    """ERP every 5 s, each fetch taking 2 s, lease 3 s. While both replicas live, ERP
+    runs once per interval across them. The replica running ERP is killed mid-fetch
+    (SIGKILL, its worker too): its run is cancelled as abandoned and the peer runs
+    ERP, all within an interval and a lease of the kill (plus the fetch)."""
+    interval, lease, fetch = 5.0, 3.0, 2.0
     options = {"ErpStockRefreshInterval": "00:00:05"}
     with (
-        serve_sources(products=50) as sources,
+        serve_sources(products=50, slow={"erp_stock": fetch}) as sources,
         replica(
             tmp_path,
             "a",
@@ -161,7 +167,7 @@ def test_a_killed_replicas_source_is_taken_over(tmp_path: Path, store_url: str) 
             wait_for="Completed",
             options=options,
             lease="00:00:03",
-        ) as (_, _, a_process),
+        ) as (a, a_log, a_process),
         replica(
             tmp_path,
             "b",
@@ -170,7 +176,7 @@ def test_a_killed_replicas_source_is_taken_over(tmp_path: Path, store_url: str) 
             wait_for="Serving",
             options=options,
             lease="00:00:03",
-        ) as (b, b_log, _),
+        ) as (b, b_log, b_process),
         httpx.Client(timeout=30) as client,
     ):
 
@@ -180,27 +186,53 @@ def test_a_killed_replicas_source_is_taken_over(tmp_path: Path, store_url: str) 
             ).json()["items"]
             return runs
 
-        both_from = time.monotonic()
-        time.sleep(2 * interval)  # let the shared schedule run with both replicas alive
-        together = [
-            r for r in erp_runs() if r["trigger"] == "schedule" and r["status"] == "succeeded"
-        ]
-        assert 1 <= len(together) <= 3, together  # ~10 s / 5 s, not twice that
-        starts = sorted(r["started_at"] for r in together)
-        assert len(set(starts)) == len(starts)
-
-        os.killpg(a_process.pid, signal.SIGKILL)
-        a_process.wait(timeout=10)
-        killed_at = time.monotonic()
-        seen_before = {r["id"] for r in erp_runs()}
-
-        def new_b_run() -> list[dict[str, Any]]:
+        def starts(log: list[str]) -> list[int]:
             return [
-                r for r in erp_runs() if r["id"] not in seen_before and r["status"] == "succeeded"
+                int(re.findall(r"run=(\d+)", line)[0])
+                for line in list(log)
+                if "Starting ERP stock refresh" in line
             ]
 
-        took = poll(new_b_run, bool, seconds=interval + lease + 10)
-        assert took <= interval + lease + 3, took
-        assert any("Starting ERP stock refresh" in line for line in b_log)
-        assert time.monotonic() - both_from > 2 * interval
-        assert killed_at > both_from
+        # Both alive for two intervals: the scheduled ERP runs start an interval apart.
+        seen_a, seen_b = len(starts(a_log)), len(starts(b_log))
+        poll(
+            lambda: len(starts(a_log)) + len(starts(b_log)) - seen_a - seen_b, lambda n: n >= 2, 15
+        )
+        scheduled = sorted(
+            datetime.fromisoformat(r["started_at"])
+            for r in erp_runs()
+            if r["trigger"] == "schedule"
+        )
+        assert all(
+            (later - earlier).total_seconds() >= interval - 0.5
+            for earlier, later in itertools.pairwise(scheduled)
+        ), scheduled
+
+        # Kill whichever replica starts the next ERP run, while it fetches.
+        before = (len(starts(a_log)), len(starts(b_log)))
+        poll(lambda: (len(starts(a_log)), len(starts(b_log))), lambda n: n != before, 10)
+        a_runs = len(starts(a_log)) > before[0]
+        victim, log, survivor_log = (
+            (a_process, a_log, b_log) if a_runs else (b_process, b_log, a_log)
+        )
+        orphan = starts(log)[-1]
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        survivor = a if not a_runs else b
+        runs_before = len(starts(survivor_log))
+
+        def orphan_and_takeover() -> tuple[str, str]:
+            runs = {
+                r["id"]: r
+                for r in client.get(
+                    f"{survivor}/api/runs", params={"source": "erp_stock", "limit": 100}
+                ).json()["items"]
+            }
+            newer = [r for i, r in runs.items() if i > orphan and r["status"] == "succeeded"]
+            return runs[orphan]["status"], "succeeded" if newer else "not yet"
+
+        took = poll(orphan_and_takeover, lambda got: got == ("cancelled", "succeeded"), 30)
+        assert took <= interval + lease + fetch + 3, took
+        assert len(starts(survivor_log)) > runs_before
+        error = client.get(f"{survivor}/api/runs/{orphan}").json()["error"]
+        assert "abandoned" in error
