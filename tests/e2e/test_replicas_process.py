@@ -3,6 +3,7 @@ their sources on a real local HTTP server, their APIs read over real sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -44,12 +45,13 @@ def replica(
     store_url: str,
     sources: SourceServer,
     *,
-    wait_for: str,
+    wait_for: str | None,
     options: dict[str, Any] | None = None,
     lease: str = "00:00:30",
 ) -> Iterator[tuple[str, list[str], subprocess.Popen[str]]]:
     """A replica in its own process; waits until its log says ``wait_for`` ten times
-    (or once, for 'Serving'); yields its base URL, its log lines and the process."""
+    (or once, for 'Serving'; not at all for None); yields its base URL, its log
+    lines and the process."""
     port = free_port()
     config = tmp_path / f"{name}.json"
     config.write_text(
@@ -75,11 +77,8 @@ def replica(
         stream = process.stderr
         threading.Thread(target=lambda: [seen.append(x) for x in stream], daemon=True).start()
         try:
-            wanted = len(SPECS) if wait_for == "Completed" else 1
-            try:
-                poll(lambda: sum(wait_for in line for line in seen), lambda n: n >= wanted, 90)
-            except AssertionError:
-                pytest.fail(f"{name} did not log {wait_for!r}:\n{''.join(seen)}")
+            if wait_for is not None:
+                wait_for_log(name, seen, wait_for, len(SPECS) if wait_for == "Completed" else 1)
             yield f"http://127.0.0.1:{port}", seen, process
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -87,6 +86,14 @@ def replica(
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_for_log(name: str, log: list[str], text: str, times: int = 1) -> None:
+    """Wait until ``log`` holds ``times`` lines with ``text`` (fails after 90 s)."""
+    try:
+        poll(lambda: sum(text in line for line in list(log)), lambda n: n >= times, 90)
+    except AssertionError:
+        pytest.fail(f"{name} did not log {text!r}:\n{''.join(log)}")
 
 
 def poll(read: Any, until: Any, seconds: float = 10) -> float:
@@ -236,3 +243,44 @@ def test_a_replica_killed_mid_run_loses_its_source_to_its_peer(
         assert len(starts(survivor_log)) > runs_before
         error = client.get(f"{survivor}/api/runs/{orphan}").json()["error"]
         assert "abandoned" in error
+
+
+def test_replicas_started_together_on_an_empty_database_run_each_source_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Three replicas start at the same moment on an empty database: the schema is
+    created once, and each of the ten sources is refreshed by one of them, once."""
+    with (
+        serve_sources(products=50) as sources,
+        replicas_together(tmp_path, store_url, sources, 3) as processes,
+        httpx.Client(timeout=30) as client,
+    ):
+        logs = [log for _, log, _ in processes]
+
+        def completed() -> int:
+            return sum(" Completed " in line for log in logs for line in list(log))
+
+        poll(completed, lambda n: n >= len(SPECS), 60)
+        base = processes[0][0]
+        runs = client.get(f"{base}/api/runs", params={"limit": 100}).json()
+        assert runs["total"] == len(SPECS), runs["items"]
+        assert sorted(r["source"] for r in runs["items"]) == sorted(SPECS)
+        assert all(r["status"] == "succeeded" for r in runs["items"])
+        assert len(sources.requests) == len(SPECS)
+        assert completed() == len(SPECS)
+        assert all(p.poll() is None for _, _, p in processes)
+
+
+@contextmanager
+def replicas_together(
+    tmp_path: Path, store_url: str, sources: SourceServer, count: int
+) -> Iterator[list[tuple[str, list[str], subprocess.Popen[str]]]]:
+    """``count`` replicas started at once, then waited for until each serves its API."""
+    with contextlib.ExitStack() as stack:
+        started = [
+            stack.enter_context(replica(tmp_path, f"r{i}", store_url, sources, wait_for=None))
+            for i in range(count)
+        ]
+        for i, (_, log, _) in enumerate(started):
+            wait_for_log(f"r{i}", log, "Serving")
+        yield started
