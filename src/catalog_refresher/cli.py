@@ -93,7 +93,7 @@ def run(config_path: ConfigOption = None, environment: EnvironmentOption = None)
     """Run the service in the foreground until SIGINT or SIGTERM."""
     settings = _settings(config_path, environment)
     _setup_logging(settings)
-    _run_fast(_serve(settings, world=None))
+    _run_service(_serve(settings, world=None))
 
 
 @app.command()
@@ -126,7 +126,7 @@ def demo(
         if failed:
             _fail(f"not refreshed: {', '.join(failed)}", code=1)
         return
-    _run_fast(_serve(settings, world=world, duration=duration))
+    _run_service(_serve(settings, world=world, duration=duration))
 
 
 async def _refresh_all(settings: Settings, world: DemoWorld) -> list[str]:
@@ -138,6 +138,14 @@ async def _refresh_all(settings: Settings, world: DemoWorld) -> list[str]:
         return [run.source for run in runs if run.status is not RunStatus.SUCCEEDED]
     finally:
         await application.aclose()
+
+
+def _run_service(main: Coroutine[Any, Any, None]) -> None:
+    """Serve until stopped; a store or port it cannot use is one line and exit 1."""
+    try:
+        _run_fast(main)
+    except CatalogRefresherError as exc:
+        _fail(f"cannot run: {exc}", code=1)
 
 
 def _run_fast(main: Coroutine[Any, Any, None]) -> None:

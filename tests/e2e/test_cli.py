@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -149,6 +150,30 @@ def test_demo_refreshes_all_ten_sources(tmp_path: Path) -> None:
         done = db.execute("SELECT DISTINCT source FROM runs WHERE status = 'succeeded'").fetchall()
     assert len(done) == 10
     assert result.stderr.count("Completed ") >= 10
+
+
+def test_run_without_its_store_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """An unreachable PostgreSQL store: a one-line reason, exit 1, no traceback, and
+    the password in the URL never printed."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "appsettings.json"
+    config.write_text(
+        json.dumps(
+            {
+                "Sources": {"ErpStock": {"Type": "demo"}},
+                "Store": {"Url": f"postgresql://app:pw-s3cret@127.0.0.1:{port}/catalog"},
+            }
+        )
+    )
+    result = cli("run", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pw-s3cret" not in result.stderr + result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("cannot run: cannot connect to the PostgreSQL store:"), last
+    assert "refused" in last
 
 
 def test_run_stops_gracefully_on_sigterm(tmp_path: Path, erp_server: str) -> None:
