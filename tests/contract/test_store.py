@@ -226,6 +226,15 @@ def test_list_products_searches_code_and_name_and_pages(store: Store) -> None:
     assert store.list_products(search="%", limit=10, offset=0) == ([], 0)
 
 
+def test_search_folds_case_beyond_ascii(store: Store) -> None:
+    """Czech names match whatever their case: "žluť", "ŽLUŤ" and "Žluť" find "Žluťoučký"."""
+    apply(store, "erp_stock", [erp("P-1", name="Žluťoučký kůň"), erp("ŘEZ-2", name="Řezák")])
+    for search in ("žluť", "ŽLUŤ", "Žluťoučký KŮŇ"):
+        assert store.list_products(search=search, limit=10, offset=0) == (["P-1"], 1), search
+    assert store.list_products(search="řez-", limit=10, offset=0) == (["ŘEZ-2"], 1)
+    assert store.list_products(search="ŘEZÁK", limit=10, offset=0) == (["ŘEZ-2"], 1)
+
+
 def test_changes_since_feeds_each_change_once(store: Store) -> None:
     """The change feed names changed products after a cursor and returns the next cursor."""
     assert store.changes_since(0) == (0, set())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from importlib import resources
 from pathlib import Path
 
 from catalog_refresher.store.sqlite import READ_BUSY_TIMEOUT_MS, SqliteStore
@@ -39,5 +41,25 @@ def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
             thread.join()
         read()
         assert len({id(conn) for conn in seen}) == 4
+    finally:
+        store.close()
+
+
+def test_the_search_columns_are_filled_for_a_store_made_before_them(tmp_path: Path) -> None:
+    """Migration 002 folds the codes and names a store already held."""
+    path = tmp_path / "catalog.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(
+        (resources.files("catalog_refresher.store.sql.sqlite") / "001_initial.sql").read_text()
+        + "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+        "INSERT INTO schema_migrations VALUES (1, '001_initial.sql');"
+        "INSERT INTO products VALUES ('ŘEZ-2', 'Řezák'), ('P-3', NULL);"
+    )
+    old.close()
+    store = SqliteStore(path)
+    try:
+        store.migrate()
+        assert store.list_products(search="řezák", limit=10, offset=0) == (["ŘEZ-2"], 1)
+        assert store.list_products(search="p-3", limit=10, offset=0) == (["P-3"], 1)
     finally:
         store.close()

@@ -29,7 +29,7 @@ async def list_products(
     context: Ctx, limit: Limit = DEFAULT_PAGE, offset: Offset = 0, search: Search = None
 ) -> Response:
     """``{"items": [aggregate, ...], "total", "limit", "offset"}``; ``search`` matches
-    anywhere in the code or the name (the store folds case of ASCII letters only)."""
+    anywhere in the code or the name, whatever the case ("žluť" finds "Žluťoučký")."""
     page = await context.offload(_page, context, search, limit, offset)
     return MsgspecResponse(page)
 

@@ -325,8 +325,10 @@ class PostgresStore:
         clause, params = "", []
         if search:
             pattern = contains_pattern(search)
-            # ILIKE folds case beyond ASCII (Ž matches ž), unlike SQLite's LIKE.
-            clause = "WHERE code ILIKE %s OR name ILIKE %s"
+            # ILIKE folds case as the database's LC_CTYPE does: beyond ASCII (Ž, ž) in
+            # any UTF-8 locale. Codes are stored byte-ordered (COLLATE "C", which folds
+            # ASCII only), so their search takes the database's default collation.
+            clause = 'WHERE (code COLLATE "default") ILIKE %s OR name ILIKE %s'
             params = [pattern, pattern]
         with self._tx() as conn:
             total = _one(conn.execute(f"SELECT count(*) FROM products {clause}", params))

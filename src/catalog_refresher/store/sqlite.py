@@ -81,6 +81,8 @@ class SqliteStore:
         # connection (one per reading thread) keeps hot index pages in memory.
         conn.execute("PRAGMA mmap_size = 1073741824")
         conn.execute("PRAGMA cache_size = -16384")
+        # SQLite folds ASCII case only; the product list's search columns use Python's.
+        conn.create_function("casefold", 1, _casefold, deterministic=True)
         return conn
 
     def close(self) -> None:
@@ -339,8 +341,8 @@ class SqliteStore:
     ) -> tuple[list[str], int]:
         clause, params = "", []
         if search:
-            pattern = contains_pattern(search)
-            clause = "WHERE code LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
+            pattern = contains_pattern(search.casefold())
+            clause = "WHERE code_folded LIKE ? ESCAPE '\\' OR name_folded LIKE ? ESCAPE '\\'"
             params = [pattern, pattern]
         with self._read() as conn:
             total = conn.execute(f"SELECT count(*) FROM products {clause}", params).fetchone()[0]
@@ -404,14 +406,17 @@ def _record_touched(
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = lineage.product_code)"
     )
     conn.execute(
-        "INSERT INTO products (code, name)"
+        "INSERT INTO products (code, name, code_folded, name_folded)"
+        " SELECT code, name, casefold(code), casefold(name) FROM ("
         # ERP rows are keyed by product code: a primary-key lookup, where matching on
         # product_code lets the planner (without statistics) scan every ERP row.
-        " SELECT t.code, (SELECT json_extract(r.data, '$.product_name') FROM records r"
-        "                 WHERE r.source = 'erp_stock' AND r.key = t.code)"
-        " FROM touched t"
-        " WHERE EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code)"
-        " ON CONFLICT (code) DO UPDATE SET name = excluded.name"
+        "   SELECT t.code, (SELECT json_extract(r.data, '$.product_name') FROM records r"
+        "                   WHERE r.source = 'erp_stock' AND r.key = t.code) AS name"
+        "   FROM touched t"
+        "   WHERE EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code))"
+        " WHERE true"  # an upsert's SELECT needs a WHERE to parse ON CONFLICT
+        " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
+        " name_folded = excluded.name_folded"
     )
     conn.execute(
         "INSERT INTO changes (product_code, changed_at) SELECT code, ? FROM touched", (at,)
@@ -457,6 +462,10 @@ def _ts(value: datetime) -> str:
 
 def _dt(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value)) if value else None
+
+
+def _casefold(text: str | None) -> str | None:
+    return text.casefold() if text is not None else None
 
 
 def _day(value: date | None) -> str | None:
