@@ -44,7 +44,7 @@ Search = Annotated[
     str | None,
     Query(
         max_length=200,
-        description="A substring of the code or the name (ASCII letters in any case).",
+        description="A substring of the code or the name, in any case (Unicode).",
     ),
 ]
 SourceFilter = Annotated[
