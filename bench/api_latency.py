@@ -29,8 +29,9 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from docs_section import write_section  # a sibling script
+
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## API read latency"
 
 
@@ -275,14 +276,7 @@ def write_docs(lines: list[str], args: argparse.Namespace) -> None:
             "",
         ]
     )
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[end + 1 :] if end != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    DOCS.write_text(text)
+    write_section(body)
 
 
 if __name__ == "__main__":

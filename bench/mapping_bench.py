@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import gc
 import platform
-import re
 import statistics
 import subprocess
 import time
@@ -47,9 +46,9 @@ from catalog_refresher.domain.validation import validate
 from catalog_refresher.settings import CsvFormat, FieldRule
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.mapping import reader_for
+from docs_section import write_section  # a sibling script
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 TITLE = "Field mapping: 1,000,000 ERP records through validate()"
 SPEC = SPECS["erp_stock"]
 FLEXI_NAMES = {"product_code": "cenik", "product_name": "nazev", "stock": "stavMJ"}
@@ -269,11 +268,7 @@ Decoding into record structs alone (no per-record validation):
 """
     print(section)
     if args.write_docs:
-        text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-        own = re.compile(rf"^## {re.escape(TITLE)}\n.*?(?=^## |\Z)", re.M | re.S)
-        text = own.sub(section, text) if own.search(text) else text.rstrip("\n") + "\n\n" + section
-        DOCS.write_text(re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n")
-        print(f"# wrote {DOCS}")
+        print(f"# wrote {write_section(section)}")
 
 
 if __name__ == "__main__":

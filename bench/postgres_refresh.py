@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from catalog_refresher import config
 from catalog_refresher.app import Application
+from docs_section import write_section
 from refresh_bench import (
     SnapshotServer,
     Steps,
@@ -42,8 +43,6 @@ from refresh_bench import (
     write_snapshot,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Refresh on PostgreSQL"
 SERVER = os.environ.get("CATALOG_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -195,14 +194,7 @@ def write_docs(lines: list[str], args: argparse.Namespace) -> None:
             "",
         ]
     )
-    text = DOCS.read_text()
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[end + 1 :] if end != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    DOCS.write_text(text)
+    write_section(body)
 
 
 if __name__ == "__main__":

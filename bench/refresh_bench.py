@@ -36,9 +36,9 @@ import msgspec
 from catalog_refresher import config
 from catalog_refresher.app import Application
 from catalog_refresher.domain.runs import RunStatus
+from docs_section import write_section  # a sibling script
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 NOUNS = ("Šroub", "Matice", "Podložka", "Hmoždinka", "Vrut", "Nýt", "Kolík", "Pružina", "Těsnění")
 ADJECTIVES = ("pozinkovaný", "nerezový", "mosazný", "černěný", "zesílený", "samořezný", "plochý")
 
@@ -408,14 +408,6 @@ A cold refresh first rebuilds the fingerprint index from the store
     return "\n\n".join(blocks).rstrip() + "\n", title
 
 
-def write_docs(section: str, title: str) -> None:
-    """Replace our own section of docs/benchmarks.md (or append it); keep the others."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    own = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
-    text = own.sub(lambda _: section + "\n", text) if own.search(text) else f"{text}\n{section}"
-    DOCS.write_text(re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n")
-
-
 def isolated(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a new process (spawned: nothing inherited but the arguments)."""
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
@@ -456,11 +448,10 @@ def main() -> None:
         finally:
             server.process.terminate()
             server.process.wait(timeout=10)
-    section, title = report(n, runs, sizes[0] / 1e6, codes)
+    section, _ = report(n, runs, sizes[0] / 1e6, codes)
     print(section, flush=True)
     if args.write_docs:
-        write_docs(section, title)
-        print(f"# wrote {DOCS}")
+        print(f"# wrote {write_section(section)}")
 
 
 if __name__ == "__main__":
