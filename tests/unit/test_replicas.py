@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from catalog_refresher.domain.runs import RunStatus, Trigger
+from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.errors import SourceConnectionError
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.store.postgres import PostgresStore
@@ -48,12 +49,13 @@ class Cluster:
         self.clock = clock
         self.replicas: list[Harness] = []
 
-    def replica(self, source: StaticSource, **options: Any) -> Harness:
+    def replica(self, source: StaticSource | dict[str, StaticSource], **options: Any) -> Harness:
         store = PostgresStore(self.url, lease=LEASE, clock=self.clock)
+        sources = source if isinstance(source, dict) else {source.source_id: source}
         harness = build(
             None,  # type: ignore[arg-type]  # the store is given
             self.clock,
-            {source.source_id: source},
+            sources,
             store=store,
             coordinator=store,
             **options,
@@ -195,3 +197,32 @@ async def test_a_replica_shows_the_circuit_its_peer_opened(
     assert b.service.circuit("erp_stock") is CircuitState.CLOSED
     await b.service.follow_peer_circuits()
     assert b.service.circuit("erp_stock") is CircuitState.OPEN
+
+
+async def test_a_busy_replica_leaves_due_sources_to_idle_peers(
+    cluster: Cluster, clock: FakeClock
+) -> None:
+    """Three replicas, ten sources due at once, three slots each, every fetch 10 s: each
+    replica claims only what it has a free slot for, so the ten runs spread over all
+    three (instead of one replica claiming ten and queueing seven)."""
+    replicas = [
+        cluster.replica({s: StaticSource(s, [], clock=clock, delay=10) for s in SOURCE_IDS})
+        for _ in range(3)
+    ]
+    for harness in replicas:
+        await harness.service.prepare()
+    for harness in replicas:
+        harness.service.start()
+    peak = [0, 0, 0]
+    for _ in range(40):
+        await clock.advance(1)
+        for i, harness in enumerate(replicas):
+            sources = harness.service.endpoints.values()
+            peak[i] = max(peak[i], sum(e.primary.active for e in sources))  # type: ignore[attr-defined]
+    runs = replicas[0].runs()
+    assert sorted(r.source for r in runs) == sorted(SOURCE_IDS)
+    assert all(r.status is RunStatus.SUCCEEDED for r in runs)
+    fetched = [sum(e.primary.calls for e in h.service.endpoints.values()) for h in replicas]  # type: ignore[attr-defined]
+    assert sum(fetched) == len(SOURCE_IDS)
+    assert max(peak) <= 3
+    assert min(fetched) >= 3, fetched

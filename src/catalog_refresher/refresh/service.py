@@ -19,6 +19,7 @@ is read from the shared audit log before each run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -190,6 +191,14 @@ class RefreshService:
         self, source: str, trigger: Trigger = Trigger.MANUAL, *, force: bool = False
     ) -> RunHandle:
         """Start a run of ``source``, or join the one already queued or running."""
+        handle, _ = await self._submit(source, trigger, force=force, slot_held=False)
+        return handle
+
+    async def _submit(
+        self, source: str, trigger: Trigger, *, force: bool, slot_held: bool
+    ) -> tuple[RunHandle, bool]:
+        """``submit``; with ``slot_held`` the caller holds a concurrency slot, which a new
+        run of ours takes over (then the second value is true; else the caller keeps it)."""
         if source not in SPECS:
             raise UnknownSourceError(source)
         if source not in self.enabled_sources:
@@ -201,7 +210,7 @@ class RefreshService:
                     raise RunConflict(
                         f"run {current.run.id} of {source} is in flight; force it once it ends"
                     )
-                return current
+                return current, False
             await self.prepare()
             scheduled = trigger is not Trigger.MANUAL
             claim = await self.offload(
@@ -220,13 +229,15 @@ class RefreshService:
                         f"run {claim.run.id} of {source} is in flight on a peer replica;"
                         " force it once it ends"
                     )
-                return RunHandle(claim.run, asyncio.create_task(self._follow(claim.run)))
+                follow = asyncio.create_task(self._follow(claim.run))
+                return RunHandle(claim.run, follow), False
             assert claim.run is not None
             run = claim.run
-            handle = RunHandle(run, asyncio.create_task(self._execute(run), name=f"run-{run.id}"))
+            execute = self._execute(run, slot_held=slot_held)
+            handle = RunHandle(run, asyncio.create_task(execute, name=f"run-{run.id}"))
             self._inflight[source] = handle
             handle.done.add_done_callback(lambda _: self._inflight.pop(source, None))
-            return handle
+            return handle, slot_held
 
     async def refresh(self, source: str, *, force: bool = False) -> Run:
         """Run ``source`` now (or join its run in flight) and wait for the end."""
@@ -249,13 +260,16 @@ class RefreshService:
                 return recorded or run
             await self.clock.sleep(FOLLOW_PEER_RUN_EVERY)
 
-    async def _execute(self, run: Run) -> Run:
+    async def _execute(self, run: Run, *, slot_held: bool = False) -> Run:
+        """Run a claimed run; ``slot_held``: it owns a slot taken before the claim."""
         try:
-            return await self._execute_claimed(run)
+            return await self._execute_claimed(run, slot_held=slot_held)
         finally:
+            if slot_held:
+                self.slots.release()
             await asyncio.shield(self.offload(self.coordinator.release, run.source, run.id))
 
-    async def _execute_claimed(self, run: Run) -> Run:
+    async def _execute_claimed(self, run: Run, *, slot_held: bool) -> Run:
         source = run.source
         if self.coordinator.heartbeat_every is not None:
             # Peers' runs count too: the circuit is the cluster's, read from the audit log.
@@ -267,7 +281,8 @@ class RefreshService:
         share = config.max_delete_share
         started: float | None = None
         try:
-            async with self.slots.hold(config.priority):
+            slot = contextlib.nullcontext() if slot_held else self.slots.hold(config.priority)
+            async with slot:
                 now = self.clock.now()
                 if not await self.offload(self.store.mark_running, run.id, at=now):
                     breaker.record_neutral()
@@ -332,8 +347,23 @@ class RefreshService:
             trigger = Trigger.SCHEDULE
             slot = next_slot(slot, interval=interval, now=self.clock.now())
 
+    @property
+    def _has_peers(self) -> bool:
+        return self.coordinator.heartbeat_every is not None
+
     async def _run_slot(self, source: str, trigger: Trigger) -> None:
-        handle = await self.submit(source, trigger)
+        # With peers, claim only once a local slot is free: a busy replica leaves due
+        # sources to idle peers instead of claiming them and queueing them behind its
+        # own runs. (Alone, the run is recorded `queued` while it waits for a slot.)
+        slot_held = self._has_peers
+        if slot_held:
+            await self.slots.acquire(self.settings.sources[source].priority)
+        took = False
+        try:
+            handle, took = await self._submit(source, trigger, force=False, slot_held=slot_held)
+        finally:
+            if slot_held and not took:
+                self.slots.release()
         # Wait for the run (ours, or a manual one we joined) without owning it:
         # cancelling this loop at shutdown must leave the run its grace period.
         await asyncio.wait([handle.done])

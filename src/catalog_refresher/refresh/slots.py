@@ -33,13 +33,14 @@ class PrioritySlots:
 
     @asynccontextmanager
     async def hold(self, priority: int = 0) -> AsyncIterator[None]:
-        await self._acquire(priority)
+        await self.acquire(priority)
         try:
             yield
         finally:
-            self._release()
+            self.release()
 
-    async def _acquire(self, priority: int) -> None:
+    async def acquire(self, priority: int = 0) -> None:
+        """Take a slot (higher priority first); pair with ``release``, or use ``hold``."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
@@ -49,10 +50,10 @@ class PrioritySlots:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._release()  # granted and cancelled at once: hand the slot on
+                self.release()  # granted and cancelled at once: hand the slot on
             raise
 
-    def _release(self) -> None:
+    def release(self) -> None:
         while self._waiters:
             *_, future = heapq.heappop(self._waiters)
             if not future.done():
