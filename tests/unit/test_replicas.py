@@ -226,3 +226,24 @@ async def test_a_busy_replica_leaves_due_sources_to_idle_peers(
     assert sum(fetched) == len(SOURCE_IDS)
     assert max(peak) <= 3
     assert min(fetched) >= 3, fetched
+
+
+async def test_a_forgotten_replica_rejoins_with_its_next_heartbeat(
+    url: str, clock: FakeClock
+) -> None:
+    """A replica cut off for over a day is deleted by its peers' cleanup; its next
+    heartbeat brings it back, so its runs are not cancelled as a dead replica's."""
+    a = PostgresStore(url, lease=LEASE, clock=clock)
+    b = PostgresStore(url, lease=LEASE, clock=clock)
+    try:
+        a.migrate()
+        b.migrate()
+        run = a.create_run(source="lots", trigger=Trigger.MANUAL, forced=False, at=clock.now())
+        await clock.advance(timedelta(days=2).total_seconds())  # a silent for two days...
+        b.heartbeat()  # ...so b's cleanup forgets it
+        a.heartbeat()  # a is back
+        assert b.cancel_abandoned_runs(at=clock.now()) == 0
+        assert b.get_run(run.id).status is RunStatus.QUEUED  # type: ignore[union-attr]
+    finally:
+        a.close()
+        b.close()

@@ -130,7 +130,7 @@ class PostgresStore:
                     conn.execute(
                         "INSERT INTO schema_migrations VALUES (%s, %s)", (version, script.name)
                     )
-        self._join()
+        self.heartbeat()  # join the cluster
 
     # --- runs ---------------------------------------------------------------------
 
@@ -363,14 +363,6 @@ class PostgresStore:
 
     # --- the cluster (refresh/cluster.py's Coordinator) ---------------------------
 
-    def _join(self) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO replicas (id, started_at, heartbeat_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                (self.replica_id, now := self._now(conn), now),
-            )
-
     def _now(self, conn: psycopg.Connection[tuple[object, ...]]) -> datetime:
         """The cluster's time: the database's clock, so that replicas' clocks may drift."""
         if self._clock is not None:
@@ -383,8 +375,11 @@ class PostgresStore:
     def heartbeat(self) -> None:
         with self._tx() as conn:
             now = self._now(conn)
+            # An upsert: a replica cut off long enough to be forgotten comes back.
             conn.execute(
-                "UPDATE replicas SET heartbeat_at = %s WHERE id = %s", (now, self.replica_id)
+                "INSERT INTO replicas (id, started_at, heartbeat_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (self.replica_id, now, now),
             )
             # Forget replicas dead for a day; their rows only mattered for takeover.
             conn.execute("DELETE FROM replicas WHERE heartbeat_at < %s", (now - timedelta(days=1),))
