@@ -167,7 +167,10 @@ class Catalog:
                 self._stamp += 1
 
     def load_refreshed(self, refreshed: dict[str, datetime | None]) -> None:
+        """Take these ``refreshed_at`` stamps (a replica reads its peers' every second)."""
         with self._lock:
+            if all(self._refreshed.get(source) == at for source, at in refreshed.items()):
+                return  # nothing moved: cached JSON stays as it is, not re-encoded
             self._refreshed.update(refreshed)
             self._stamp += 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,22 @@ def test_lineage_carries_the_last_successful_refresh(store: SqliteStore) -> None
     product = catalog.get("A")
     assert isinstance(product, ProductAggregate)
     assert product.lineage["erp_stock"].refreshed_at == T0
+
+
+def test_reloading_the_same_refresh_times_keeps_the_cached_json(store: SqliteStore) -> None:
+    """A replica reloads its peers' refresh times every second: unchanged times leave
+    the cached JSON alone; a moved one re-stamps it on the next read."""
+    erp_stocks(store, A=1)
+    catalog = Catalog(store)
+    catalog.load_refreshed({"erp_stock": T0})
+    first = catalog.get_json("A")
+    catalog.load_refreshed({"erp_stock": T0})
+    assert catalog.get_json("A") is first
+    later = T0 + timedelta(minutes=5)
+    catalog.load_refreshed({"erp_stock": later})
+    moved = catalog.get_json("A")
+    assert moved is not first
+    assert catalog.get("A").lineage["erp_stock"].refreshed_at == later  # type: ignore[union-attr]
 
 
 def test_a_huge_change_set_walks_the_cache_and_none_means_all(store: SqliteStore) -> None:
