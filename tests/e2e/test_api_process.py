@@ -4,14 +4,6 @@ server, its API read over a real socket."""
 from __future__ import annotations
 
 import json
-import os
-import queue
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +11,12 @@ import httpx
 import pytest
 
 from catalog_refresher.domain.specs import SPECS
+from tests.e2e.processes import ServiceProcess, free_port
 from tests.source_server import SourceServer, serve_sources
 
 pytestmark = pytest.mark.e2e
 
 ADMIN_TOKEN = "admin-token-for-the-e2e-test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -54,34 +41,12 @@ def service(tmp_path: Path, sources: SourceServer) -> Iterator[tuple[str, list[s
             }
         )
     )
-    lines: queue.Queue[str] = queue.Queue()
-    seen: list[str] = []
-    with subprocess.Popen(
-        [sys.executable, "-m", "catalog_refresher", "run", "--config", str(config)],
-        env={**os.environ, "ADMIN_TOKEN": ADMIN_TOKEN},
-        stderr=subprocess.PIPE,
-        text=True,
+    with ServiceProcess(
+        config, f"http://127.0.0.1:{port}", env={"ADMIN_TOKEN": ADMIN_TOKEN}
     ) as process:
-        assert process.stderr is not None
-        reader = threading.Thread(
-            target=lambda: [lines.put(line) for line in process.stderr],  # type: ignore[union-attr]
-            daemon=True,
-        )
-        reader.start()
-        completed: set[str] = set()
-        deadline = time.monotonic() + 90
-        while len(completed) < len(SPECS) and time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=deadline - time.monotonic())
-            except queue.Empty:
-                break
-            seen.append(line)
-            if " Completed " in line:
-                completed.add(line.split()[2])
-        assert len(completed) == len(SPECS), "".join(seen)
-        yield f"http://127.0.0.1:{port}", seen
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, "".join(seen)
+        process.wait_for(" Completed ", len(SPECS))
+        yield process.url, process.log
+        assert process.stop() == 0, process.output()
 
 
 def test_reads_over_a_real_socket(service: tuple[str, list[str]]) -> None:

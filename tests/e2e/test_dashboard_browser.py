@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +18,7 @@ from typing import Any
 import pytest
 
 from catalog_refresher.domain.specs import SPECS
+from tests.e2e.processes import ServiceProcess, free_port
 from tests.source_server import SourceServer, serve_sources
 
 try:
@@ -41,7 +35,7 @@ FAILING = "lots"
 #: Generous for a loaded CI machine; each expectation normally passes in well under a second.
 EXPECT_TIMEOUT_MS = 10_000
 
-Service = Callable[..., "ServiceProcess"]
+Service = Callable[..., ServiceProcess]
 
 
 def unavailable(reason: str) -> None:
@@ -113,81 +107,17 @@ def service(tmp_path: Path, sources: SourceServer) -> Iterator[Service]:
                 }
             )
         )
-        process = ServiceProcess(config, f"http://127.0.0.1:{port}")
+        process = ServiceProcess(
+            config, f"http://127.0.0.1:{port}", env={"ADMIN_TOKEN": ADMIN_TOKEN}
+        )
         started.append(process)
         process.wait_for_first_runs()
         return process
 
     yield start
     for process in started:
-        assert process.stop() == 0, process.output()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServiceProcess:
-    """``catalog-refresher run`` in its own process; a thread reads its log (stderr)."""
-
-    def __init__(self, config: Path, url: str) -> None:
-        self.url = url
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "catalog_refresher", "run", "--config", str(config)],
-            env={**os.environ, "ADMIN_TOKEN": ADMIN_TOKEN},
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()  # None: the log ended
-        self.seen: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for_first_runs(self, seconds: float = 60) -> None:
-        """Read the log until the API serves and each source has completed or failed a run."""
-        finished: set[str] = set()
-        serving = False
-        deadline = time.monotonic() + seconds
-        while not (serving and len(finished) == len(SPECS)):
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                line = None
-            if line is None:
-                pytest.fail("the service did not finish its first runs:\n" + self.output())
-            self.seen.append(line)
-            serving = serving or "Serving the API on" in line
-            if " Completed " in line or " Error refreshing " in line:
-                finished.add(line.split()[2])
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code; the log is read to its end and the pipe closed."""
-        if self.process.returncode is not None:
-            return self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()  # never leave a service behind
-            raise
-        self.reader.join(timeout=10)  # the pipe ends with the process
-        assert self.process.stderr is not None
-        self.process.stderr.close()
-        return code
-
-    def output(self) -> str:
-        while not self.lines.empty():
-            if (line := self.lines.get_nowait()) is not None:
-                self.seen.append(line)
-        return "".join(self.seen)
+        with process:
+            assert process.stop() == 0, process.output()
 
 
 def test_dashboard_shows_the_service_and_refreshes_with_the_token(

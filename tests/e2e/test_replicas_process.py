@@ -6,13 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +18,7 @@ import httpx
 import pytest
 
 from catalog_refresher.domain.specs import SPECS
-from tests.e2e.test_api_process import free_port
+from tests.e2e.processes import ServiceProcess, free_port, poll
 from tests.postgres import create_schema, drop_schema
 from tests.source_server import SourceServer, serve_sources
 
@@ -48,7 +42,7 @@ def replica(
     wait_for: str | None,
     options: dict[str, Any] | None = None,
     lease: str = "00:00:30",
-) -> Iterator[tuple[str, list[str], subprocess.Popen[str]]]:
+) -> Iterator[tuple[str, list[str], ServiceProcess]]:
     """A replica in its own process; waits until its log says ``wait_for`` ten times
     (or once, for 'Serving'; not at all for None); yields its base URL, its log
     lines and the process."""
@@ -66,43 +60,12 @@ def replica(
             }
         )
     )
-    seen: list[str] = []  # every line it logs, appended as they come
-    with subprocess.Popen(
-        [sys.executable, "-m", "catalog_refresher", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: a kill reaches its workers too
-    ) as process:
-        assert process.stderr is not None
-        stream = process.stderr
-        threading.Thread(target=lambda: [seen.append(x) for x in stream], daemon=True).start()
-        try:
-            if wait_for is not None:
-                wait_for_log(name, seen, wait_for, len(SPECS) if wait_for == "Completed" else 1)
-            yield f"http://127.0.0.1:{port}", seen, process
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                assert process.wait(timeout=60) == 0, "".join(seen)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for_log(name: str, log: list[str], text: str, times: int = 1) -> None:
-    """Wait until ``log`` holds ``times`` lines with ``text`` (fails after 90 s)."""
-    try:
-        poll(lambda: sum(text in line for line in list(log)), lambda n: n >= times, 90)
-    except AssertionError:
-        pytest.fail(f"{name} did not log {text!r}:\n{''.join(log)}")
-
-
-def poll(read: Any, until: Any, seconds: float = 10) -> float:
-    """Call ``read`` until ``until(result)``; how long it took (fails after ``seconds``)."""
-    started = time.monotonic()
-    while not until(result := read()):
-        assert time.monotonic() - started < seconds, f"not within {seconds} s: {result}"
-        time.sleep(0.1)
-    return time.monotonic() - started
+    with ServiceProcess(config, f"http://127.0.0.1:{port}") as process:
+        if wait_for is not None:
+            process.wait_for(wait_for, len(SPECS) if wait_for == "Completed" else 1)
+        yield process.url, process.log, process
+        if process.alive:  # not one a test killed
+            assert process.stop() == 0, process.output()
 
 
 def test_two_replicas_share_the_work_and_the_data(tmp_path: Path, store_url: str) -> None:
@@ -223,8 +186,7 @@ def test_a_replica_killed_mid_run_loses_its_source_to_its_peer(
             (a_process, a_log, b_log) if a_runs else (b_process, b_log, a_log)
         )
         orphan = starts(log)[-1]
-        os.killpg(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=10)
+        victim.kill()
         survivor = a if not a_runs else b
         runs_before = len(starts(survivor_log))
 
@@ -268,19 +230,19 @@ def test_replicas_started_together_on_an_empty_database_run_each_source_once(
         assert all(r["status"] == "succeeded" for r in runs["items"])
         assert len(sources.requests) == len(SPECS)
         assert completed() == len(SPECS)
-        assert all(p.poll() is None for _, _, p in processes)
+        assert all(p.alive for _, _, p in processes)
 
 
 @contextmanager
 def replicas_together(
     tmp_path: Path, store_url: str, sources: SourceServer, count: int
-) -> Iterator[list[tuple[str, list[str], subprocess.Popen[str]]]]:
+) -> Iterator[list[tuple[str, list[str], ServiceProcess]]]:
     """``count`` replicas started at once, then waited for until each serves its API."""
     with contextlib.ExitStack() as stack:
         started = [
             stack.enter_context(replica(tmp_path, f"r{i}", store_url, sources, wait_for=None))
             for i in range(count)
         ]
-        for i, (_, log, _) in enumerate(started):
-            wait_for_log(f"r{i}", log, "Serving")
+        for _, _, process in started:
+            process.wait_for("Serving")
         yield started
