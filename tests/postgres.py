@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import psycopg
@@ -37,6 +40,17 @@ def create_schema(schema: str) -> str:
     with psycopg.connect(SERVER, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     return f"{SERVER}?options={quote(f'-csearch_path={schema}')}"
+
+
+@contextmanager
+def fresh_schema(prefix: str) -> Iterator[str]:
+    """A store URL in a new schema named ``<prefix>_<random>``, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    url = create_schema(schema)
+    try:
+        yield url
+    finally:
+        drop_schema(schema)
 
 
 def drop_schema(schema: str) -> None:

@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.sources.base import Window
 from catalog_refresher.sources.demo import DemoWorld
+from tests.local_http import serving
 
 
 class SourceServer:
@@ -86,12 +87,5 @@ def serve_sources(
         products=products, seed=seed, failure_rate=0.0, clock_today=lambda: datetime.now(UTC).date()
     )
     state = SourceServer(world, failing, slow)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(state)) as state.url:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

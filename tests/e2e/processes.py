@@ -72,10 +72,7 @@ class ServiceProcess:
 
     def wait_for(self, text: str, times: int = 1, seconds: float = 90) -> None:
         """Wait until ``times`` lines hold ``text``; fail with the log if they do not."""
-        with contextlib.suppress(AssertionError):
-            poll(lambda: self.count(text), lambda n: n >= times or not self.alive, seconds)
-        if self.count(text) < times:
-            pytest.fail(f"the service did not log {text!r} {times} times:\n{self.output()}")
+        self._wait(lambda: self.count(text), times, f"log {text!r} {times} times", seconds)
 
     def wait_for_first_runs(self, seconds: float = 60) -> None:
         """Until the API serves and every source has completed or failed a run."""
@@ -90,10 +87,14 @@ class ServiceProcess:
                 }
             )
 
+        self._wait(finished, len(SPECS), "finish its first runs", seconds)
+
+    def _wait(self, count: Callable[[], int], wanted: int, what: str, seconds: float) -> None:
+        """Until ``count()`` reaches ``wanted`` (or the process ends); else fail with the log."""
         with contextlib.suppress(AssertionError):
-            poll(finished, lambda n: n >= len(SPECS) or not self.alive, seconds)
-        if finished() < len(SPECS):
-            pytest.fail("the service did not finish its first runs:\n" + self.output())
+            poll(count, lambda n: n >= wanted or not self.alive, seconds)
+        if count() < wanted:
+            pytest.fail(f"the service did not {what}:\n{self.output()}")
 
     @property
     def alive(self) -> bool:

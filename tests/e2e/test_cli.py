@@ -9,13 +9,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from tests.local_http import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def erp_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/stock"
-    server.shutdown()
-    server.server_close()
+    with serving(_Handler) as url:
+        yield f"{url}/api/stock"
 
 
 def cli(

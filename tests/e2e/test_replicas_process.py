@@ -7,7 +7,6 @@ import contextlib
 import itertools
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,7 +18,7 @@ import pytest
 
 from catalog_refresher.domain.specs import SPECS
 from tests.e2e.processes import ServiceProcess, free_port, poll
-from tests.postgres import create_schema, drop_schema
+from tests.postgres import fresh_schema
 from tests.source_server import SourceServer, serve_sources
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -27,9 +26,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 @pytest.fixture
 def store_url() -> Iterator[str]:
-    schema = f"t_e2e_{uuid.uuid4().hex[:12]}"
-    yield create_schema(schema)
-    drop_schema(schema)
+    with fresh_schema("t_e2e") as url:
+        yield url
 
 
 @contextmanager

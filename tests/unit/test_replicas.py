@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,7 +21,7 @@ from catalog_refresher.errors import SourceConnectionError
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.store.postgres import PostgresStore
 from catalog_refresher.testing import FakeClock, StaticSource
-from tests.postgres import create_schema, drop_schema
+from tests.postgres import fresh_schema
 from tests.service_harness import Harness, build
 
 pytestmark = pytest.mark.postgres
@@ -33,9 +32,8 @@ ERP = [{"product_code": "TEST-001", "product_name": "Test", "stock": 100, "locat
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    schema = f"t_replicas_{uuid.uuid4().hex[:12]}"
-    yield create_schema(schema)
-    drop_schema(schema)
+    with fresh_schema("t_replicas") as url:
+        yield url
 
 
 @pytest.fixture
