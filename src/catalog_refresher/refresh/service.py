@@ -122,6 +122,11 @@ class RefreshService:
     # --- life cycle -------------------------------------------------------------
 
     @property
+    def _has_peers(self) -> bool:
+        """Replicas share the store (the coordinator asks for heartbeats)."""
+        return self.coordinator.heartbeat_every is not None
+
+    @property
     def enabled_sources(self) -> list[str]:
         return [s for s in SOURCE_IDS if self.settings.enabled(s) and s in self.endpoints]
 
@@ -271,7 +276,7 @@ class RefreshService:
 
     async def _execute_claimed(self, run: Run, *, slot_held: bool) -> Run:
         source = run.source
-        if self.coordinator.heartbeat_every is not None:
+        if self._has_peers:
             # Peers' runs count too: the circuit is the cluster's, read from the audit log.
             await self._restore_circuit(source)
         breaker = self.breakers[source]
@@ -346,10 +351,6 @@ class RefreshService:
                 continue
             trigger = Trigger.SCHEDULE
             slot = next_slot(slot, interval=interval, now=self.clock.now())
-
-    @property
-    def _has_peers(self) -> bool:
-        return self.coordinator.heartbeat_every is not None
 
     async def _run_slot(self, source: str, trigger: Trigger) -> None:
         # With peers, claim only once a local slot is free: a busy replica leaves due
