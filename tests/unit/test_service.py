@@ -16,9 +16,11 @@ import pytest
 
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS
-from catalog_refresher.errors import SourceConnectionError, SourceStatusError
+from catalog_refresher.errors import SourceConnectionError, SourceStatusError, StoreError
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.sources.base import Window
+from catalog_refresher.store.base import SourceHistory
+from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.service_harness import Harness, all_static, build
 
@@ -436,4 +438,33 @@ async def test_sales_window_dates(tmp_path: Path) -> None:
     h = build(tmp_path / "c.db", clock, {"sales_data": sales})
     await h.start()
     assert sales.windows == [Window(date_from=date(2026, 3, 1), date_to=date(2027, 3, 1))]
+    await h.stop()
+
+
+class _UnreadableAtFirst(SqliteStore):
+    """A real SQLite store whose history reads fail ``failures`` times (a database restarting)."""
+
+    failures = 0
+
+    def source_history(self, source: str) -> SourceHistory:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("SQLite read failed: database is locked")
+        return super().source_history(source)
+
+
+async def test_a_loop_outlives_a_store_unreadable_at_its_start(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loop whose first history read fails asks again a few seconds later and runs its source."""
+    store = _UnreadableAtFirst(tmp_path / "c.db")
+    h = build(tmp_path / "c.db", clock, {"erp_stock": StaticSource("erp_stock", ERP)}, store=store)
+    await h.service.prepare()
+    store.failures = 1
+    h.service.start()
+    await clock.settle()
+    assert h.runs("erp_stock") == []
+    assert "cannot read the history of erp_stock; retrying" in caplog.messages
+    await clock.advance(5)
+    assert [r.status for r in h.runs("erp_stock")] == [RunStatus.SUCCEEDED]
     await h.stop()

@@ -43,7 +43,7 @@ from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
 from catalog_refresher.settings import Settings
-from catalog_refresher.store.base import Applied, Store
+from catalog_refresher.store.base import Applied, SourceHistory, Store
 
 log = logging.getLogger("catalog_refresher")
 
@@ -53,6 +53,8 @@ HOUSEKEEPING_EVERY = timedelta(hours=1)
 CHANGE_FEED_KEPT = timedelta(days=1)
 #: How often a manual refresh looks at a run a peer replica has in flight.
 FOLLOW_PEER_RUN_EVERY = 1.0
+#: How often a loop asks again for its source's history when the store cannot be read.
+FIRST_HISTORY_RETRY_EVERY = 5.0
 
 
 class SourceNotEnabled(CatalogRefresherError):
@@ -116,7 +118,7 @@ class RefreshService:
         self.started_at = clock.now()
         self._inflight: dict[str, RunHandle] = {}
         self._submit_locks = {source: asyncio.Lock() for source in SOURCE_IDS}
-        self._loops: list[asyncio.Task[None]] = []
+        self._loops: asyncio.Task[None] | None = None
         self._prepared = False
 
     # --- life cycle -------------------------------------------------------------
@@ -169,19 +171,32 @@ class RefreshService:
     def start(self) -> None:
         """Start the schedule loops and housekeeping (``prepare`` must have run)."""
         assert self._prepared, "call prepare() first"
-        for source in self.enabled_sources:
-            self._loops.append(asyncio.create_task(self._schedule(source), name=f"loop-{source}"))
-        self._loops.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        if self.coordinator.heartbeat_every is not None:
-            every = self.coordinator.heartbeat_every.total_seconds()
-            self._loops.append(asyncio.create_task(self._heartbeat(every), name="heartbeat"))
+        assert self._loops is None, "already started"
+        self._loops = asyncio.create_task(self._run_loops(), name="refresh-loops")
+        self._loops.add_done_callback(_report_loops_end)
+
+    async def _run_loops(self) -> None:
+        """Every loop of the service, in one ``TaskGroup``: stopping is one cancellation.
+
+        The loops never end by themselves: each iteration's failure is caught and
+        reported (``_survive``). Runs are not in the group: a run must outlive the
+        cancellation of its loop for the shutdown grace period, so ``submit``
+        tracks them in ``_inflight`` instead.
+        """
+        async with asyncio.TaskGroup() as group:
+            for source in self.enabled_sources:
+                group.create_task(self._schedule(source), name=f"loop-{source}")
+            group.create_task(self._housekeeping(), name="housekeeping")
+            if self.coordinator.heartbeat_every is not None:
+                every = self.coordinator.heartbeat_every.total_seconds()
+                group.create_task(self._heartbeat(every), name="heartbeat")
 
     async def stop(self) -> None:
         """Stop scheduling; give in-flight runs the grace period, then cancel them."""
-        for loop in self._loops:
-            loop.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        self._loops.clear()
+        loops, self._loops = self._loops, None
+        if loops is not None:
+            loops.cancel()
+            await asyncio.gather(loops, return_exceptions=True)
         pending = {handle.done for handle in self._inflight.values()}
         if pending:
             grace = self.options.shutdown_grace_period.total_seconds()
@@ -334,7 +349,7 @@ class RefreshService:
 
     async def _schedule(self, source: str) -> None:
         interval = self.options.interval(SPECS[source])
-        history = await self.offload(self.store.source_history, source)
+        history = await self._first_history(source)
         slot: Slot = first_slot(
             last_started_at=history.last_started_at, interval=interval, now=self.clock.now()
         )
@@ -368,6 +383,17 @@ class RefreshService:
         # Wait for the run (ours, or a manual one we joined) without owning it:
         # cancelling this loop at shutdown must leave the run its grace period.
         await asyncio.wait([handle.done])
+
+    async def _first_history(self, source: str) -> SourceHistory:
+        """The source's past runs, read before its first slot; a store that cannot be
+        read yet (a database restarting) is asked again rather than ending the loop."""
+        while True:
+            try:
+                history: SourceHistory = await self.offload(self.store.source_history, source)
+                return history
+            except Exception:
+                log.exception("cannot read the history of %s; retrying", source)
+            await self.clock.sleep(FIRST_HISTORY_RETRY_EVERY)
 
     async def _heartbeat(self, every: float) -> None:
         while True:
@@ -408,6 +434,12 @@ async def _survive(work: Awaitable[object]) -> None:
     except Exception:
         # The loop must outlive any one failure (a store briefly unreachable, a bug).
         log.exception("refresh loop error")
+
+
+def _report_loops_end(loops: asyncio.Task[None]) -> None:
+    """The loops end only when cancelled; anything else is a bug worth a loud line."""
+    if not loops.cancelled() and (error := loops.exception()) is not None:
+        log.critical("the refresh loops stopped", exc_info=error)
 
 
 async def _wait_on_clock(
