@@ -23,7 +23,7 @@ from catalog_refresher.app import Application
 from catalog_refresher.clock import SystemClock
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
-from catalog_refresher.errors import CatalogRefresherError, ConfigError
+from catalog_refresher.errors import CatalogRefresherError, ConfigError, describe
 from catalog_refresher.observability import setup_logging
 from catalog_refresher.server import serve
 from catalog_refresher.settings import (
@@ -60,7 +60,7 @@ def _settings(path: Path | None, environment: str | None) -> Settings:
     try:
         return config.load(path, environment=environment, environ=os.environ)
     except ConfigError as exc:
-        _fail(f"configuration error: {exc}", code=2)
+        _fail(f"configuration error: {describe(exc)}", code=2)
 
 
 def _fail(message: str, *, code: int) -> NoReturn:
@@ -145,7 +145,7 @@ def _run_service(main: Coroutine[Any, Any, None]) -> None:
     try:
         _run_fast(main)
     except CatalogRefresherError as exc:
-        _fail(f"cannot run: {exc}", code=1)
+        _fail(f"cannot run: {describe(exc)}", code=1)
 
 
 def _run_fast(main: Coroutine[Any, Any, None]) -> None:
@@ -190,7 +190,7 @@ def refresh(
     try:
         run = asyncio.run(_refresh_once(settings, source_id, force))
     except CatalogRefresherError as exc:
-        _fail(f"{source_id}: {exc}", code=1)
+        _fail(f"{source_id}: {describe(exc)}", code=1)
     c = run.counts
     summary = (
         f"{source_id}: {run.status.value} (run {run.id}): fetched {c.fetched}, inserted"

@@ -111,3 +111,26 @@ class UnknownSourceError(CatalogRefresherError):
     def __init__(self, source_id: str) -> None:
         self.source_id = source_id
         super().__init__(f"unknown source {source_id!r}")
+
+
+#: How many links of a cause chain ``describe`` follows.
+MAX_CAUSES = 4
+
+
+def describe(exc: BaseException) -> str:
+    """The error and its causes (``raise ... from``) on one line, each said once.
+
+    Messages often quote their cause already (``f"not valid JSON: {exc}"``): a cause
+    whose text is in the line so far is not repeated. The traceback that
+    ``concurrent.futures`` chains to an error re-raised from a worker process is left
+    out: it belongs in a debug log, not in an audit entry or an operator's terminal.
+    """
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < MAX_CAUSES:
+        if type(current).__name__ != "_RemoteTraceback":
+            text = " ".join(str(current).split()) or type(current).__name__
+            if not any(text in part for part in parts):
+                parts.append(text)
+        current = current.__cause__
+    return ": ".join(parts)

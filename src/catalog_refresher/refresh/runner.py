@@ -18,7 +18,7 @@ from typing import ParamSpec, Protocol, TypeVar
 from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
-from catalog_refresher.errors import CatalogRefresherError, SourceError
+from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
 from catalog_refresher.refresh.events import EventBus, FailingOver, RunFinished, RunRetrying
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
@@ -130,7 +130,7 @@ class Runner:
             await asyncio.shield(self.offload(self.store.finish_run, run.id, outcome))
             raise
         except CatalogRefresherError as exc:
-            result = self._failed(progress, RunStatus.FAILED, _describe(exc), exc.error_type)
+            result = self._failed(progress, RunStatus.FAILED, describe(exc), exc.error_type)
         except Exception as exc:  # a bug must fail one run, never the loop
             error = f"unexpected {type(exc).__name__}: {exc}"
             result = self._failed(progress, RunStatus.FAILED, error, "other")
@@ -192,7 +192,7 @@ class Runner:
             progress.attempts += 1
             self.bus.emit(
                 RunRetrying(
-                    run=run, attempt=attempt, attempts=options.retry_attempts, error=_describe(exc)
+                    run=run, attempt=attempt, attempts=options.retry_attempts, error=describe(exc)
                 )
             )
 
@@ -216,21 +216,11 @@ class Runner:
         except SourceError as primary_error:
             if endpoints.backup is None:
                 raise
-            self.bus.emit(FailingOver(run=run, error=_describe(primary_error)))
+            self.bus.emit(FailingOver(run=run, error=describe(primary_error)))
             progress.used_backup = True
             try:
                 return await fetch_from(endpoints.backup)
             except SourceError as backup_error:
-                both = SourceError(f"backup failed too: {_describe(backup_error)}")
+                both = SourceError(f"backup failed too: {describe(backup_error)}")
                 both.error_type = backup_error.error_type
                 raise both from primary_error
-
-
-def _describe(exc: BaseException) -> str:
-    """The error and its causes, one line (never a header or a secret: sources scrub theirs)."""
-    parts = [str(exc) or type(exc).__name__]
-    cause = exc.__cause__
-    while cause is not None and len(parts) < 4:
-        parts.append(str(cause) or type(cause).__name__)
-        cause = cause.__cause__
-    return ": ".join(parts)
