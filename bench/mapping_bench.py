@@ -40,10 +40,10 @@ from typing import Any
 
 import msgspec
 
+from catalog_refresher.config.settings import CsvFormat, FieldRule
 from catalog_refresher.domain.records import ErpStock
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.validation import validate
-from catalog_refresher.settings import CsvFormat, FieldRule
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.mapping import reader_for
 from docs_section import write_section  # a sibling script

@@ -10,6 +10,13 @@ from types import MappingProxyType
 from typing import Any
 
 from catalog_refresher.catalog import Catalog
+from catalog_refresher.config.settings import (
+    EndpointSettings,
+    EndpointType,
+    RepositoryOptions,
+    Settings,
+    SourceSettings,
+)
 from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observability import RunLog
@@ -17,13 +24,6 @@ from catalog_refresher.refresh.cluster import Coordinator
 from catalog_refresher.refresh.events import Event, EventBus
 from catalog_refresher.refresh.runner import Endpoints, inline
 from catalog_refresher.refresh.service import RefreshService
-from catalog_refresher.settings import (
-    EndpointSettings,
-    EndpointType,
-    RepositoryOptions,
-    Settings,
-    SourceSettings,
-)
 from catalog_refresher.sources.base import Source
 from catalog_refresher.store.base import Store
 from catalog_refresher.store.sqlite import SqliteStore

@@ -45,10 +45,10 @@ from tenacity import (
 )
 
 from catalog_refresher.clock import Clock, timeout
+from catalog_refresher.config.settings import AlertSettings, reveal
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.refresh.events import Event, RunFinished
 from catalog_refresher.refresh.resilience import CircuitState
-from catalog_refresher.settings import AlertSettings, reveal
 
 log = logging.getLogger("catalog_refresher.alerts")
 

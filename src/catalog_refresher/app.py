@@ -23,6 +23,7 @@ from catalog_refresher.alerts import WebhookNotifier
 from catalog_refresher.api.app import create_app
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock, SystemClock
+from catalog_refresher.config.settings import Settings, reveal
 from catalog_refresher.control import LocalControl
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.errors import StoreError
@@ -32,7 +33,6 @@ from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.runner import Endpoints, Offload
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.refresh.workers import WorkerPool
-from catalog_refresher.settings import Settings, reveal
 from catalog_refresher.sources.demo import DemoWorld
 from catalog_refresher.sources.http import build_client, open_source
 from catalog_refresher.store.base import Store

@@ -21,12 +21,7 @@ import typer
 from catalog_refresher import config
 from catalog_refresher.app import Application
 from catalog_refresher.clock import SystemClock
-from catalog_refresher.domain.runs import Run, RunStatus
-from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
-from catalog_refresher.errors import CatalogRefresherError, ConfigError, describe
-from catalog_refresher.observability import setup_logging
-from catalog_refresher.server import serve
-from catalog_refresher.settings import (
+from catalog_refresher.config.settings import (
     EndpointSettings,
     EndpointType,
     RefreshSettings,
@@ -34,6 +29,11 @@ from catalog_refresher.settings import (
     Settings,
     SourceSettings,
 )
+from catalog_refresher.domain.runs import Run, RunStatus
+from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
+from catalog_refresher.errors import CatalogRefresherError, ConfigError, describe
+from catalog_refresher.observability import setup_logging
+from catalog_refresher.server import serve
 from catalog_refresher.sources.demo import DemoWorld
 
 app = typer.Typer(

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from catalog_refresher.config.settings import LogFormat
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.refresh.events import (
@@ -24,7 +25,6 @@ from catalog_refresher.refresh.events import (
     RunStarted,
     SourceNotConfigured,
 )
-from catalog_refresher.settings import LogFormat
 
 log = logging.getLogger("catalog_refresher.refresh")
 

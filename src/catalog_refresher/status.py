@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from catalog_refresher.config.settings import RepositoryOptions
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.refresh.schedule import is_stale
-from catalog_refresher.settings import RepositoryOptions
 from catalog_refresher.store.base import SourceHistory
 
 

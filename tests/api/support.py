@@ -17,10 +17,10 @@ import httpx
 from fastapi import FastAPI
 
 from catalog_refresher.api import create_app
+from catalog_refresher.config.settings import ApiSettings, Secret
 from catalog_refresher.control import LocalControl
 from catalog_refresher.errors import SourceConnectionError
 from catalog_refresher.refresh.runner import inline
-from catalog_refresher.settings import ApiSettings, Secret
 from catalog_refresher.sources.base import Source
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.service_harness import Harness, all_static, build

@@ -223,7 +223,7 @@ async def test_refresh_of_an_unconfigured_source_is_409(
 
 async def test_refresh_of_a_disabled_source_is_409(make_api: ApiFactory, clock: FakeClock) -> None:
     """A refresh of a source whose interval is 00:00:00 is a 409 saying it is disabled."""
-    api = make_api(slow_erp(clock, delay=0), erp_stock_refresh_interval=timedelta(0))
+    api = make_api(slow_erp(clock, delay=0), intervals={"erp_stock": timedelta(0)})
     body = assert_problem(await api.client.post("/api/sources/erp_stock/refresh"), 409)
     assert "disabled" in body["detail"]
 

@@ -23,10 +23,10 @@ import httpx
 import pytest
 
 from catalog_refresher.alerts import WebhookNotifier
+from catalog_refresher.config.settings import AlertSettings, Secret
 from catalog_refresher.domain.runs import Run, RunStatus, Trigger
 from catalog_refresher.errors import SourceStatusError
 from catalog_refresher.refresh.events import RunFinished
-from catalog_refresher.settings import AlertSettings, Secret
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.service_harness import build
 
@@ -166,7 +166,7 @@ async def test_three_failures_then_success_send_failing_and_recovered(
         tmp_path / "c.db",
         clock,
         {"erp_stock": erp},
-        erp_stock_refresh_interval=timedelta(seconds=20),
+        intervals={"erp_stock": timedelta(seconds=20)},
     )
     notifier = WebhookNotifier(alert_settings(receiver), client, clock, circuit=h.service.circuit)
     h.service.bus.subscribe(notifier.on_event)
@@ -209,7 +209,7 @@ async def test_circuit_open_is_sent_once(
         tmp_path / "c.db",
         clock,
         {"erp_stock": erp},
-        erp_stock_refresh_interval=timedelta(seconds=20),
+        intervals={"erp_stock": timedelta(seconds=20)},
     )
     notifier = WebhookNotifier(alert_settings(receiver), client, clock, circuit=h.service.circuit)
     h.service.bus.subscribe(notifier.on_event)

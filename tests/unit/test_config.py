@@ -10,10 +10,18 @@ from types import MappingProxyType
 
 import pytest
 
-from catalog_refresher.config import describe, load, mask_url, parse_timespan
-from catalog_refresher.config_values import format_timespan
+from catalog_refresher.config import describe, load
+from catalog_refresher.config.settings import (
+    EndpointType,
+    LogFormat,
+    RepositoryOptions,
+    Secret,
+    Settings,
+    reveal,
+)
+from catalog_refresher.config.values import format_timespan, mask_url, parse_timespan
+from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.errors import ConfigError
-from catalog_refresher.settings import EndpointType, LogFormat, Secret, Settings, reveal
 
 ERP = '"Sources": {"ErpStock": {"Url": "http://erp.example/api/stock"}}'
 
@@ -45,22 +53,22 @@ def test_defaults_equal_the_seed() -> None:
     settings = load(None, environment=None, environ={})
     repository = settings.repository
     intervals = [
-        repository.erp_stock_refresh_interval,
-        repository.eshop_stock_refresh_interval,
-        repository.sales_data_refresh_interval,
-        repository.purchase_history_refresh_interval,
-        repository.consumed_materials_refresh_interval,
-        repository.transport_data_refresh_interval,
-        repository.attributes_refresh_interval,
-        repository.lots_refresh_interval,
-        repository.stock_taking_refresh_interval,
-        repository.suppliers_refresh_interval,
+        repository.intervals["erp_stock"],
+        repository.intervals["eshop_stock"],
+        repository.intervals["sales_data"],
+        repository.intervals["purchase_history"],
+        repository.intervals["consumed_materials"],
+        repository.intervals["transport_data"],
+        repository.intervals["attributes"],
+        repository.intervals["lots"],
+        repository.intervals["stock_taking"],
+        repository.intervals["suppliers"],
     ]
     assert intervals == [timedelta(minutes=m) for m in (5, 10, 30, 60, 30, 15, 60, 15, 10, 120)]
     assert (
-        repository.sales_history_retention_days,
-        repository.purchase_history_retention_days,
-        repository.consumed_materials_retention_days,
+        repository.retentions["sales_data"],
+        repository.retentions["purchase_history"],
+        repository.retentions["consumed_materials"],
     ) == (365, 365, 720)
     assert repository.max_concurrent_refreshes == 3
     assert repository.refresh_timeout == timedelta(minutes=10)
@@ -74,6 +82,31 @@ def test_defaults_equal_the_seed() -> None:
     )
 
 
+def test_repository_options_default_each_source_from_its_spec() -> None:
+    """A source left out of intervals or retentions gets its spec's default; typos are refused."""
+    options = RepositoryOptions(intervals={"lots": timedelta(0)}, retentions={"sales_data": 7})
+    assert options.interval(SPECS["lots"]) == timedelta(0)
+    assert options.interval(SPECS["erp_stock"]) == SPECS["erp_stock"].default_interval
+    assert options.retention_days(SPECS["sales_data"]) == 7
+    assert options.retention_days(SPECS["consumed_materials"]) == 720
+    assert options.retention_days(SPECS["erp_stock"]) is None
+    assert list(options.intervals) == list(SPECS)
+    with pytest.raises(TypeError):
+        options.intervals["lots"] = timedelta(1)  # type: ignore[index]
+    with pytest.raises(ValueError, match="erp_stok"):
+        RepositoryOptions(intervals={"erp_stok": timedelta(0)})
+    with pytest.raises(ValueError, match="erp_stock"):
+        RepositoryOptions(retentions={"erp_stock": 30})  # a snapshot source has no window
+
+
+def test_a_source_spec_has_a_window_exactly_when_it_is_history() -> None:
+    """A history spec without a retention option, or a snapshot spec with one, is refused."""
+    with pytest.raises(ValueError, match="needs a retention option"):
+        dataclasses.replace(SPECS["sales_data"], retention_option=None, default_retention_days=None)
+    with pytest.raises(ValueError, match="has no window"):
+        dataclasses.replace(SPECS["erp_stock"], retention_option="X", default_retention_days=1)
+
+
 def test_file_values_take_effect(tmp_path: Path) -> None:
     """Options written in the file replace the defaults; the others keep theirs."""
     settings = load_text(
@@ -82,11 +115,11 @@ def test_file_values_take_effect(tmp_path: Path) -> None:
              "SalesHistoryRetentionDays": 180, "EnableMetrics": false, "MaxDeleteShare": 0.25}}""",
     )
     repository = settings.repository
-    assert repository.erp_stock_refresh_interval == timedelta(minutes=2)
-    assert repository.sales_history_retention_days == 180
+    assert repository.intervals["erp_stock"] == timedelta(minutes=2)
+    assert repository.retentions["sales_data"] == 180
     assert repository.enable_metrics is False
     assert repository.max_delete_share == 0.25
-    assert repository.eshop_stock_refresh_interval == timedelta(minutes=10)
+    assert repository.intervals["eshop_stock"] == timedelta(minutes=10)
 
 
 def test_environment_variables_override_the_file(tmp_path: Path) -> None:
@@ -107,8 +140,8 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
         environ,
     )
     repository = settings.repository
-    assert repository.erp_stock_refresh_interval == timedelta(minutes=1)
-    assert repository.sales_history_retention_days == 180
+    assert repository.intervals["erp_stock"] == timedelta(minutes=1)
+    assert repository.retentions["sales_data"] == 180
     assert repository.enable_metrics is False
     assert repository.max_delete_share == 0.3
     assert settings.api.port == 9000
@@ -137,7 +170,7 @@ def test_environment_file_overrides_the_base_file(tmp_path: Path, via_variable: 
         settings = load_text(tmp_path, base, environ)
     else:
         settings = load_text(tmp_path, base, environment="Development")
-    assert settings.repository.lots_refresh_interval == timedelta(seconds=30)
+    assert settings.repository.intervals["lots"] == timedelta(seconds=30)
     assert settings.repository.retry_attempts == 5  # untouched by the overlay
     assert settings.api.port == 8081
 
@@ -191,7 +224,7 @@ def test_comments_are_allowed(tmp_path: Path) -> None:
           "CatalogRepository": { "ErpStockRefreshInterval": "00:03:00" } // trailing
         }""",
     )
-    assert settings.repository.erp_stock_refresh_interval == timedelta(minutes=3)
+    assert settings.repository.intervals["erp_stock"] == timedelta(minutes=3)
 
 
 def test_keys_match_case_insensitively(tmp_path: Path) -> None:
@@ -204,7 +237,7 @@ def test_keys_match_case_insensitively(tmp_path: Path) -> None:
                         "BACKUP": {"URL": "http://replica.example"}}},
             "api": {"PORT": 8500}, "logging": {"level": "debug", "FORMAT": "Json"}}""",
     )
-    assert settings.repository.erp_stock_refresh_interval == timedelta(minutes=4)
+    assert settings.repository.intervals["erp_stock"] == timedelta(minutes=4)
     source = settings.sources["erp_stock"]
     assert source.primary.type is EndpointType.HTTP
     assert list(source.primary.headers) == ["X-Api-Key"]

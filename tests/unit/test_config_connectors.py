@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from catalog_refresher.config import describe, load
-from catalog_refresher.errors import ConfigError
-from catalog_refresher.settings import (
+from catalog_refresher.config.settings import (
     DEFAULT_MAX_PAGES,
     CsvFormat,
     FieldRule,
@@ -18,6 +17,7 @@ from catalog_refresher.settings import (
     PagingSettings,
     Settings,
 )
+from catalog_refresher.errors import ConfigError
 
 FLEXI = {
     "Url": "https://flexi.example/c/firma/skladova-karta.json?add-row-count=true",

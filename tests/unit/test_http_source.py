@@ -11,6 +11,7 @@ from types import MappingProxyType
 import httpx
 import pytest
 
+from catalog_refresher.config.settings import EndpointSettings, EndpointType, Secret
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.validation import validate
 from catalog_refresher.errors import (
@@ -21,7 +22,6 @@ from catalog_refresher.errors import (
     SourceStatusError,
     SourceTimeoutError,
 )
-from catalog_refresher.settings import EndpointSettings, EndpointType, Secret
 from catalog_refresher.sources.base import Payload, Window
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.http import HttpSource, build_client, open_source, safe_url

@@ -166,7 +166,7 @@ async def test_circuit_state_is_read_at_scrape_time(tmp_path: Path, clock: FakeC
     """Circuit state is 2 once five failures open the breaker, and skipped runs are no failures."""
     erp = StaticSource("erp_stock", ERP, failures=[SourceStatusError(400, "u")] * 5)
     h, metrics = wired(
-        tmp_path, clock, {"erp_stock": erp}, erp_stock_refresh_interval=timedelta(seconds=20)
+        tmp_path, clock, {"erp_stock": erp}, intervals={"erp_stock": timedelta(seconds=20)}
     )
     await h.start()
     labels = {"data_type": "erp_stock"}

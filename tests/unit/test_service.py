@@ -106,10 +106,10 @@ async def test_error_is_logged_and_the_loop_continues(
 
 
 @pytest.mark.parametrize(
-    ("retention", "days"), [({}, 365), ({"sales_history_retention_days": 180}, 180)]
+    ("retention", "days"), [({}, 365), ({"retentions": {"sales_data": 180}}, 180)]
 )
 async def test_sales_window_follows_retention(
-    tmp_path: Path, clock: FakeClock, retention: dict[str, int], days: int
+    tmp_path: Path, clock: FakeClock, retention: dict[str, dict[str, int]], days: int
 ) -> None:
     """Sales are asked for [today - SalesHistoryRetentionDays, today], 365 by default."""
     sales = StaticSource("sales_data", sales_in)
@@ -127,7 +127,7 @@ async def test_configured_interval_takes_effect(tmp_path: Path, clock: FakeClock
         tmp_path / "c.db",
         clock,
         {"erp_stock": erp},
-        erp_stock_refresh_interval=timedelta(minutes=2),
+        intervals={"erp_stock": timedelta(minutes=2)},
     )
     await h.start()
     await clock.advance(10 * 60)
@@ -198,7 +198,7 @@ async def test_many_cycles_do_not_grow_memory(tmp_path: Path, clock: FakeClock) 
         tmp_path / "c.db",
         clock,
         {"erp_stock": StaticSource("erp_stock", moving)},
-        erp_stock_refresh_interval=timedelta(seconds=1),
+        intervals={"erp_stock": timedelta(seconds=1)},
     )
     await h.start()
 
@@ -272,7 +272,7 @@ async def test_circuit_opens_after_threshold_and_closes_after_success(
         tmp_path / "c.db",
         clock,
         {"erp_stock": erp},
-        erp_stock_refresh_interval=timedelta(seconds=20),
+        intervals={"erp_stock": timedelta(seconds=20)},
     )
     await h.start()
     await clock.advance(4 * 20)
@@ -391,7 +391,7 @@ async def test_retention_purges_old_history(tmp_path: Path, clock: FakeClock) ->
         tmp_path / "c.db",
         clock,
         {"consumed_materials": consumed},
-        consumed_materials_retention_days=30,
+        retentions={"consumed_materials": 30},
     )
     await shorter.start()
     assert shorter.store.source_history("consumed_materials").record_count == 0

@@ -19,9 +19,9 @@ from catalog_refresher.api.docs import install_docs
 from catalog_refresher.api.openapi import install_openapi
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock
+from catalog_refresher.config.settings import Settings
 from catalog_refresher.control import Control
 from catalog_refresher.refresh.runner import Offload
-from catalog_refresher.settings import Settings
 from catalog_refresher.store.base import Store
 
 DESCRIPTION = """\

@@ -14,9 +14,9 @@ from fastapi import Depends, Request
 
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock
+from catalog_refresher.config.settings import Settings
 from catalog_refresher.control import Control
 from catalog_refresher.refresh.runner import Offload
-from catalog_refresher.settings import Settings
 from catalog_refresher.store.base import Store
 
 Metrics = Callable[[], tuple[bytes, str]]

@@ -101,3 +101,17 @@ def free_form(raw: dict[str, Any]) -> dict[str, Any]:
     """The free-form part of a raw attributes object."""
     known = attribute_fields()
     return {k: v for k, v in raw.items() if k not in known}
+
+
+def field_types(record_type: type[Record]) -> dict[str, msgspec.inspect.Type]:
+    """Each field of ``record_type`` and its type, as msgspec describes it."""
+    struct = msgspec.inspect.type_info(record_type)
+    assert isinstance(struct, msgspec.inspect.StructType)
+    return {field.name: field.type for field in struct.fields}
+
+
+def holds(type_info: msgspec.inspect.Type, *kinds: type[msgspec.inspect.Type]) -> bool:
+    """Whether a field of this type may hold a value of one of ``kinds`` (``str | None``...)."""
+    if isinstance(type_info, msgspec.inspect.UnionType):
+        return any(isinstance(member, kinds) for member in type_info.types)
+    return isinstance(type_info, kinds)

@@ -1,7 +1,9 @@
 """The ten sources and what sets each apart (contract section 1).
 
 Everything source-specific that the rest of the service needs is in this table:
-the service, the store and the aggregate are written once, for all ten.
+the service, the store and the aggregate are written once, for all ten. The
+per-source ``CatalogRepository`` options are named and defaulted here too, so
+``config`` holds them by source id and never lists the sources again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class SourceSpec:
     config_key: str
     kind: Kind
     default_interval: timedelta
+    """How often the source is read unless its ``interval_option`` says otherwise."""
     record_type: type[records.Record]
     key_fields: tuple[str, ...]
     """Fields that identify a row of a snapshot source (empty for history sources)."""
@@ -35,9 +38,18 @@ class SourceSpec:
     retention_option: str | None = None
     """The ``CatalogRepository`` option that holds this history source's window, in days."""
     default_retention_days: int | None = None
+    """That window unless the option says otherwise."""
+
+    def __post_init__(self) -> None:
+        # History sources, and only they, have a window: options are held on that premise.
+        windowed = (self.retention_option is not None, self.default_retention_days is not None)
+        if windowed != (self.is_history, self.is_history):
+            problem = "needs a retention option and default" if self.is_history else "has no window"
+            raise ValueError(f"source {self.id}: a {self.kind} source {problem}")
 
     @property
     def interval_option(self) -> str:
+        """The ``CatalogRepository`` option that holds the refresh interval."""
         return f"{self.config_key}RefreshInterval"
 
     @property

@@ -16,13 +16,13 @@ from datetime import UTC, date, timedelta
 from typing import ParamSpec, Protocol, TypeVar
 
 from catalog_refresher.clock import Clock, timeout
+from catalog_refresher.config.settings import RepositoryOptions
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
 from catalog_refresher.refresh.events import EventBus, FailingOver, RunFinished, RunRetrying
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
-from catalog_refresher.settings import RepositoryOptions
 from catalog_refresher.sources.base import Payload, Source, Window
 from catalog_refresher.store.base import Applied, Store
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from catalog_refresher.clock import Clock, sleep_until
+from catalog_refresher.config.settings import Settings
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.errors import CatalogRefresherError, UnknownSourceError
@@ -42,7 +43,6 @@ from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
 from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner, window_for
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
-from catalog_refresher.settings import Settings
 from catalog_refresher.store.base import Applied, SourceHistory, Store
 
 log = logging.getLogger("catalog_refresher")

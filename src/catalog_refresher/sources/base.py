@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from catalog_refresher.settings import CsvFormat, FieldRule
+from catalog_refresher.config.settings import CsvFormat, FieldRule
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,8 +27,8 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+from catalog_refresher.config.settings import CsvFormat
 from catalog_refresher.errors import InvalidPayloadError
-from catalog_refresher.settings import CsvFormat
 
 __all__ = ["read_rows"]
 

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from catalog_refresher.config.settings import EndpointSettings, EndpointType, reveal
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.errors import (
     ConfigError,
@@ -40,7 +41,6 @@ from catalog_refresher.errors import (
     SourceTimeoutError,
     UnknownSourceError,
 )
-from catalog_refresher.settings import EndpointSettings, EndpointType, reveal
 from catalog_refresher.sources.base import Payload, Source, Window
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.paging import pager_for

@@ -30,11 +30,10 @@ from typing import Any
 
 import msgspec
 
+from catalog_refresher.config.settings import FieldRule
 from catalog_refresher.domain import records
-from catalog_refresher.errors import ConfigError
-from catalog_refresher.settings import FieldRule
 
-__all__ = ["RecordReader", "check_rules", "reader_for"]
+__all__ = ["RecordReader", "reader_for"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,56 +113,18 @@ class RecordReader:
         return raw
 
 
-def _mappable_fields(record_type: type[records.Record]) -> frozenset[str] | None:
-    """The fields a rule may target; ``None`` when any name is allowed (free-form attributes)."""
-    if record_type is records.Attributes:
-        return None
-    return frozenset(record_type.__struct_fields__)
-
-
-def check_rules(record_type: type[records.Record], rules: Iterable[FieldRule], key: str) -> None:
-    """Refuse rules that cannot work; ``key`` is the ``Fields`` object's configuration key."""
-    rules = tuple(rules)
-    allowed = _mappable_fields(record_type)
-    info = _field_info(record_type)
-    mapped = {rule.field for rule in rules}
-    readers: dict[str, str] = {}
-    for rule in rules:
-        rule_key = f"{key}:{rule.field}"
-        if allowed is not None and rule.field not in allowed:
-            known = ", ".join(sorted(allowed))
-            raise ConfigError(rule_key, f"not a field of this source; its fields: {known}")
-        if rule.field == "extra":
-            raise ConfigError(rule_key, "reserved for the free-form attributes")
-        if not rule.source:
-            raise ConfigError(rule_key, "the payload's field name must not be empty")
-        if rule.source in readers:
-            problem = f"{readers[rule.source]} is read from {rule.source!r} already"
-            raise ConfigError(rule_key, problem)
-        readers[rule.source] = rule.field
-        # An unmapped field keeps its own name, so no other field may be read from it.
-        if allowed is not None and rule.source in allowed and rule.source not in mapped:
-            problem = f"{rule.source!r} is where {rule.source} is read from; map it too"
-            raise ConfigError(rule_key, problem)
-        if rule.remove_prefix is not None:
-            if not rule.remove_prefix:
-                raise ConfigError(f"{rule_key}:RemovePrefix", "must not be empty")
-            if rule.field in info and not _holds(info[rule.field], msgspec.inspect.StrType):
-                raise ConfigError(f"{rule_key}:RemovePrefix", "only for text fields")
-
-
 @functools.lru_cache(maxsize=64)
 def reader_for(record_type: type[records.Record], rules: tuple[FieldRule, ...]) -> RecordReader:
     """The reader for ``record_type`` under ``rules``; cached, so built once per endpoint.
 
-    The rules are assumed checked (``check_rules``, at configuration time).
+    The rules are assumed checked (``config/payload.py``, at configuration time).
     """
-    info = _field_info(record_type)
+    info = records.field_types(record_type)
     source_of = {rule.field: rule.source for rule in rules}
     numeric = frozenset(
         source_of.get(name, name)
         for name, type_info in info.items()
-        if _holds(type_info, msgspec.inspect.FloatType, msgspec.inspect.IntType)
+        if records.holds(type_info, msgspec.inspect.FloatType, msgspec.inspect.IntType)
     )
     if record_type is records.Attributes:
         # Attributes keep unknown fields, so they are decoded as dicts (see validation).
@@ -208,21 +169,9 @@ def _conversions(
         _Conversion(
             name=rule.field,
             prefix=rule.remove_prefix,
-            optional=rule.field not in info or _holds(info[rule.field], msgspec.inspect.NoneType),
+            optional=rule.field not in info
+            or records.holds(info[rule.field], msgspec.inspect.NoneType),
         )
         for rule in rules
         if rule.remove_prefix
     )
-
-
-def _field_info(record_type: type[records.Record]) -> dict[str, msgspec.inspect.Type]:
-    struct = msgspec.inspect.type_info(record_type)
-    assert isinstance(struct, msgspec.inspect.StructType)
-    return {field.name: field.type for field in struct.fields}
-
-
-def _holds(type_info: msgspec.inspect.Type, *kinds: type[msgspec.inspect.Type]) -> bool:
-    """Whether a field of this type may hold a value of one of ``kinds`` (``str | None``...)."""
-    if isinstance(type_info, msgspec.inspect.UnionType):
-        return any(isinstance(member, kinds) for member in type_info.types)
-    return isinstance(type_info, kinds)

@@ -27,8 +27,8 @@ from typing import Protocol
 
 import msgspec
 
+from catalog_refresher.config.settings import PagingKind, PagingSettings
 from catalog_refresher.errors import InvalidPayloadError
-from catalog_refresher.settings import PagingKind, PagingSettings
 
 __all__ = ["Pager", "pager_for"]
 

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from catalog_refresher.config_values import json_kind
+from catalog_refresher.config.values import json_kind
 from catalog_refresher.errors import ConfigError
 
 __all__ = ["Tree", "as_object", "get", "reject_unknown"]

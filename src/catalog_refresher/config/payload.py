@@ -2,32 +2,37 @@
 
 What they mean is told where they are used (``sources/paging.py``,
 ``sources/mapping.py``, ``sources/csv_payload.py``); here they are read from the
-file's tree and checked, each problem a ``ConfigError`` naming its key, and
-written back in the file's shape for ``check-config``.
+file's tree and checked, each problem a ``ConfigError`` naming its key, so that a
+source that could never be read is refused at start. ``describe.py`` writes them
+back in the file's shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from catalog_refresher.config_tree import as_object, get, reject_unknown
-from catalog_refresher.config_values import as_bool, as_choice, as_int, as_text, json_kind
+import msgspec
+
+from catalog_refresher.config.settings import CsvFormat, FieldRule, PagingKind, PagingSettings
+from catalog_refresher.config.tree import as_object, get, reject_unknown
+from catalog_refresher.config.values import as_bool, as_choice, as_int, as_text, json_kind
+from catalog_refresher.domain import records
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.errors import ConfigError
-from catalog_refresher.settings import (
-    CsvFormat,
-    EndpointSettings,
-    FieldRule,
-    PagingKind,
-    PagingSettings,
-)
-from catalog_refresher.sources.mapping import check_rules
 
-__all__ = ["csv_format", "describe_payload", "dotted_path", "field_rules", "paging_settings"]
+__all__ = [
+    "PAGING_OPTIONS",
+    "check_rules",
+    "csv_format",
+    "dotted_path",
+    "field_rules",
+    "paging_settings",
+]
 
 _PAGING_COMMON = ("Kind", "PageSize", "SizeParameter", "MaxPages")
-# Per kind: the option naming the position parameter, the count path, then the rest.
-_PAGING_KEYS = {
+#: Per kind: the option naming the position parameter, the count path, then the rest.
+PAGING_OPTIONS = {
     PagingKind.OFFSET: ("OffsetParameter", "TotalPath"),
     PagingKind.PAGE: ("PageParameter", "PageCountPath", "FirstPage"),
 }
@@ -60,9 +65,9 @@ def paging_settings(
     if raw_kind is None:
         raise ConfigError(f"{key}:Kind", "required: offset (start/limit) or page (page number)")
     kind = as_choice(raw_kind, f"{key}:Kind", PagingKind, PagingKind.OFFSET)
-    own = _PAGING_KEYS[kind]
+    own = PAGING_OPTIONS[kind]
     for lowered, (written, _) in tree.items():
-        for other, keys in _PAGING_KEYS.items():
+        for other, keys in PAGING_OPTIONS.items():
             if other is not kind and lowered in {k.lower() for k in keys}:
                 raise ConfigError(f"{key}:{written}", f"only for Kind {other}, not {kind}")
     reject_unknown(tree, key, (*_PAGING_COMMON, *own))
@@ -134,6 +139,44 @@ def field_rules(value: Any, key: str, spec: SourceSpec) -> tuple[FieldRule, ...]
     return tuple(rules)
 
 
+def check_rules(record_type: type[records.Record], rules: Iterable[FieldRule], key: str) -> None:
+    """Refuse rules that cannot work; ``key`` is the ``Fields`` object's configuration key."""
+    rules = tuple(rules)
+    allowed = _mappable_fields(record_type)
+    info = records.field_types(record_type)
+    mapped = {rule.field for rule in rules}
+    readers: dict[str, str] = {}
+    for rule in rules:
+        rule_key = f"{key}:{rule.field}"
+        if allowed is not None and rule.field not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise ConfigError(rule_key, f"not a field of this source; its fields: {known}")
+        if rule.field == "extra":
+            raise ConfigError(rule_key, "reserved for the free-form attributes")
+        if not rule.source:
+            raise ConfigError(rule_key, "the payload's field name must not be empty")
+        if rule.source in readers:
+            problem = f"{readers[rule.source]} is read from {rule.source!r} already"
+            raise ConfigError(rule_key, problem)
+        readers[rule.source] = rule.field
+        # An unmapped field keeps its own name, so no other field may be read from it.
+        if allowed is not None and rule.source in allowed and rule.source not in mapped:
+            problem = f"{rule.source!r} is where {rule.source} is read from; map it too"
+            raise ConfigError(rule_key, problem)
+        if rule.remove_prefix is not None:
+            if not rule.remove_prefix:
+                raise ConfigError(f"{rule_key}:RemovePrefix", "must not be empty")
+            if rule.field in info and not records.holds(info[rule.field], msgspec.inspect.StrType):
+                raise ConfigError(f"{rule_key}:RemovePrefix", "only for text fields")
+
+
+def _mappable_fields(record_type: type[records.Record]) -> frozenset[str] | None:
+    """The fields a rule may target; ``None`` when any name is allowed (free-form attributes)."""
+    if record_type is records.Attributes:
+        return None
+    return frozenset(record_type.__struct_fields__)
+
+
 def csv_format(value: Any, key: str) -> CsvFormat:
     """``Csv``: delimiter, a text encoding Python knows, header or Columns."""
     tree = as_object(value, key)
@@ -169,42 +212,3 @@ def csv_format(value: Any, key: str) -> CsvFormat:
     if not values.get("has_header", True) and "columns" not in values:
         raise ConfigError(f"{key}:Columns", "required when HasHeader is false")
     return CsvFormat(**values)
-
-
-def describe_payload(endpoint: EndpointSettings) -> dict[str, Any]:
-    """``Paging``, ``Fields`` and ``Csv`` of ``endpoint`` as they would be written in the file."""
-    csv = endpoint.csv
-    return {
-        "Paging": None if endpoint.paging is None else _describe_paging(endpoint.paging),
-        "Fields": {
-            rule.field: rule.source
-            if rule.remove_prefix is None
-            else {"From": rule.source, "RemovePrefix": rule.remove_prefix}
-            for rule in endpoint.fields
-        }
-        or None,
-        "Csv": None
-        if csv is None
-        else {
-            "Delimiter": csv.delimiter,
-            "Encoding": csv.encoding,
-            "DecimalComma": csv.decimal_comma,
-            "HasHeader": csv.has_header,
-            "Columns": list(csv.columns) or None,
-        },
-    }
-
-
-def _describe_paging(paging: PagingSettings) -> dict[str, Any]:
-    position_option, count_option = _PAGING_KEYS[paging.kind][:2]
-    described: dict[str, Any] = {
-        "Kind": paging.kind.value,
-        "PageSize": paging.page_size,
-        position_option: paging.position_parameter,
-        "SizeParameter": paging.size_parameter,
-        count_option: paging.count_path,
-        "MaxPages": paging.max_pages,
-    }
-    if paging.kind is PagingKind.PAGE:
-        described["FirstPage"] = paging.first_page
-    return described

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from catalog_refresher.config.settings import Secret
 from catalog_refresher.errors import ConfigError
-from catalog_refresher.settings import Secret
 
 TIMESPAN_FORMAT = "[d.]hh:mm:ss[.fff]"
 _E = TypeVar("_E", bound=enum.StrEnum)

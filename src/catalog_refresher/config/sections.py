@@ -1,15 +1,4 @@
-"""Read the configuration once, at the edge (contract section 3).
-
-``load(path, environment=, environ=)`` turns an ASP.NET-style ``appsettings.json``
-into immutable ``Settings``. Layers, later wins:
-
-1. the defaults of ``settings.py``;
-2. the file (JSON with ``//`` and ``/* */`` comments);
-3. ``<file stem>.<Environment>.json`` beside it, when an environment is named
-   (argument, else ``CATALOG_REFRESHER_ENVIRONMENT``); a missing one is fine;
-4. environment variables ``Section__Key=value`` for the known sections
-   (``CatalogRepository``, ``Sources``, ``Store``, ``Api``, ``Cache``, ``Refresh``,
-   ``Alerts``, ``Logging``).
+"""Each section of the merged configuration tree read into its immutable settings.
 
 Keys match case-insensitively everywhere; header names keep their spelling. Other
 top-level sections (``AllowedHosts``...) are ignored; an unknown key inside a known
@@ -19,58 +8,27 @@ to ``null`` is not configured.
 Secret-capable values (endpoint ``Url``, header values, ``Store:Url``,
 ``Api:AdminToken``, ``Alerts:WebhookUrl`` and its headers) may be written
 ``env:NAME`` or ``file:/path`` (a relative path is relative to the configuration
-file). Every failure is a ``ConfigError`` whose key
-is the colon path (``Sources:ErpStock:Url``); no error message and nothing that
-``describe`` returns contains a secret.
+file). Every failure is a ``ConfigError`` whose key is the colon path
+(``Sources:ErpStock:Url``); no error message contains a secret.
 
 A backup endpoint inherits nothing from its primary: headers in particular are not
-copied, so a token meant for one host never reaches another.
-
-An endpoint's ``Paging``, ``Fields`` and ``Csv`` are checked here too (a wrong
-paging kind, a missing page size, a rule for a field the source does not have),
-so that a source that could never be read is refused at start.
-
-Value parsing (time spans, typed values, secrets, URL masking) is in ``config_values``.
+copied, so a token meant for one host never reaches another. An endpoint's
+``Paging``, ``Fields`` and ``Csv`` are read by ``payload.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import json5
-
-from catalog_refresher.config_payload import (
-    csv_format,
-    describe_payload,
-    dotted_path,
-    field_rules,
-    paging_settings,
-)
-from catalog_refresher.config_tree import Tree, as_object, get, reject_unknown
-from catalog_refresher.config_values import (
-    EnvText,
-    as_bool,
-    as_choice,
-    as_duration,
-    as_int,
-    as_interval,
-    as_share,
-    as_text,
-    check_url,
-    format_timespan,
-    mask_url,
-    parse_timespan,
-    resolve_secret,
-)
-from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY, SourceSpec
-from catalog_refresher.errors import ConfigError
-from catalog_refresher.settings import (
+from catalog_refresher.config.payload import csv_format, dotted_path, field_rules, paging_settings
+from catalog_refresher.config.settings import (
+    SCALAR_OPTIONS,
     AlertSettings,
     ApiSettings,
     CacheSettings,
@@ -85,29 +43,24 @@ from catalog_refresher.settings import (
     Settings,
     SourceSettings,
     StoreSettings,
-    reveal,
 )
-
-__all__ = [
-    "ENVIRONMENT_VARIABLE",
-    "describe",
-    "format_timespan",
-    "load",
-    "mask_url",
-    "parse_timespan",
-]
-
-ENVIRONMENT_VARIABLE = "CATALOG_REFRESHER_ENVIRONMENT"
-SECTIONS = (
-    "CatalogRepository",
-    "Sources",
-    "Store",
-    "Api",
-    "Cache",
-    "Refresh",
-    "Alerts",
-    "Logging",
+from catalog_refresher.config.tree import Tree, as_object, get, reject_unknown
+from catalog_refresher.config.values import (
+    as_bool,
+    as_choice,
+    as_duration,
+    as_int,
+    as_interval,
+    as_share,
+    as_text,
+    check_url,
+    mask_url,
+    resolve_secret,
 )
+from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY, SourceSpec
+from catalog_refresher.errors import ConfigError
+
+__all__ = ["read_settings"]
 
 _ENDPOINT_KEYS = (
     "Type",
@@ -121,19 +74,14 @@ _ENDPOINT_KEYS = (
 )
 _SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup")
 _DEFAULT_REPOSITORY = RepositoryOptions()
+# Every CatalogRepository option, in the order check-config shows them.
+_REPOSITORY_OPTIONS = (
+    *(spec.interval_option for spec in SPECS.values()),
+    *(spec.retention_option for spec in SPECS.values() if spec.retention_option is not None),
+    *SCALAR_OPTIONS,
+)
 _DEFAULT_LOG_LEVEL = LoggingSettings().level
-# PascalCase option -> field name; derived so a new field needs no second edit here.
-_REPOSITORY_OPTIONS = {
-    "".join(word.capitalize() for word in f.name.split("_")): f.name
-    for f in dataclasses.fields(RepositoryOptions)
-}
 _POSITIVE_DURATIONS = {"refresh_timeout", "circuit_breaker_open_duration", "health_degraded_after"}
-_AT_LEAST_ONE = {
-    "max_concurrent_refreshes",
-    "retry_attempts",
-    "circuit_breaker_failure_threshold",
-    "stale_after_intervals",
-}
 # Retention is subtracted from today's date; beyond a century it would overflow `date`.
 _MAX_RETENTION_DAYS = 36_525
 _LOG_LEVELS = {"trace": "DEBUG", "debug": "DEBUG", "information": "INFO", "info": "INFO"}
@@ -151,24 +99,9 @@ class _Context:
         return resolve_secret(value, key, self.environ, self.base_dir)
 
 
-def load(path: Path | None, *, environment: str | None, environ: Mapping[str, str]) -> Settings:
-    """Build the effective ``Settings`` from the layers described in the module docstring.
-
-    ``path=None`` means defaults and environment variables only. A ``path`` that does
-    not exist, or any invalid value, raises ``ConfigError`` naming the key.
-    """
-    tree: Tree = {}
-    if path is not None:
-        tree = _read_file(path, required=True)
-        name = environment or environ.get(ENVIRONMENT_VARIABLE) or None
-        if name is not None:
-            if name in {".", ".."} or "/" in name or "\\" in name:
-                raise ConfigError("Environment", f"{name!r} is not a valid environment name")
-            overlay = path.with_name(f"{path.stem}.{name}{path.suffix or '.json'}")
-            tree = _merge(tree, _read_file(overlay, required=False))
-    tree = _merge(tree, _environment_layer(environ))
-
-    context = _Context(environ, None if path is None else path.parent)
+def read_settings(tree: Tree, *, environ: Mapping[str, str], base_dir: Path | None) -> Settings:
+    """The ``Settings`` of the merged ``tree``; ``base_dir`` anchors relative ``file:`` secrets."""
+    context = _Context(environ, base_dir)
     logging = _section(tree, "Logging")
     reject_unknown(logging, "Logging", ("Level", "Format"), ignore=("loglevel",))
     return Settings(
@@ -186,150 +119,40 @@ def load(path: Path | None, *, environment: str | None, environ: Mapping[str, st
     )
 
 
-def describe(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as JSON-ready data in the file's own shape, secrets masked.
-
-    Time spans are written back as ``[d.]hh:mm:ss[.fff]``; header values and the admin
-    token show only their reference (``***(env:ERP_TOKEN)``); URLs lose their passwords.
-    """
-    repository = settings.repository
-    api = settings.api
-    return {
-        "CatalogRepository": {
-            option: _plain(getattr(repository, name))
-            for option, name in _REPOSITORY_OPTIONS.items()
-        },
-        "Sources": {
-            source.spec.config_key: {
-                **_describe_endpoint(source.primary),
-                "Priority": source.priority,
-                "MaxDeleteShare": source.max_delete_share,
-                "Backup": None if source.backup is None else _describe_endpoint(source.backup),
-            }
-            for source in settings.sources.values()
-        },
-        "Store": {
-            "Url": mask_url(reveal(settings.store.url)),
-            "Lease": format_timespan(settings.store.lease),
-        },
-        "Api": {
-            "Host": api.host,
-            "Port": api.port,
-            "AdminToken": None if api.admin_token is None else api.admin_token.masked(),
-            "ProtectReads": api.protect_reads,
-        },
-        "Cache": {"MaxSize": settings.cache.max_size},
-        "Refresh": {"WorkerProcesses": settings.refresh.worker_processes},
-        "Alerts": {
-            "WebhookUrl": None
-            if settings.alerts.webhook_url is None
-            else mask_url(reveal(settings.alerts.webhook_url)),
-            "Headers": dict.fromkeys(settings.alerts.headers, "***"),
-            "Timeout": format_timespan(settings.alerts.timeout),
-        },
-        "Logging": {"Level": settings.logging.level, "Format": settings.logging.format.value},
-    }
-
-
-# --- reading and layering -------------------------------------------------------------------
-
-
-def _read_file(path: Path, *, required: bool) -> Tree:
-    def as_tree(pairs: Iterable[tuple[str, Any]]) -> Tree:
-        tree: Tree = {}
-        for key, value in pairs:
-            if key.lower() in tree:
-                # ASP.NET refuses duplicates too; silently picking one would hide a mistake.
-                problem = f"key {key!r} appears twice in one object (keys are case-insensitive)"
-                raise ConfigError(str(path), problem)
-            tree[key.lower()] = (key, value)
-        return tree
-
-    try:
-        # utf-8-sig: files saved by Visual Studio start with a byte order mark.
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        if not required:
-            return {}
-        raise ConfigError(str(path), "configuration file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read the configuration file: {exc}") from exc
-    try:
-        document = json5.loads(text, object_pairs_hook=as_tree)
-    except ValueError as exc:
-        raise ConfigError(str(path), f"not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ConfigError(str(path), "must hold a JSON object")
-    return document
-
-
-def _environment_layer(environ: Mapping[str, str]) -> Tree:
-    """``Section__Key__Sub=value`` variables of the known sections, as a tree of ``EnvText``."""
-    sections = {name.lower() for name in SECTIONS}
-    tree: Tree = {}
-    seen: dict[tuple[str, ...], str] = {}
-    for variable in sorted(environ):
-        parts = variable.split("__")
-        if len(parts) < 2 or parts[0].lower() not in sections:
-            continue
-        key = ":".join(parts)
-        if not all(parts):
-            raise ConfigError(key, f"environment variable {variable} has an empty key segment")
-        lowered = tuple(part.lower() for part in parts)
-        if lowered in seen:
-            raise ConfigError(key, f"set by both {seen[lowered]} and {variable}")
-        seen[lowered] = variable
-        node = tree
-        for part in parts[:-1]:
-            entry = node.get(part.lower())
-            if entry is None or not isinstance(entry[1], dict):
-                entry = node[part.lower()] = (part, {})
-            node = entry[1]
-        node[parts[-1].lower()] = (parts[-1], EnvText(environ[variable]))
-    return tree
-
-
-def _merge(base: Tree, overlay: Tree) -> Tree:
-    """Objects merge key by key; anything else in ``overlay`` replaces what ``base`` had."""
-    merged = dict(base)
-    for key, (name, value) in overlay.items():
-        old = merged.get(key)
-        if old is not None and isinstance(old[1], dict) and isinstance(value, dict):
-            merged[key] = (old[0], _merge(old[1], value))
-        else:
-            merged[key] = (name, value)
-    return merged
-
-
 def _section(tree: Tree, name: str) -> Tree:
     return as_object(get(tree, name), name)
 
 
-# --- sections --------------------------------------------------------------------------------
-
-
 def _repository(tree: Tree) -> RepositoryOptions:
+    """Each source's interval, the history sources' retention, then the scalar options."""
     reject_unknown(tree, "CatalogRepository", _REPOSITORY_OPTIONS)
+    intervals: dict[str, timedelta] = {}
+    for spec in SPECS.values():
+        if (raw := get(tree, spec.interval_option)) is not None:
+            intervals[spec.id] = as_interval(raw, f"CatalogRepository:{spec.interval_option}")
+    retentions: dict[str, int] = {}
+    for spec in SPECS.values():
+        option = spec.retention_option
+        if option is not None and (raw := get(tree, option)) is not None:
+            key = f"CatalogRepository:{option}"
+            retentions[spec.id] = as_int(raw, key, 0, _MAX_RETENTION_DAYS)
     values: dict[str, Any] = {}
-    for option, name in _REPOSITORY_OPTIONS.items():
+    for option, name in SCALAR_OPTIONS.items():
         raw = get(tree, option)
         if raw is None:
             continue
         key = f"CatalogRepository:{option}"
         default = getattr(_DEFAULT_REPOSITORY, name)
         if isinstance(default, timedelta):
-            if name.endswith("_refresh_interval"):
-                values[name] = as_interval(raw, key)
-            else:
-                values[name] = as_duration(raw, key, positive=name in _POSITIVE_DURATIONS)
+            values[name] = as_duration(raw, key, positive=name in _POSITIVE_DURATIONS)
         elif isinstance(default, bool):
             values[name] = as_bool(raw, key)
         elif isinstance(default, int):
-            low, high = (1, None) if name in _AT_LEAST_ONE else (0, _MAX_RETENTION_DAYS)
-            values[name] = as_int(raw, key, low, high)
+            # Every count among them (refreshes, attempts, failures, intervals) needs one.
+            values[name] = as_int(raw, key, 1)
         else:
             values[name] = as_share(raw, key)
-    return RepositoryOptions(**values)
+    return RepositoryOptions(intervals=intervals, retentions=retentions, **values)
 
 
 def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
@@ -494,24 +317,3 @@ def _log_level(value: Any) -> str:
     if level is None:
         raise ConfigError("Logging:Level", "expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
-
-
-# --- values ----------------------------------------------------------------------------------
-
-
-def _plain(value: object) -> object:
-    return format_timespan(value) if isinstance(value, timedelta) else value
-
-
-def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
-    return {
-        "Type": endpoint.type.value,
-        "Url": None if endpoint.url is None else mask_url(endpoint.url),
-        "Headers": {
-            name: value.masked() if isinstance(value, Secret) else "***"
-            for name, value in endpoint.headers.items()
-        },
-        "RecordsPath": endpoint.records_path,
-        "RequestTimeout": format_timespan(endpoint.request_timeout),
-        **describe_payload(endpoint),
-    }

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from types import MappingProxyType
+from typing import TypeVar
 
 from catalog_refresher.domain.specs import SPECS, SourceSpec
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +43,18 @@ def reveal(value: str | Secret) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RepositoryOptions:
-    """The ``CatalogRepository`` section: the seed's options plus the service's own (5b)."""
+    """The ``CatalogRepository`` section: the seed's options plus the service's own (5b).
 
-    erp_stock_refresh_interval: timedelta = timedelta(minutes=5)
-    eshop_stock_refresh_interval: timedelta = timedelta(minutes=10)
-    sales_data_refresh_interval: timedelta = timedelta(minutes=30)
-    purchase_history_refresh_interval: timedelta = timedelta(minutes=60)
-    consumed_materials_refresh_interval: timedelta = timedelta(minutes=30)
-    transport_data_refresh_interval: timedelta = timedelta(minutes=15)
-    attributes_refresh_interval: timedelta = timedelta(minutes=60)
-    lots_refresh_interval: timedelta = timedelta(minutes=15)
-    stock_taking_refresh_interval: timedelta = timedelta(minutes=10)
-    suppliers_refresh_interval: timedelta = timedelta(minutes=120)
+    The per-source options are held by source id; their names in the file
+    (``ErpStockRefreshInterval``, ``SalesHistoryRetentionDays``) and their defaults
+    are the specs' (``domain/specs.py``). A source left out of ``intervals`` or
+    ``retentions`` gets its spec's default, so both always hold every source they may.
+    """
 
-    sales_history_retention_days: int = 365
-    purchase_history_retention_days: int = 365
-    consumed_materials_retention_days: int = 720
+    intervals: Mapping[str, timedelta] = field(default_factory=lambda: MappingProxyType({}))
+    """Refresh interval by source id; ``00:00:00`` disables the source."""
+    retentions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """The window of each history source, in days, by source id."""
 
     max_concurrent_refreshes: int = 3
     refresh_timeout: timedelta = timedelta(minutes=10)
@@ -71,15 +70,47 @@ class RepositoryOptions:
     health_degraded_after: timedelta = timedelta(minutes=30)
     shutdown_grace_period: timedelta = timedelta(seconds=30)
 
+    def __post_init__(self) -> None:
+        # Frozen: the completed mappings are set the way dataclasses set fields themselves.
+        intervals = _complete(self.intervals, _INTERVALS, "an interval: no such source")
+        retentions = _complete(self.retentions, _RETENTIONS, "a retention: not a history source")
+        object.__setattr__(self, "intervals", intervals)
+        object.__setattr__(self, "retentions", retentions)
+
     def interval(self, spec: SourceSpec) -> timedelta:
-        value: timedelta = getattr(self, f"{spec.id}_refresh_interval")
-        return value
+        return self.intervals[spec.id]
 
     def retention_days(self, spec: SourceSpec) -> int | None:
-        if spec.retention_option is None:
-            return None
-        value: int = getattr(self, _snake(spec.retention_option))
-        return value
+        """The history window in days; ``None`` for a snapshot source, which has none."""
+        return self.retentions.get(spec.id)
+
+
+_INTERVALS = {spec.id: spec.default_interval for spec in SPECS.values()}
+_RETENTIONS = {
+    spec.id: spec.default_retention_days
+    for spec in SPECS.values()
+    if spec.default_retention_days is not None
+}
+
+#: The scalar ``CatalogRepository`` options: the file's PascalCase name -> the field that
+#: holds it. Derived from the fields, so a new option needs no second edit; the
+#: per-source options are named by the specs.
+SCALAR_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "".join(word.capitalize() for word in f.name.split("_")): f.name
+        for f in fields(RepositoryOptions)
+        if f.name not in {"intervals", "retentions"}
+    }
+)
+
+
+def _complete(
+    given: Mapping[str, _T], defaults: Mapping[str, _T], refusal: str
+) -> Mapping[str, _T]:
+    """``given`` with a default for every source it leaves out, in SPECS order."""
+    if unknown := sorted(set(given) - set(defaults)):
+        raise ValueError(f"{', '.join(unknown)} given {refusal}")
+    return MappingProxyType({id_: given.get(id_, default) for id_, default in defaults.items()})
 
 
 class EndpointType(enum.StrEnum):
@@ -240,12 +271,3 @@ class Settings:
         """Configured, and with a non-zero interval."""
         spec = SPECS[source_id]
         return source_id in self.sources and self.repository.interval(spec) > timedelta(0)
-
-
-def _snake(pascal: str) -> str:
-    out = []
-    for i, ch in enumerate(pascal):
-        if ch.isupper() and i:
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
