@@ -12,7 +12,7 @@ from typing import Any
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
-from catalog_refresher.observability import RunLog
+from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.refresh.cluster import Coordinator
 from catalog_refresher.refresh.events import Event, EventBus
 from catalog_refresher.refresh.runner import Endpoints, inline

@@ -19,15 +19,15 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from catalog_refresher.alerts import WebhookNotifier
+from catalog_refresher.observe.alerts import WebhookNotifier
 from catalog_refresher.api.app import create_app
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock, SystemClock
 from catalog_refresher.control import LocalControl
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.errors import StoreError
-from catalog_refresher.metrics import Metrics
-from catalog_refresher.observability import RunLog
+from catalog_refresher.observe.metrics import Metrics
+from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.runner import Endpoints, Offload
 from catalog_refresher.refresh.service import RefreshService

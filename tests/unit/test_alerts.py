@@ -22,7 +22,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from catalog_refresher.alerts import WebhookNotifier
+from catalog_refresher.observe.alerts import WebhookNotifier
 from catalog_refresher.domain.runs import Run, RunStatus, Trigger
 from catalog_refresher.errors import SourceStatusError
 from catalog_refresher.refresh.events import RunFinished

@@ -20,7 +20,7 @@ from catalog_refresher.errors import (
     SourceConnectionError,
     SourceStatusError,
 )
-from catalog_refresher.metrics import ERROR_TYPES, Metrics, failure_type
+from catalog_refresher.observe.metrics import ERROR_TYPES, Metrics, failure_type
 from catalog_refresher.refresh.events import RunFinished
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.sources.base import Source
