@@ -53,7 +53,9 @@ def wired(
 ) -> tuple[Harness, Metrics]:
     """A real service over ``sources`` with metrics subscribed to its bus."""
     h = build(tmp_path / "c.db", clock, sources, **options)
-    return h, Metrics.for_service(h.service, h.catalog)
+    metrics = Metrics.for_service(h.service, h.catalog)
+    h.service.bus.subscribe(metrics)
+    return h, metrics
 
 
 @pytest.fixture
