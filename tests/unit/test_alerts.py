@@ -317,6 +317,15 @@ async def test_client_error_is_not_retried(
     await notifier.aclose()
 
 
+async def alert_through_one_retry(notifier: WebhookNotifier, clock: SignallingClock) -> None:
+    """Start ``notifier``, queue one failing alert and flush it through one retry wait."""
+    notifier.start()
+    notifier.on_event(finished(RunStatus.FAILED))
+    flushing = asyncio.create_task(notifier.flush())
+    await clock.advance(await asyncio.wait_for(clock.waits.get(), DELIVERY_BOUND))
+    await asyncio.wait_for(flushing, DELIVERY_BOUND)
+
+
 async def test_connection_error_is_retried(clock: SignallingClock) -> None:
     """A refused connection is retried after the base delay (transport failure simulated)."""
     calls: list[httpx.Request] = []
@@ -330,11 +339,7 @@ async def test_connection_error_is_retried(clock: SignallingClock) -> None:
     settings = AlertSettings(webhook_url="http://alerts.invalid/hook")
     async with httpx.AsyncClient(transport=httpx.MockTransport(webhook)) as client:
         notifier = WebhookNotifier(settings, client, clock, base_delay=0.5)
-        notifier.start()
-        notifier.on_event(finished(RunStatus.FAILED))
-        flushing = asyncio.create_task(notifier.flush())
-        await clock.advance(await asyncio.wait_for(clock.waits.get(), DELIVERY_BOUND))
-        await asyncio.wait_for(flushing, DELIVERY_BOUND)
+        await alert_through_one_retry(notifier, clock)
         assert (notifier.posts, notifier.sent, len(calls)) == (2, 1, 2)
         assert json.loads(calls[1].content)["event"] == "source_failing"
         await notifier.aclose()
@@ -352,11 +357,7 @@ async def test_timeouts_are_retried_and_logged_by_class_only(
     settings = AlertSettings(webhook_url="http://alerts.invalid/hook")
     async with httpx.AsyncClient(transport=httpx.MockTransport(webhook)) as client:
         notifier = WebhookNotifier(settings, client, clock, attempts=2)
-        notifier.start()
-        notifier.on_event(finished(RunStatus.FAILED))
-        flushing = asyncio.create_task(notifier.flush())
-        await clock.advance(await asyncio.wait_for(clock.waits.get(), DELIVERY_BOUND))
-        await asyncio.wait_for(flushing, DELIVERY_BOUND)
+        await alert_through_one_retry(notifier, clock)
         assert (notifier.posts, notifier.sent, notifier.failed) == (2, 0, 1)
         await notifier.aclose()
     retried = "Alert source_failing for erp_stock: attempt 1/2 failed (ReadTimeout); retrying"
