@@ -155,7 +155,7 @@ class Steps:
         "store apply (1 transaction)": "catalog_refresher.store.sqlite:SqliteStore.apply",
         "  of which lineage/products/feed": "catalog_refresher.store.sqlite:_record_touched",
         "index update": "catalog_refresher.refresh.diff:FingerprintIndex.update",
-        "cache invalidation": "catalog_refresher.catalog:Catalog.on_applied",
+        "cache invalidation": "catalog_refresher.catalog:Catalog.on_event",
     }
     TOP: ClassVar[list[str]] = [k for k in TARGETS if not k.startswith(" ")]
 

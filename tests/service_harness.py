@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,9 +19,9 @@ from catalog_refresher.config.settings import (
 )
 from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
-from catalog_refresher.observability import RunLog
+from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.refresh.cluster import Coordinator
-from catalog_refresher.refresh.events import Event, EventBus
+from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.runner import Endpoints, inline
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.sources.base import Source
@@ -52,7 +52,6 @@ class Harness:
     store: Store
     catalog: Catalog
     clock: FakeClock
-    events: list[Event] = field(default_factory=list)
 
     def runs(self, source: str | None = None) -> list[Run]:
         from catalog_refresher.store.base import RunQuery
@@ -91,10 +90,8 @@ def build(
     store.migrate()
     catalog = Catalog(store)
     bus = EventBus()
-    harness_events: list[Event] = []
-    bus.subscribe(harness_events.append)
-    bus.subscribe(RunLog())
-    bus.subscribe(catalog.on_event)
+    for observer in (RunLog(), catalog):
+        bus.subscribe(observer)
     backups = backups or {}
     service = RefreshService(
         settings=settings_for(sources, priorities=priorities, **options),
@@ -103,12 +100,9 @@ def build(
         endpoints={s: Endpoints(src, backups.get(s)) for s, src in sources.items()},
         bus=bus,
         offload=inline,
-        on_applied=catalog.on_applied,
         coordinator=coordinator,
     )
-    return Harness(
-        service=service, store=store, catalog=catalog, clock=clock, events=harness_events
-    )
+    return Harness(service=service, store=store, catalog=catalog, clock=clock)
 
 
 def all_static(clock: FakeClock, **records: list[dict[str, Any]]) -> dict[str, StaticSource]:

@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from catalog_refresher.alerts import WebhookNotifier
 from catalog_refresher.api.app import create_app
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock, SystemClock
@@ -27,8 +26,9 @@ from catalog_refresher.config.settings import Settings, reveal
 from catalog_refresher.control import LocalControl
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.errors import StoreError
-from catalog_refresher.metrics import Metrics
-from catalog_refresher.observability import RunLog
+from catalog_refresher.observe.alerts import WebhookNotifier
+from catalog_refresher.observe.logs import RunLog
+from catalog_refresher.observe.metrics import Metrics
 from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.runner import Endpoints, Offload
 from catalog_refresher.refresh.service import RefreshService
@@ -75,8 +75,6 @@ class Application:
         store = open_store(reveal(settings.store.url), lease=settings.store.lease)
         catalog = Catalog(store, max_size=settings.cache.max_size)
         bus = EventBus()
-        bus.subscribe(RunLog())
-        bus.subscribe(catalog.on_event)
         client = client or build_client()
         if world is None and any(s.primary.type == "demo" for s in settings.sources.values()):
             world = DemoWorld(clock_today=lambda: _today(clock))
@@ -103,13 +101,15 @@ class Application:
             endpoints=endpoints,
             bus=bus,
             offload=offload,
-            on_applied=catalog.on_applied,
             process=pool,
             coordinator=coordinator,
         )
         metrics = Metrics.for_service(service, catalog)
         notifier = WebhookNotifier(settings.alerts, client, clock, circuit=service.circuit)
-        bus.subscribe(notifier.on_event)
+        # Everything that reacts to runs, told in this order: the cache drops what a
+        # run changed (DataChanged) before anyone hears that the run finished.
+        for observer in (RunLog(), catalog, metrics, notifier):
+            bus.subscribe(observer)
         api = create_app(
             control=LocalControl(service, store, clock, offload),
             catalog=catalog,

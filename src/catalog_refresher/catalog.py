@@ -1,7 +1,7 @@
 """The read side: product aggregates, assembled from the store and cached.
 
 The cache is a bounded LRU (``max_size`` entries, so memory stays flat however
-large the catalog). A run invalidates only the products it changed; the
+large the catalog). A run invalidates only the products it changed (its ``DataChanged`` event); the
 change feed in the store (``changes_since``) lets a cache in another process
 or replica catch up with changes it did not see happen.
 """
@@ -17,8 +17,8 @@ import msgspec
 
 from catalog_refresher.domain.aggregate import ProductAggregate, assemble, decode_rows
 from catalog_refresher.domain.runs import RunStatus
-from catalog_refresher.refresh.events import Event, RunFinished
-from catalog_refresher.store.base import Applied, Store, StoredPart
+from catalog_refresher.refresh.events import DataChanged, Event, RunFinished
+from catalog_refresher.store.base import Store, StoredPart
 
 DEFAULT_CACHE_SIZE = 10_000
 
@@ -153,18 +153,20 @@ class Catalog:
             self._cache.clear()
             return dropped
 
-    def on_applied(self, applied: Applied) -> None:
-        if applied.products is None:
-            self.invalidate_all()
-        else:
-            self.invalidate(applied.products)
-
     def on_event(self, event: Event) -> None:
-        """Keep ``refreshed_at`` current: subscribe to the service's events."""
-        if isinstance(event, RunFinished) and event.run.status is RunStatus.SUCCEEDED:
-            with self._lock:
-                self._refreshed[event.run.source] = event.run.finished_at
-                self._stamp += 1
+        """The ``EventBus`` observer: drop what a run changed, keep ``refreshed_at`` current."""
+        match event:
+            case DataChanged(products=products):
+                if products is None:
+                    self.invalidate_all()
+                else:
+                    self.invalidate(products)
+            case RunFinished(run=run) if run.status is RunStatus.SUCCEEDED:
+                with self._lock:
+                    self._refreshed[run.source] = run.finished_at
+                    self._stamp += 1
+            case _:
+                pass
 
     def load_refreshed(self, refreshed: dict[str, datetime | None]) -> None:
         """Take these ``refreshed_at`` stamps (a replica reads its peers' every second)."""

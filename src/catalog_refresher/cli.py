@@ -32,7 +32,7 @@ from catalog_refresher.config.settings import (
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
 from catalog_refresher.errors import CatalogRefresherError, ConfigError, describe
-from catalog_refresher.observability import setup_logging
+from catalog_refresher.observe.logs import setup_logging
 from catalog_refresher.server import serve
 from catalog_refresher.sources.demo import DemoWorld
 

@@ -16,9 +16,13 @@ that meets them and chained with ``raise ... from exc``::
     ├── StoreError                  the store failed; nothing was applied
     │   └── RunFenced               the run was finished elsewhere (timed out, cancelled)
     ├── CircuitOpenError            the source's circuit is open; it was not called
-    └── UnknownSourceError          no such source id
+    ├── UnknownSourceError          no such source id
+    └── AlertDeliveryError          the alert webhook did not take an alert
+        └── AlertStatusError        it answered with an error status (transient for 429, 5xx)
 
-Each class's docstring is its default message.
+Each class's docstring is its default message. ``transient`` tells whether the
+failure may pass, so that trying again is worth it (``refresh/resilience.py``
+retries exactly those).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class CatalogRefresherError(Exception):
 
     #: The ``error_type`` label used in metrics and the audit log.
     error_type = "other"
+    #: Worth retrying: the same call may succeed later.
+    transient = False
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
@@ -45,8 +51,6 @@ class ConfigError(CatalogRefresherError):
 
 class SourceError(CatalogRefresherError):
     """The external system could not be read."""
-
-    transient = False
 
 
 class TransientSourceError(SourceError):
@@ -74,8 +78,7 @@ class SourceStatusError(TransientSourceError):
 
     def __init__(self, status_code: int, url: str) -> None:
         self.status_code = status_code
-        # 429 and 5xx may pass; any other error status will not.
-        self.transient = status_code == 429 or status_code >= 500
+        self.transient = transient_status(status_code)
         super().__init__(f"HTTP {status_code} from {url}")
 
 
@@ -134,3 +137,25 @@ def describe(exc: BaseException) -> str:
                 parts.append(text)
         current = current.__cause__
     return ": ".join(parts)
+
+
+class AlertDeliveryError(CatalogRefresherError):
+    """The alert webhook did not take the alert."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        """``reason`` reaches log lines: never the webhook's URL or a header value."""
+        self.transient = transient
+        super().__init__(reason)
+
+
+class AlertStatusError(AlertDeliveryError):
+    """The alert webhook answered with an error status."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(f"HTTP {status_code}", transient=transient_status(status_code))
+
+
+def transient_status(status_code: int) -> bool:
+    """An HTTP error status that may pass (429 and 5xx); any other one will not."""
+    return status_code == 429 or status_code >= 500

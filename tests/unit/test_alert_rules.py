@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from catalog_refresher.catalog import CacheStats
 from catalog_refresher.domain.runs import Run, RunCounts, RunStatus, Trigger
-from catalog_refresher.metrics import Metrics
+from catalog_refresher.observe.metrics import Metrics
 from catalog_refresher.refresh.events import (
     FailingOver,
     Purged,

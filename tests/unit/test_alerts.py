@@ -22,11 +22,17 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from catalog_refresher.alerts import WebhookNotifier
 from catalog_refresher.config.settings import AlertSettings, Secret
 from catalog_refresher.domain.runs import Run, RunStatus, Trigger
-from catalog_refresher.errors import SourceStatusError
+from catalog_refresher.errors import (
+    AlertDeliveryError,
+    AlertStatusError,
+    SourceStatusError,
+    StoreError,
+)
+from catalog_refresher.observe.alerts import WebhookNotifier
 from catalog_refresher.refresh.events import RunFinished
+from catalog_refresher.refresh.resilience import is_transient
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.service_harness import build
 
@@ -169,7 +175,7 @@ async def test_three_failures_then_success_send_failing_and_recovered(
         intervals={"erp_stock": timedelta(seconds=20)},
     )
     notifier = WebhookNotifier(alert_settings(receiver), client, clock, circuit=h.service.circuit)
-    h.service.bus.subscribe(notifier.on_event)
+    h.service.bus.subscribe(notifier)
     notifier.start()
     await h.start()
     await clock.advance(3 * 20)
@@ -212,7 +218,7 @@ async def test_circuit_open_is_sent_once(
         intervals={"erp_stock": timedelta(seconds=20)},
     )
     notifier = WebhookNotifier(alert_settings(receiver), client, clock, circuit=h.service.circuit)
-    h.service.bus.subscribe(notifier.on_event)
+    h.service.bus.subscribe(notifier)
     notifier.start()
     await h.start()
     await clock.advance(4 * 20)  # the fifth failure opens the circuit
@@ -238,7 +244,9 @@ async def test_server_errors_are_retried_until_delivered(
     """A webhook answering 500 twice then 200 gets the alert on the third POST (waits 1 s, 2 s)."""
     caplog.set_level(logging.DEBUG)
     receiver.statuses = [500, 500]
-    notifier = WebhookNotifier(alert_settings(receiver), client, clock, attempts=3, base_delay=1.0)
+    notifier = WebhookNotifier(
+        alert_settings(receiver), client, clock, attempts=3, base_delay=1.0, jitter=0.0
+    )
     notifier.start()
     notifier.on_event(finished(RunStatus.FAILED))
     flushing = asyncio.create_task(notifier.flush())
@@ -251,6 +259,24 @@ async def test_server_errors_are_retried_until_delivered(
     assert all(r.headers["Authorization"] == TOKEN for r in receiver.requests)
     assert "attempt 1/3 failed (HTTP 500); retrying" in caplog.text
     assert "s3cret" not in caplog.text  # httpx's own lines included
+    await notifier.aclose()
+
+
+async def test_retry_waits_carry_jitter_of_up_to_a_quarter_of_the_base_delay(
+    clock: SignallingClock, receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    """By default a retry waits its backoff plus up to a quarter of the base delay, like sources."""
+    receiver.statuses = [503, 503]
+    notifier = WebhookNotifier(alert_settings(receiver), client, clock, attempts=3, base_delay=2.0)
+    notifier.start()
+    notifier.on_event(finished(RunStatus.FAILED))
+    flushing = asyncio.create_task(notifier.flush())
+    for backoff in (2.0, 4.0):
+        wait = await asyncio.wait_for(clock.waits.get(), DELIVERY_BOUND)
+        assert backoff <= wait <= backoff + 0.5
+        await clock.advance(wait)
+    await asyncio.wait_for(flushing, DELIVERY_BOUND)
+    assert (notifier.posts, notifier.sent) == (3, 1)
     await notifier.aclose()
 
 
@@ -291,6 +317,15 @@ async def test_client_error_is_not_retried(
     await notifier.aclose()
 
 
+async def alert_through_one_retry(notifier: WebhookNotifier, clock: SignallingClock) -> None:
+    """Start ``notifier``, queue one failing alert and flush it through one retry wait."""
+    notifier.start()
+    notifier.on_event(finished(RunStatus.FAILED))
+    flushing = asyncio.create_task(notifier.flush())
+    await clock.advance(await asyncio.wait_for(clock.waits.get(), DELIVERY_BOUND))
+    await asyncio.wait_for(flushing, DELIVERY_BOUND)
+
+
 async def test_connection_error_is_retried(clock: SignallingClock) -> None:
     """A refused connection is retried after the base delay (transport failure simulated)."""
     calls: list[httpx.Request] = []
@@ -304,14 +339,51 @@ async def test_connection_error_is_retried(clock: SignallingClock) -> None:
     settings = AlertSettings(webhook_url="http://alerts.invalid/hook")
     async with httpx.AsyncClient(transport=httpx.MockTransport(webhook)) as client:
         notifier = WebhookNotifier(settings, client, clock, base_delay=0.5)
-        notifier.start()
-        notifier.on_event(finished(RunStatus.FAILED))
-        flushing = asyncio.create_task(notifier.flush())
-        await clock.advance(await asyncio.wait_for(clock.waits.get(), DELIVERY_BOUND))
-        await asyncio.wait_for(flushing, DELIVERY_BOUND)
+        await alert_through_one_retry(notifier, clock)
         assert (notifier.posts, notifier.sent, len(calls)) == (2, 1, 2)
         assert json.loads(calls[1].content)["event"] == "source_failing"
         await notifier.aclose()
+
+
+async def test_timeouts_are_retried_and_logged_by_class_only(
+    clock: SignallingClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A webhook that keeps timing out is retried, then given up; logs name ReadTimeout, no URL."""
+    caplog.set_level(logging.DEBUG)
+
+    def webhook(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout(f"timed out reading {request.url}", request=request)
+
+    settings = AlertSettings(webhook_url="http://alerts.invalid/hook")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(webhook)) as client:
+        notifier = WebhookNotifier(settings, client, clock, attempts=2)
+        await alert_through_one_retry(notifier, clock)
+        assert (notifier.posts, notifier.sent, notifier.failed) == (2, 0, 1)
+        await notifier.aclose()
+    retried = "Alert source_failing for erp_stock: attempt 1/2 failed (ReadTimeout); retrying"
+    assert retried in caplog.messages
+    assert "Alert source_failing for erp_stock not delivered: ReadTimeout" in caplog.messages
+    assert "alerts.invalid" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (AlertStatusError(503), True),
+        (AlertStatusError(429), True),
+        (AlertStatusError(404), False),
+        (AlertDeliveryError("ConnectError", transient=True), True),
+        (SourceStatusError(500, "http://erp"), True),
+        (StoreError(), False),
+        (httpx.ConnectError("refused"), False),
+    ],
+)
+def test_the_retry_policy_reads_transient_from_the_error_tree(
+    error: Exception, transient: bool
+) -> None:
+    """Any project error marked transient is retried; the status rule is the sources' one;
+    a foreign error is never (the alerts boundary translates httpx's first)."""
+    assert is_transient(error) is transient
 
 
 async def test_full_queue_drops_and_counts(

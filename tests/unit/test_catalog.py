@@ -11,6 +11,7 @@ import pytest
 from catalog_refresher.catalog import Catalog
 from catalog_refresher.domain.aggregate import ProductAggregate, SalesPeriod, Stock
 from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.refresh.events import DataChanged
 from catalog_refresher.store.base import Applied, StoredPart
 from catalog_refresher.store.sqlite import SqliteStore
 from tests.helpers import T0, load, record
@@ -36,6 +37,11 @@ def erp_stocks(store: SqliteStore, **stocks: float) -> Applied:
     """Refresh the ERP with ``code=stock`` rows; returns what the run changed."""
     rows = [record("erp_stock", code, stock=stock) for code, stock in stocks.items()]
     return load(store, "erp_stock", rows)[1]
+
+
+def data_changed(applied: Applied) -> DataChanged:
+    """The event the runner emits once an ERP run committed ``applied``."""
+    return DataChanged(source="erp_stock", products=applied.products, version=applied.version)
 
 
 def read(catalog: Catalog, codes: str) -> None:
@@ -123,7 +129,7 @@ def test_only_the_changed_product_is_invalidated(store: SqliteStore) -> None:
     read(catalog, "AB")
     changed = erp_stocks(store, A=5, B=2)
     assert changed.products == {"A"}
-    catalog.on_applied(changed)
+    catalog.on_event(data_changed(changed))
     assert (stock_of(catalog, "A"), stock_of(catalog, "B")) == (5, 2)
     assert (catalog.stats().hits, catalog.stats().misses) == (1, 3)
 
@@ -213,7 +219,7 @@ def test_invalidation_during_a_read_is_not_lost(store: SqliteStore) -> None:
     erp_stocks(store, A=1)
 
     def refresh() -> None:
-        catalog.on_applied(erp_stocks(store, A=9))
+        catalog.on_event(data_changed(erp_stocks(store, A=9)))
 
     catalog = Catalog(WriteDuringRead(store, refresh))  # type: ignore[arg-type]
     assert stock_of(catalog, "A") == 1  # read before the refresh committed
@@ -255,5 +261,5 @@ def test_a_huge_change_set_walks_the_cache_and_none_means_all(store: SqliteStore
     many = frozenset({"A", *(f"X{i}" for i in range(1000))})
     assert catalog.invalidate(many) == 1
     assert catalog.stats().size == 2
-    catalog.on_applied(Applied(products=None, version=9))
+    catalog.on_event(DataChanged(source="erp_stock", products=None, version=9))
     assert catalog.stats().size == 0

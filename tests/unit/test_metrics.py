@@ -20,7 +20,7 @@ from catalog_refresher.errors import (
     SourceConnectionError,
     SourceStatusError,
 )
-from catalog_refresher.metrics import ERROR_TYPES, Metrics, failure_type
+from catalog_refresher.observe.metrics import ERROR_TYPES, Metrics, failure_type
 from catalog_refresher.refresh.events import RunFinished
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.sources.base import Source
@@ -53,7 +53,9 @@ def wired(
 ) -> tuple[Harness, Metrics]:
     """A real service over ``sources`` with metrics subscribed to its bus."""
     h = build(tmp_path / "c.db", clock, sources, **options)
-    return h, Metrics.for_service(h.service, h.catalog)
+    metrics = Metrics.for_service(h.service, h.catalog)
+    h.service.bus.subscribe(metrics)
+    return h, metrics
 
 
 @pytest.fixture

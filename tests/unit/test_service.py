@@ -17,6 +17,7 @@ import pytest
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.errors import SourceConnectionError, SourceStatusError, StoreError
+from catalog_refresher.refresh.events import Event
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.sources.base import Window
 from catalog_refresher.store.base import SourceHistory
@@ -154,11 +155,12 @@ async def test_never_more_than_max_concurrent_refreshes(tmp_path: Path, clock: F
     h = build(tmp_path / "c.db", clock, sources, max_concurrent_refreshes=2)
     peak = 0
 
-    def watch(_event: object) -> None:
-        nonlocal peak
-        peak = max(peak, sum(s.active for s in sources.values()))
+    class Watch:
+        def on_event(self, _event: Event) -> None:
+            nonlocal peak
+            peak = max(peak, sum(s.active for s in sources.values()))
 
-    h.service.bus.subscribe(watch)
+    h.service.bus.subscribe(Watch())
     await h.start()
     for _ in range(40):
         await clock.advance(10)

@@ -1,13 +1,15 @@
-"""What the refresh loop tells the world; logs, metrics and alerts subscribe.
+"""What the refresh loop tells the world; logs, metrics, alerts and the cache subscribe.
 
-The loop never logs or counts anything itself: it emits these events, and
-each concern (``observability.py``, later metrics and webhooks) listens.
+The loop never logs, counts or invalidates anything itself: it emits these
+events, and each concern is an ``Observer`` of the bus (``observe/`` for log
+lines, metrics and alerts; ``catalog.py`` for the cache). The composition root
+(``app.py``) subscribes them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from catalog_refresher.domain.runs import Run
 
@@ -33,6 +35,17 @@ class FailingOver:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DataChanged:
+    """A run's data was committed; emitted before that run's ``RunFinished``."""
+
+    source: str
+    products: frozenset[str] | None
+    """Product codes whose aggregate changed; ``None`` for too many to list (treat as all)."""
+    version: int
+    """The source's ``data_version`` after the change."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished:
     run: Run
     """The run as recorded, with its final status and counts."""
@@ -54,23 +67,38 @@ class Purged:
     rows: int
 
 
-Event = RunStarted | RunRetrying | FailingOver | RunFinished | SourceNotConfigured | Purged
-Listener = Callable[[Event], None]
+Event = (
+    RunStarted
+    | RunRetrying
+    | FailingOver
+    | DataChanged
+    | RunFinished
+    | SourceNotConfigured
+    | Purged
+)
+
+
+class Observer(Protocol):
+    """Whatever reacts to runs: told every event, in the order they happen."""
+
+    def on_event(self, event: Event) -> None:
+        """React to ``event``; ignore the kinds of no interest. Must not block."""
 
 
 class EventBus:
-    """Calls every listener with every event; a failing listener never stops a run."""
+    """Tells every observer every event; a failing observer never stops a run."""
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._observers: list[Observer] = []
         self.listener_errors = 0
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def subscribe(self, observer: Observer) -> None:
+        """Tell ``observer`` every event from now on, after those subscribed before it."""
+        self._observers.append(observer)
 
     def emit(self, event: Event) -> None:
-        for listener in self._listeners:
+        for observer in self._observers:
             try:
-                listener(event)
+                observer.on_event(event)
             except Exception:
                 self.listener_errors += 1

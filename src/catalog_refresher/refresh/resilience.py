@@ -1,8 +1,10 @@
 """Retries with backoff, and a circuit breaker per source (contract 5b).
 
 Retries use tenacity, given the injected clock's ``sleep`` so that backoff is
-instant under a fake clock. The breaker is written here: the ones on PyPI count
-calls and read the system clock, while this one counts *runs* (a run already
+instant under a fake clock; a source's fetch and an alert's POST both go
+through ``with_retries``, and what is worth retrying is the error's
+``transient``. The breaker is written here: the ones on PyPI count calls and
+read the system clock, while this one counts *runs* (a run already
 includes its retries), is rebuilt from the audit log at start, and must let a
 manual refresh act as the half-open probe.
 """
@@ -24,14 +26,18 @@ from tenacity import (
 )
 
 from catalog_refresher.clock import Clock
-from catalog_refresher.errors import SourceError
+from catalog_refresher.errors import CatalogRefresherError
 
 T = TypeVar("T")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection errors, timeouts, HTTP 429 and 5xx; never a malformed payload."""
-    return isinstance(exc, SourceError) and exc.transient
+    """A project error that may pass (connection errors, timeouts, HTTP 429 and 5xx).
+
+    Never a malformed payload, and never a foreign error: the boundary that
+    meets one translates it first.
+    """
+    return isinstance(exc, CatalogRefresherError) and exc.transient
 
 
 async def with_retries(
@@ -41,14 +47,16 @@ async def with_retries(
     base_delay: timedelta,
     clock: Clock,
     on_retry: Callable[[int, BaseException], None],
+    jitter: timedelta | None = None,
 ) -> tuple[T, int]:
     """Run ``operation``, retrying transient failures; returns its result and the attempts used.
 
-    Waits about ``base_delay``, then twice that, and so on, plus up to a quarter
-    of ``base_delay`` of jitter so that many sources failing together do not
-    retry in lockstep. The last failure is re-raised as it is.
+    Waits about ``base_delay``, then twice that, and so on, plus up to ``jitter``
+    (by default a quarter of ``base_delay``) so that many sources failing
+    together do not retry in lockstep. The last failure is re-raised as it is.
     """
     base = base_delay.total_seconds()
+    spread = base / 4 if jitter is None else jitter.total_seconds()
 
     def before_sleep(state: RetryCallState) -> None:
         assert state.outcome is not None
@@ -58,7 +66,7 @@ async def with_retries(
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=base, exp_base=2) + wait_random(0, base / 4),
+        wait=wait_exponential(multiplier=base, exp_base=2) + wait_random(0, spread),
         retry=retry_if_exception(is_transient),
         sleep=clock.sleep,
         before_sleep=before_sleep,

@@ -20,7 +20,13 @@ from catalog_refresher.config.settings import RepositoryOptions
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
-from catalog_refresher.refresh.events import EventBus, FailingOver, RunFinished, RunRetrying
+from catalog_refresher.refresh.events import (
+    DataChanged,
+    EventBus,
+    FailingOver,
+    RunFinished,
+    RunRetrying,
+)
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
 from catalog_refresher.sources.base import Payload, Source, Window
@@ -87,7 +93,6 @@ class Runner:
         clock: Clock,
         bus: EventBus,
         offload: Offload,
-        on_applied: Callable[[Applied], None] = lambda applied: None,
         process: Process | None = None,
     ) -> None:
         """``process`` runs the pipeline; by default on ``offload`` in this process."""
@@ -96,7 +101,6 @@ class Runner:
         self.clock = clock
         self.bus = bus
         self.offload = offload
-        self.on_applied = on_applied
         if process is None:
             pipeline = Pipeline(store, clock.now)
 
@@ -110,8 +114,10 @@ class Runner:
     ) -> RunFinished:
         """Take a ``running`` run to its end; returns it as recorded, for the caller to announce.
 
-        The caller emits the ``RunFinished`` after updating what depends on the
-        outcome (the circuit breaker), so listeners see a consistent state.
+        Committed data is announced here (``DataChanged``, so the cache drops
+        what changed before anyone hears the run finished); the caller emits
+        the ``RunFinished`` after updating what depends on the outcome (the
+        circuit breaker), so listeners see a consistent state.
         """
         started = self.clock.monotonic()
         progress = _Progress()
@@ -142,7 +148,10 @@ class Runner:
         recorded = await self.offload(self.store.get_run, run.id)
         assert recorded is not None
         if result.applied is not None:
-            self.on_applied(result.applied)
+            applied = result.applied
+            self.bus.emit(
+                DataChanged(source=run.source, products=applied.products, version=applied.version)
+            )
         return RunFinished(
             run=recorded, valid=result.valid, duration=self.clock.monotonic() - started
         )

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,7 +43,7 @@ from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
 from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner, window_for
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
-from catalog_refresher.store.base import Applied, SourceHistory, Store
+from catalog_refresher.store.base import SourceHistory, Store
 
 log = logging.getLogger("catalog_refresher")
 
@@ -91,7 +91,6 @@ class RefreshService:
         endpoints: Mapping[str, Endpoints],
         bus: EventBus | None = None,
         offload: Offload = asyncio.to_thread,
-        on_applied: Callable[[Applied], None] = lambda applied: None,
         process: Process | None = None,
         coordinator: Coordinator | None = None,
     ) -> None:
@@ -109,7 +108,6 @@ class RefreshService:
             clock=clock,
             bus=self.bus,
             offload=offload,
-            on_applied=on_applied,
             process=process,
         )
         self.slots = PrioritySlots(self.options.max_concurrent_refreshes)

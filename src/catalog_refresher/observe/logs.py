@@ -1,8 +1,9 @@
 """Logging: the seed's log lines, with a timestamp and the source id.
 
-The refresh loop emits events (``refresh/events.py``); ``RunLog`` turns them
-into log records. Every record carries ``source`` and ``run_id`` as structured
-fields, which the JSON format writes out for log shippers.
+The refresh loop emits events (``refresh/events.py``); ``RunLog``, an
+``Observer`` of the bus, turns them into log records. Every record carries
+``source`` and ``run_id`` as structured fields, which the JSON format writes
+out for log shippers.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ def error_line(source: str) -> str:
 
 
 class RunLog:
-    """Subscribes to refresh events and writes the contract's log lines (section 5)."""
+    """The ``EventBus`` observer that writes the contract's log lines (section 5)."""
 
     def __init__(self, logger: logging.Logger = log) -> None:
         self.logger = logger
 
-    def __call__(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         match event:
             case RunStarted(run=run):
                 self._log(logging.INFO, run.source, run.id, f"Starting {_name(run.source)} refresh")

@@ -2,7 +2,7 @@
 
 ``Metrics`` owns its own ``CollectorRegistry`` (never the process-global one,
 so two services in one process, or two tests, never share counters). It is
-an ``EventBus`` listener (``bus.subscribe(metrics.on_event)``); the refresh
+an ``Observer`` of the ``EventBus`` (``bus.subscribe(metrics)``); the refresh
 loop never touches a metric itself (STYLE 13). Values that live elsewhere,
 the circuit state of each source and the cache's statistics, are read at
 scrape time through callables, so nothing has to push them.
@@ -99,7 +99,7 @@ def failure_type(run: Run) -> str | None:
 
 
 class Metrics:
-    """The service's metrics; subscribe ``on_event`` to the bus, serve ``render()``."""
+    """The service's metrics; subscribe them to the bus, serve ``render()``."""
 
     def __init__(
         self,
@@ -184,18 +184,16 @@ class Metrics:
 
     @classmethod
     def for_service(cls, service: RefreshService, catalog: Catalog | None = None) -> Metrics:
-        """Metrics wired to ``service`` (EnableMetrics, its sources, circuits and bus)."""
+        """Metrics for ``service`` (EnableMetrics, sources, circuits); the caller subscribes."""
         options = service.options
         sources = service.enabled_sources
-        metrics = cls(
+        return cls(
             enabled=options.enable_metrics,
             sources=sources,
             intervals={source: options.interval(SPECS[source]) for source in sources},
             circuit=service.circuit,
             cache_stats=catalog.stats if catalog is not None else None,
         )
-        service.bus.subscribe(metrics.on_event)
-        return metrics
 
     def _prime(self) -> None:
         """Create the per-source series at 0, so ``increase()`` sees the first failure."""
@@ -221,7 +219,7 @@ class Metrics:
     # --- events -------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """The ``EventBus`` listener: record what ``event`` says (nothing when disabled)."""
+        """The ``EventBus`` observer: record what ``event`` says (nothing when disabled)."""
         if not self.enabled:
             return
         match event:

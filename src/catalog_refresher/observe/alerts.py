@@ -1,6 +1,6 @@
 """Webhook alerts when a source changes state: failing, circuit open, recovered.
 
-``WebhookNotifier`` listens to the refresh events (``bus.subscribe(notifier.on_event)``)
+``WebhookNotifier`` observes the refresh events (``bus.subscribe(notifier)``)
 and keeps, per source, a state derived from ``RunFinished``::
 
     ok ──failed/timed_out──▶ failing ──breaker opens──▶ circuit_open
@@ -19,11 +19,14 @@ starts every source at ``ok`` unless ``load_failing`` says otherwise.
 
 Delivery never blocks a refresh: ``on_event`` only puts the alert on a bounded
 queue (a full queue drops it and counts ``dropped``), and one background task
-(``start()`` / ``aclose()``) POSTs them in order. Connection errors, timeouts,
-429 and 5xx are retried with exponential backoff (``base_delay``, twice that,
-...) on the injected clock, up to ``attempts`` POSTs; any other answer, or the
-last failure, gives the alert up and counts ``failed``. Header values (secrets
-revealed only on the wire) and the webhook URL never reach a log line.
+(``start()`` / ``aclose()``) POSTs them in order. httpx errors become an
+``AlertDeliveryError`` here (transient for connection errors and timeouts) and
+an error status an ``AlertStatusError`` (transient for 429 and 5xx); transient
+ones are retried by ``refresh/resilience.with_retries`` on the injected clock
+(``base_delay``, twice that, ..., each plus up to ``jitter``), up to
+``attempts`` POSTs; any other failure, or the last one, gives the alert up and
+counts ``failed``. Header values (secrets revealed only on the wire) and the
+webhook URL never reach a log line.
 """
 
 from __future__ import annotations
@@ -32,23 +35,17 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.config.settings import AlertSettings, reveal
 from catalog_refresher.domain.runs import Run, RunStatus
+from catalog_refresher.errors import AlertDeliveryError, AlertStatusError
 from catalog_refresher.refresh.events import Event, RunFinished
-from catalog_refresher.refresh.resilience import CircuitState
+from catalog_refresher.refresh.resilience import CircuitState, with_retries
 
 log = logging.getLogger("catalog_refresher.alerts")
 
@@ -68,28 +65,6 @@ class _State(enum.Enum):
     OK = "ok"
     FAILING = "failing"
     CIRCUIT_OPEN = "circuit_open"
-
-
-class WebhookDeliveryError(Exception):
-    """The webhook answered with an error status."""
-
-    def __init__(self, status_code: int) -> None:
-        self.status_code = status_code
-        # 429 and 5xx may pass; any other error status will not.
-        self.transient = status_code == 429 or status_code >= 500
-        super().__init__(f"HTTP {status_code}")
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Connection errors, timeouts, 429 and 5xx are worth another POST."""
-    if isinstance(exc, WebhookDeliveryError):
-        return exc.transient
-    return isinstance(exc, httpx.TransportError)
-
-
-def _reason(exc: BaseException) -> str:
-    """A log-safe reason: the status, or the error's class (httpx messages may hold the URL)."""
-    return str(exc) if isinstance(exc, WebhookDeliveryError) else type(exc).__name__
 
 
 def _iso(moment: datetime) -> str:
@@ -112,8 +87,11 @@ class WebhookNotifier:
         circuit: Callable[[str], CircuitState] | None = None,
         attempts: int = 3,
         base_delay: float = 1.0,
+        jitter: float | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
+        """``base_delay`` and ``jitter`` are seconds; ``jitter`` is by default a quarter
+        of ``base_delay``, as for sources (``with_retries``)."""
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self.settings = settings
@@ -121,6 +99,7 @@ class WebhookNotifier:
         self.clock = clock
         self.attempts = attempts
         self.base_delay = base_delay
+        self.jitter = jitter
         self._circuit = circuit
         self._url = reveal(settings.webhook_url) if settings.webhook_url is not None else None
         self._headers = {name: reveal(value) for name, value in settings.headers.items()}
@@ -152,7 +131,7 @@ class WebhookNotifier:
     # --- events -------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """The ``EventBus`` listener; never blocks and never raises."""
+        """The ``EventBus`` observer; never blocks and never raises."""
         if not self.enabled or not isinstance(event, RunFinished):
             return
         run = event.run
@@ -231,55 +210,56 @@ class WebhookNotifier:
                 self._queue.task_done()
 
     async def _deliver(self, alert: dict[str, Any]) -> None:
-        def before_sleep(state: RetryCallState) -> None:
-            assert state.outcome is not None
-            exc = state.outcome.exception()
-            assert exc is not None
+        def retrying(attempt: int, exc: BaseException) -> None:
             _log(
                 logging.WARNING,
                 alert,
                 f"Alert {alert['event']} for {alert['source']}: attempt "
-                f"{state.attempt_number}/{self.attempts} failed ({_reason(exc)}); retrying",
+                f"{attempt}/{self.attempts} failed ({exc}); retrying",
             )
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=self.base_delay, exp_base=2),
-            retry=retry_if_exception(_is_transient),
-            sleep=self.clock.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._post(alert)
-        except (WebhookDeliveryError, httpx.HTTPError) as exc:
+            await with_retries(
+                lambda: self._post(alert),
+                attempts=self.attempts,
+                base_delay=timedelta(seconds=self.base_delay),
+                jitter=None if self.jitter is None else timedelta(seconds=self.jitter),
+                clock=self.clock,
+                on_retry=retrying,
+            )
+        except AlertDeliveryError as exc:
             self.failed += 1
             _log(
                 logging.ERROR,
                 alert,
-                f"Alert {alert['event']} for {alert['source']} not delivered: {_reason(exc)}",
+                f"Alert {alert['event']} for {alert['source']} not delivered: {exc}",
             )
             return
         self.sent += 1
         _log(logging.INFO, alert, f"Alert {alert['event']} for {alert['source']} sent")
 
     async def _post(self, alert: dict[str, Any]) -> None:
+        """One POST; every failure an ``AlertDeliveryError`` whose message is log-safe."""
         assert self._url is not None
         self.posts += 1
-        response = await self.client.post(
-            self._url,
-            json=alert,
-            headers=self._headers,
-            timeout=self.settings.timeout.total_seconds(),
-        )
+        try:
+            response = await self.client.post(
+                self._url,
+                json=alert,
+                headers=self._headers,
+                timeout=self.settings.timeout.total_seconds(),
+            )
+        except httpx.HTTPError as exc:
+            # The error's class only: httpx messages may hold the URL. Connection
+            # errors and timeouts may pass; anything else (a decoding error) will not.
+            transient = isinstance(exc, httpx.TransportError)
+            raise AlertDeliveryError(type(exc).__name__, transient=transient) from exc
         if response.status_code >= 400:
-            raise WebhookDeliveryError(response.status_code)
+            raise AlertStatusError(response.status_code)
 
 
 def _log(level: int, alert: dict[str, Any], message: str, *, exc: bool = False) -> None:
-    """A log line with the structured fields of ``observability`` (never a header or URL)."""
+    """A log line with the structured fields of ``observe.logs`` (never a header or URL)."""
     log.log(
         level,
         message,
