@@ -13,7 +13,6 @@ from catalog_refresher.catalog import Catalog
 from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observability import RunLog
-from catalog_refresher.refresh.cluster import Coordinator
 from catalog_refresher.refresh.events import Event, EventBus
 from catalog_refresher.refresh.runner import Endpoints, inline
 from catalog_refresher.refresh.service import RefreshService
@@ -26,6 +25,7 @@ from catalog_refresher.settings import (
 )
 from catalog_refresher.sources.base import Source
 from catalog_refresher.store.base import Store
+from catalog_refresher.store.coordination import Coordinator
 from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock, StaticSource
 
