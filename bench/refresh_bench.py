@@ -153,7 +153,9 @@ class Steps:
         "diff": "catalog_refresher.refresh.diff:diff",
         "changeset encode": "catalog_refresher.refresh.diff:changeset",
         "store apply (1 transaction)": "catalog_refresher.store.sqlite:SqliteStore.apply",
-        "  of which lineage/products/feed": "catalog_refresher.store.sqlite:_record_touched",
+        "  of which lineage/products/feed": (
+            "catalog_refresher.store.sqlite:SqliteStore._record_touched"
+        ),
         "index update": "catalog_refresher.refresh.diff:FingerprintIndex.update",
         "cache invalidation": "catalog_refresher.catalog:Catalog.on_event",
     }

@@ -20,12 +20,12 @@ from catalog_refresher.config.settings import (
 from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observe.logs import RunLog
-from catalog_refresher.refresh.cluster import Coordinator
 from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.runner import Endpoints, inline
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.sources.base import Source
 from catalog_refresher.store.base import Store
+from catalog_refresher.store.coordination import Coordinator
 from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock, StaticSource
 

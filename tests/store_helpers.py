@@ -71,9 +71,9 @@ def codes(store: Store, search: str | None = None, limit: int = 100, offset: int
     return store.list_products(search=search, limit=limit, offset=offset)[0]
 
 
-def stored_rows(store: Store, code: str, source: str) -> list[dict[str, object]]:
+async def stored_rows(store: Store, code: str, source: str) -> list[dict[str, object]]:
     """The decoded rows ``source`` holds for product ``code``."""
-    parts = store.product_parts(code) or {}
+    parts = await store.product_parts(code) or {}
     return [json.loads(r) for r in parts[source].rows] if source in parts else []
 
 

@@ -93,7 +93,7 @@ class Application:
         }
         offload: Offload = asyncio.to_thread
         # Replicas sharing PostgreSQL agree through it on who runs what (contract 7).
-        coordinator = store if isinstance(store, PostgresStore) else None
+        coordinator = store.coordinator if isinstance(store, PostgresStore) else None
         service = RefreshService(
             settings=settings,
             store=store,

@@ -64,24 +64,17 @@ class Catalog:
 
     # --- reads --------------------------------------------------------------------
 
-    def get(self, code: str) -> ProductAggregate | None:
+    async def get(self, code: str) -> ProductAggregate | None:
         """The product's aggregate, or ``None`` if no source knows the code."""
-        body = self.get_json(code)
+        body = await self.get_json(code)
         return None if body is None else _decode(body)
 
-    def get_json(self, code: str) -> bytes | None:
-        """The product's aggregate as JSON, read from the store when not cached."""
+    async def get_json(self, code: str) -> bytes | None:
+        """The product's aggregate as JSON; a miss awaits ``Store.product_parts``."""
         cached, generation = self._lookup(code)
         if cached is not None:
             return cached
-        return self._remember(code, self.store.product_parts(code), generation)
-
-    async def get_json_async(self, code: str) -> bytes | None:
-        """``get_json`` on the event loop: a miss awaits ``Store.product_parts_async``."""
-        cached, generation = self._lookup(code)
-        if cached is not None:
-            return cached
-        return self._remember(code, await self.store.product_parts_async(code), generation)
+        return self._remember(code, await self.store.product_parts(code), generation)
 
     def _lookup(self, code: str) -> tuple[bytes | None, int]:
         """The cached JSON (counted a hit) or ``None`` (a miss), and the generation."""

@@ -18,6 +18,7 @@ from catalog_refresher.store.base import (
     RowWrite,
     RunQuery,
     Store,
+    StoredPart,
 )
 from tests.helpers import T0, start_run
 from tests.store_helpers import (
@@ -96,7 +97,7 @@ def test_finish_run_only_once(store: Store, started: bool) -> None:
     assert recorded.finished_at == T0 + timedelta(minutes=1)
 
 
-def test_cancel_abandoned_runs_cancels_queued_and_running_only(
+async def test_cancel_abandoned_runs_cancels_queued_and_running_only(
     opener: Opener, store: Store
 ) -> None:
     """After a restart, the stopped process's unfinished runs become ``cancelled``;
@@ -105,7 +106,7 @@ def test_cancel_abandoned_runs_cancels_queued_and_running_only(
     running = start_run(store, "erp_stock")
     done = start_run(store, "suppliers")
     store.finish_run(done.id, ended(RunStatus.FAILED))
-    store = opener.reopen(store)
+    store = await opener.reopen(store)
     assert store.cancel_abandoned_runs(at=T0 + timedelta(hours=1)) == 2
     statuses = [store.get_run(r.id).status for r in (queued, running, done)]  # type: ignore[union-attr]
     assert statuses == [RunStatus.CANCELLED, RunStatus.CANCELLED, RunStatus.FAILED]
@@ -148,36 +149,48 @@ def test_list_runs_since_compares_instants_not_text(store: Store) -> None:
 # --- apply ----------------------------------------------------------------------------------
 
 
-def test_apply_writes_rows_and_finishes_the_run_in_one_step(store: Store) -> None:
+async def test_apply_writes_rows_and_finishes_the_run_in_one_step(store: Store) -> None:
     """``apply`` stores the rows and records the run as succeeded with its counts."""
     run_id, applied = apply(store, "erp_stock", [erp("P-1", 5), erp("P-2", 7)])
     assert applied == Applied(products=frozenset({"P-1", "P-2"}), version=1)
-    assert stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 5}]
+    assert await stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 5}]
     run = store.get_run(run_id)
     assert run is not None
     assert (run.status, run.finished_at) == (RunStatus.SUCCEEDED, T0)
     assert run.counts == RunCounts(fetched=2, inserted=2)
 
 
-async def test_the_loops_read_of_a_product_equals_the_threads(store: Store) -> None:
-    """``product_parts_async`` (the API's read on the event loop) answers exactly what
-    ``product_parts`` does, an unknown code included, and closes cleanly."""
-    apply(store, "erp_stock", [erp("P-1", 5), erp("P-2", 7)])
-    apply(store, "eshop_stock", [eshop("P-1", 3)])
+async def test_a_products_parts_are_its_rows_and_lineage_by_source(store: Store) -> None:
+    """``product_parts`` (the API's read, on the event loop) gives each source's rows of
+    the product with the run and time that last changed them, ``None`` for an unknown
+    code, and ``aclose`` closes what it opened."""
+    erp_run, _ = apply(store, "erp_stock", [erp("P-1", 5), erp("P-2", 7)])
+    later = T0 + timedelta(minutes=1)
+    eshop_run, _ = apply(store, "eshop_stock", [eshop("P-1", 3)], at=later)
+    expected = {
+        "P-1": {
+            "erp_stock": StoredPart(rows=[erp("P-1", 5).data], run_id=erp_run, changed_at=T0),
+            "eshop_stock": StoredPart(
+                rows=[eshop("P-1", 3).data], run_id=eshop_run, changed_at=later
+            ),
+        },
+        "P-2": {"erp_stock": StoredPart(rows=[erp("P-2", 7).data], run_id=erp_run, changed_at=T0)},
+        "P-404": None,
+    }
     try:
         for code in ("P-1", "P-2", "P-404"):
-            assert await store.product_parts_async(code) == store.product_parts(code)
-        assert (await store.product_parts_async("P-1")).keys() == {"erp_stock", "eshop_stock"}  # type: ignore[union-attr]
+            assert await store.product_parts(code) == expected[code]
+        assert (await store.product_parts("P-1")).keys() == {"erp_stock", "eshop_stock"}  # type: ignore[union-attr]
     finally:
         await store.aclose()
 
 
-def test_apply_replaces_and_deletes_rows(store: Store) -> None:
+async def test_apply_replaces_and_deletes_rows(store: Store) -> None:
     """A later apply updates a row in place and removes a deleted one."""
     apply(store, "erp_stock", [erp("P-1", 5), erp("P-2", 7)])
     apply(store, "erp_stock", [erp("P-1", 6)], [gone(erp("P-2"))], updated=1)
-    assert stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 6}]
-    assert store.product_parts("P-2") is None
+    assert await stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 6}]
+    assert await store.product_parts("P-2") is None
     assert sorted(k for k, _ in store.iter_rows("erp_stock")) == ["P-1"]
 
 
@@ -192,17 +205,17 @@ def test_data_version_moves_only_when_something_changed(store: Store) -> None:
     assert store.get_run(run_id).status is RunStatus.SUCCEEDED  # type: ignore[union-attr]
 
 
-def test_apply_records_lineage_of_touched_products(store: Store) -> None:
+async def test_apply_records_lineage_of_touched_products(store: Store) -> None:
     """Each touched product's part names the run and time of its last change; others keep theirs."""
     first, _ = apply(store, "erp_stock", [erp("P-1"), erp("P-2")])
     later = T0 + timedelta(minutes=5)
     second, _ = apply(store, "erp_stock", [erp("P-1", 9)], at=later, updated=1)
-    parts = {code: store.product_parts(code)["erp_stock"] for code in ("P-1", "P-2")}  # type: ignore[index]
+    parts = {code: (await store.product_parts(code))["erp_stock"] for code in ("P-1", "P-2")}  # type: ignore[index]
     assert (parts["P-1"].run_id, parts["P-1"].changed_at) == (second, later)
     assert (parts["P-2"].run_id, parts["P-2"].changed_at) == (first, T0)
 
 
-def test_products_list_follows_rows_of_every_source(store: Store) -> None:
+async def test_products_list_follows_rows_of_every_source(store: Store) -> None:
     """A product is listed while any source holds a row; its name comes from the ERP."""
     apply(store, "erp_stock", [erp("P-1", name="Šroub M8")])
     apply(store, "eshop_stock", [eshop("P-1"), eshop("P-2")])
@@ -213,7 +226,7 @@ def test_products_list_follows_rows_of_every_source(store: Store) -> None:
     assert codes(store, search="Šroub") == []  # its ERP name went with the ERP row
     apply(store, "eshop_stock", deletes=[gone(eshop("P-1"))])
     assert codes(store) == ["P-2"]
-    assert store.product_parts("P-1") is None
+    assert await store.product_parts("P-1") is None
 
 
 def test_list_products_searches_code_and_name_and_pages(store: Store) -> None:
@@ -250,7 +263,7 @@ def test_changes_since_feeds_each_change_once(store: Store) -> None:
 # --- apply refuses or fails without a trace -------------------------------------------------
 
 
-def test_apply_on_a_finished_run_is_fenced(store: Store) -> None:
+async def test_apply_on_a_finished_run_is_fenced(store: Store) -> None:
     """A run that was cancelled or timed out meanwhile writes nothing and stays as it ended."""
     run = start_run(store, "erp_stock")
     store.finish_run(run.id, ended(RunStatus.TIMED_OUT))
@@ -261,24 +274,24 @@ def test_apply_on_a_finished_run_is_fenced(store: Store) -> None:
     with pytest.raises(RunFenced):
         store.apply(queued.id, changes, succeeded(inserted=1))
     assert store.get_run(run.id).status is RunStatus.TIMED_OUT  # type: ignore[union-attr]
-    assert (store.product_parts("P-1"), store.data_version("erp_stock")) == (None, 0)
+    assert (await store.product_parts("P-1"), store.data_version("erp_stock")) == (None, 0)
     assert store.source_history("erp_stock").record_count == 0
 
 
-def test_apply_against_a_stale_version_writes_nothing(store: Store) -> None:
+async def test_apply_against_a_stale_version_writes_nothing(store: Store) -> None:
     """A changeset diffed against an old ``data_version`` raises IndexOutOfDate, run untouched."""
     apply(store, "erp_stock", [erp("P-1", 1)])
     run = start_run(store, "erp_stock")
     stale = Changeset(source="erp_stock", writes=[erp("P-1", 2)], expected_version=0)
     with pytest.raises(IndexOutOfDate):
         store.apply(run.id, stale, succeeded(updated=1))
-    assert stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 1}]
+    assert await stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 1}]
     assert store.get_run(run.id).status is RunStatus.RUNNING  # type: ignore[union-attr]
     fresh = Changeset(source="erp_stock", writes=[erp("P-1", 2)], expected_version=1)
     assert store.apply(run.id, fresh, succeeded(updated=1)).version == 2
 
 
-def test_apply_with_undecodable_data_rolls_back(store: Store) -> None:
+async def test_apply_with_undecodable_data_rolls_back(store: Store) -> None:
     """A write whose data is not UTF-8 fails the apply; the earlier rows and the run stay."""
     apply(store, "erp_stock", [erp("P-1", 1), erp("P-2", 2)])
     run = start_run(store, "erp_stock")
@@ -291,12 +304,12 @@ def test_apply_with_undecodable_data_rolls_back(store: Store) -> None:
     with pytest.raises((StoreError, UnicodeDecodeError)):
         store.apply(run.id, changes, succeeded(inserted=2, deleted=1))
     assert codes(store) == ["P-1", "P-2"]
-    assert stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 1}]
+    assert await stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 1}]
     assert (store.data_version("erp_stock"), store.changes_since(0)[1]) == (1, {"P-1", "P-2"})
     assert store.get_run(run.id).status is RunStatus.RUNNING  # type: ignore[union-attr]
 
 
-def test_failure_inside_the_apply_transaction_rolls_everything_back(
+async def test_failure_inside_the_apply_transaction_rolls_everything_back(
     store: Store, break_next_apply: Callable[[], None]
 ) -> None:
     """An error after the rows were written leaves the previous data and run status intact."""
@@ -306,22 +319,22 @@ def test_failure_inside_the_apply_transaction_rolls_everything_back(
     changes = Changeset(source="erp_stock", writes=[erp("P-1", 2), erp("P-2")], expected_version=1)
     with pytest.raises(RuntimeError, match="fire"):
         store.apply(run.id, changes, succeeded(inserted=1, updated=1))
-    assert stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 1}]
-    assert store.product_parts("P-1")["erp_stock"].run_id == first  # type: ignore[index]
+    assert await stored_rows(store, "P-1", "erp_stock") == [{"product_code": "P-1", "stock": 1}]
+    assert (await store.product_parts("P-1"))["erp_stock"].run_id == first  # type: ignore[index]
     assert (codes(store), store.data_version("erp_stock")) == (["P-1"], 1)
     assert store.get_run(run.id).status is RunStatus.RUNNING  # type: ignore[union-attr]
     assert store.source_history("erp_stock").last_success_run_id == first
 
 
-def test_data_and_runs_survive_reopening(opener: Opener, store: Store) -> None:
+async def test_data_and_runs_survive_reopening(opener: Opener, store: Store) -> None:
     """Rows, lineage, products, versions and runs are all there after a restart."""
     run_id, _ = apply(store, "erp_stock", [erp("P-1", 3, name="Bolt")])
     queued = store.create_run(source="lots", trigger=Trigger.SCHEDULE, forced=False, at=T0)
-    reopened = opener.reopen(store)
-    assert stored_rows(reopened, "P-1", "erp_stock") == [
+    reopened = await opener.reopen(store)
+    assert await stored_rows(reopened, "P-1", "erp_stock") == [
         {"product_code": "P-1", "stock": 3, "product_name": "Bolt"}
     ]
-    assert reopened.product_parts("P-1")["erp_stock"].run_id == run_id  # type: ignore[index]
+    assert (await reopened.product_parts("P-1"))["erp_stock"].run_id == run_id  # type: ignore[index]
     assert reopened.list_products(search="bolt", limit=10, offset=0) == (["P-1"], 1)
     assert reopened.data_version("erp_stock") == 1
     assert reopened.get_run(run_id).status is RunStatus.SUCCEEDED  # type: ignore[union-attr]
@@ -378,7 +391,7 @@ def test_record_count_follows_inserts_and_deletes(store: Store) -> None:
     assert store.source_history("erp_stock").data_version == 2
 
 
-def test_purge_before_deletes_only_older_days(store: Store) -> None:
+async def test_purge_before_deletes_only_older_days(store: Store) -> None:
     """Rows of days before the cutoff go, the cutoff day stays, and the version moves."""
     apply(store, "consumed_materials", [consumed("P-OLD", date(2024, 1, 1)),
           consumed("P-1", date(2025, 5, 31)), consumed("P-1", date(2025, 6, 1))])  # fmt: skip
@@ -390,7 +403,7 @@ def test_purge_before_deletes_only_older_days(store: Store) -> None:
     assert store.source_history("consumed_materials").record_count == 1
     assert codes(store) == ["P-1"]
     assert store.changes_since(cursor)[1] == {"P-OLD", "P-1"}
-    part = store.product_parts("P-1")["consumed_materials"]  # type: ignore[index]
+    part = (await store.product_parts("P-1"))["consumed_materials"]  # type: ignore[index]
     assert (part.run_id, part.changed_at) == (None, purged_at)  # a purge, not a run
 
 

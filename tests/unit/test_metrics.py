@@ -209,7 +209,7 @@ async def test_cache_statistics_are_exported(tmp_path: Path, clock: FakeClock) -
     h, metrics = wired(tmp_path, clock, {"erp_stock": StaticSource("erp_stock", ERP)})
     await h.start()
     for _ in range(4):
-        h.catalog.get("TEST-001")  # one miss, then three hits
+        await h.catalog.get("TEST-001")  # one miss, then three hits
     assert value(metrics, "catalog_cache_size") == 1
     assert value(metrics, "catalog_cache_misses_total") == 1
     assert value(metrics, "catalog_cache_hits_total") == 3

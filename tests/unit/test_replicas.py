@@ -55,7 +55,7 @@ class Cluster:
             self.clock,
             sources,
             store=store,
-            coordinator=store,
+            coordinator=store.coordinator,
             **options,
         )
         self.replicas.append(harness)
@@ -64,6 +64,7 @@ class Cluster:
     async def close(self) -> None:
         for harness in self.replicas:
             await harness.stop()
+            await harness.store.aclose()
             harness.store.close()
 
 
@@ -110,7 +111,7 @@ async def test_a_dead_replicas_source_is_taken_over_within_a_lease_of_its_due_ti
     interval = timedelta(minutes=5)
     dead = PostgresStore(cluster.url, lease=LEASE, clock=clock)
     dead.migrate()
-    claim = dead.claim(
+    claim = dead.coordinator.claim(
         "erp_stock", trigger=Trigger.SCHEDULE, forced=False, at=clock.now(), interval=interval
     )
     assert claim.granted
@@ -120,7 +121,7 @@ async def test_a_dead_replicas_source_is_taken_over_within_a_lease_of_its_due_ti
     survivor = cluster.replica(survivor_source)
     await survivor.start()
     await clock.advance(290)
-    dead.heartbeat()  # its last sign of life, 10 s before the next due time
+    dead.coordinator.heartbeat()  # its last sign of life, 10 s before the next due time
     await clock.advance(10)
     assert survivor_source.calls == 0  # due, but the lease still covers the dead one
     await clock.advance(LEASE.total_seconds() - 1)
@@ -167,13 +168,13 @@ async def test_a_change_by_one_replica_reaches_the_others_cache(
     b = cluster.replica(erp(clock))
     await a.service.prepare()
     await a.service.refresh("erp_stock")
-    assert b.catalog.get("TEST-001").stock.erp == 100  # type: ignore[union-attr]
+    assert (await b.catalog.get("TEST-001")).stock.erp == 100  # type: ignore[union-attr]
     b.catalog.follow_from(b.store.latest_change())  # type: ignore[attr-defined]
     a_source.records = [{**ERP[0], "stock": 55}]
     await a.service.refresh("erp_stock")
-    assert b.catalog.get("TEST-001").stock.erp == 100  # type: ignore[union-attr]  # cached
+    assert (await b.catalog.get("TEST-001")).stock.erp == 100  # type: ignore[union-attr]  # cached
     assert b.catalog.follow_changes() == 1
-    assert b.catalog.get("TEST-001").stock.erp == 55  # type: ignore[union-attr]
+    assert (await b.catalog.get("TEST-001")).stock.erp == 55  # type: ignore[union-attr]
 
 
 async def test_a_replica_shows_the_circuit_its_peer_opened(
@@ -238,8 +239,8 @@ async def test_a_forgotten_replica_rejoins_with_its_next_heartbeat(
         b.migrate()
         run = a.create_run(source="lots", trigger=Trigger.MANUAL, forced=False, at=clock.now())
         await clock.advance(timedelta(days=2).total_seconds())  # a silent for two days...
-        b.heartbeat()  # ...so b's cleanup forgets it
-        a.heartbeat()  # a is back
+        b.coordinator.heartbeat()  # ...so b's cleanup forgets it
+        a.coordinator.heartbeat()  # a is back
         assert b.cancel_abandoned_runs(at=clock.now()) == 0
         assert b.get_run(run.id).status is RunStatus.QUEUED  # type: ignore[union-attr]
     finally:

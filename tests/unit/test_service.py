@@ -71,7 +71,7 @@ async def test_all_refresh_loops_start_and_log(
 async def test_erp_refresh_sets_stock_and_location(harness: Harness) -> None:
     """An ERP refresh puts ERP stock, location and name into the product aggregate."""
     await harness.start()
-    product = harness.catalog.get("TEST-001")
+    product = await harness.catalog.get("TEST-001")
     assert product is not None
     assert (product.stock.erp, product.location, product.product_name) == (
         100.0,
@@ -83,7 +83,7 @@ async def test_erp_refresh_sets_stock_and_location(harness: Harness) -> None:
 async def test_full_run_yields_aggregate_with_stock_and_sales(harness: Harness) -> None:
     """After all sources ran, the aggregate has ERP stock, e-shop stock and sales by period."""
     await harness.start()
-    product = harness.catalog.get("TEST-001")
+    product = await harness.catalog.get("TEST-001")
     assert product is not None
     assert product.stock.erp == 100
     assert product.stock.eshop == 80
@@ -209,7 +209,7 @@ async def test_many_cycles_do_not_grow_memory(tmp_path: Path, clock: FakeClock) 
         for _ in range(n):
             cycle += 1
             await clock.advance(1)
-            h.catalog.get(f"P{cycle % 500:03d}")
+            await h.catalog.get(f"P{cycle % 500:03d}")
 
     await cycles(50)  # warm up caches and the fingerprint index
     gc.collect()
@@ -300,7 +300,7 @@ async def test_run_exceeding_refresh_timeout_is_timed_out(tmp_path: Path, clock:
     assert run.finished_at is not None
     assert run.started_at is not None
     assert run.finished_at - run.started_at == timedelta(minutes=10)
-    assert h.catalog.get("TEST-001") is None
+    assert await h.catalog.get("TEST-001") is None
     await h.stop()
 
 
@@ -313,7 +313,7 @@ async def test_backup_serves_when_primary_fails(tmp_path: Path, clock: FakeClock
     await clock.advance(10)
     (run,) = h.runs("erp_stock")
     assert (run.status, run.used_backup, run.attempts) == (RunStatus.SUCCEEDED, True, 4)
-    product = h.catalog.get("TEST-001")
+    product = await h.catalog.get("TEST-001")
     assert product is not None
     assert product.stock.erp == 100
     await h.stop()
@@ -327,12 +327,12 @@ async def test_empty_snapshot_is_rejected_and_data_stays(tmp_path: Path, clock: 
     erp.records = []
     await clock.advance(300)
     assert [r.status for r in h.runs("erp_stock")] == [RunStatus.SUCCEEDED, RunStatus.REJECTED]
-    product = h.catalog.get("TEST-001")
+    product = await h.catalog.get("TEST-001")
     assert product is not None
     assert product.stock.erp == 100
     forced = await h.service.refresh("erp_stock", force=True)
     assert (forced.status, forced.counts.deleted) == (RunStatus.SUCCEEDED, 1)
-    assert h.catalog.get("TEST-001") is None
+    assert await h.catalog.get("TEST-001") is None
     await h.stop()
 
 
@@ -362,7 +362,7 @@ async def test_data_and_runs_survive_a_restart(tmp_path: Path, clock: FakeClock)
     first.store.close()
     await clock.advance(60)
     second = build(tmp_path / "c.db", clock, {"erp_stock": erp})
-    product = second.catalog.get("TEST-001")
+    product = await second.catalog.get("TEST-001")
     assert product is not None
     assert product.stock.erp == 100
     await second.start()
@@ -397,7 +397,7 @@ async def test_retention_purges_old_history(tmp_path: Path, clock: FakeClock) ->
     )
     await shorter.start()
     assert shorter.store.source_history("consumed_materials").record_count == 0
-    assert shorter.catalog.get("P1") is None
+    assert await shorter.catalog.get("P1") is None
     await shorter.stop()
 
 
@@ -427,8 +427,8 @@ async def test_shutdown_gives_grace_then_cancels(tmp_path: Path, clock: FakeCloc
     await stopping
     statuses = {r.source: r.status for r in h.runs()}
     assert statuses == {"erp_stock": RunStatus.CANCELLED, "eshop_stock": RunStatus.SUCCEEDED}
-    assert h.catalog.get("TEST-001") is not None  # e-shop data committed within the grace
-    assert h.catalog.get("TEST-001").stock.erp is None  # type: ignore[union-attr]
+    assert await h.catalog.get("TEST-001") is not None  # e-shop data committed within the grace
+    assert (await h.catalog.get("TEST-001")).stock.erp is None  # type: ignore[union-attr]
 
 
 async def test_sales_window_dates(tmp_path: Path) -> None:

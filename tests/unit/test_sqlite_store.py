@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from importlib import resources
@@ -31,7 +32,7 @@ def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
     def read() -> None:
         with store._read() as conn:
             seen.append(conn)
-        assert store.product_parts("TEST-001") is None
+        assert asyncio.run(store.product_parts("TEST-001")) is None
 
     try:
         threads = [threading.Thread(target=read) for _ in range(3)]

@@ -9,7 +9,7 @@ run instead of starting another. Runs share ``MaxConcurrentRefreshes`` slots.
 A housekeeping loop purges history past its retention at start and hourly,
 whether or not the sources are healthy (retention is a compliance rule).
 
-Every run starts with a claim from the ``Coordinator`` (``cluster.py``). Alone,
+Every run starts with a claim from the ``Coordinator`` (``store/coordination.py``). Alone,
 every claim is granted. With peers sharing the store, a scheduled slot that a
 peer already ran is skipped quietly until the cluster's next due time; a manual
 refresh while a peer runs the source follows that peer's run; and the circuit
@@ -31,7 +31,6 @@ from catalog_refresher.config.settings import Settings
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.errors import CatalogRefresherError, UnknownSourceError
-from catalog_refresher.refresh.cluster import Coordinator, Solo
 from catalog_refresher.refresh.events import (
     EventBus,
     Purged,
@@ -44,6 +43,7 @@ from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
 from catalog_refresher.store.base import SourceHistory, Store
+from catalog_refresher.store.coordination import Coordinator, Solo
 
 log = logging.getLogger("catalog_refresher")
 

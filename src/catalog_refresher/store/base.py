@@ -4,14 +4,19 @@ A store keeps three things: the rows of every source (``records``), the audit
 log of runs, and what the read side needs to stay current (lineage per product
 and source, the list of products, a feed of changed product codes).
 
-Methods are synchronous: a store call is one short transaction, run by the
-service on a worker thread so that it never holds the event loop. The one
-read made on the loop itself, a product by code (the API's hot path), has its
-own coroutine, ``product_parts_async``. Atomicity does
-not rest on the caller: ``apply`` writes a run's data *and* marks the run
-succeeded in one transaction, and only while the run is still ``running`` in
-the database. A run that timed out or was cancelled meanwhile is fenced off
-(``RunFenced``) and nothing of it is written, whoever finishes first.
+Synchronous by design, but for one read. Every other call is one short
+transaction made from a worker thread (the service and the API hand it to
+``offload``) or inside a refresh worker process (the pipeline): blocking code
+in places that have no event loop to hold up, where a coroutine would only make
+the caller start a loop to run it. The one read the event loop makes itself, a
+product by code (the API's hot path), is a coroutine: ``product_parts``, with
+``aclose`` for what it opened on the loop.
+
+Atomicity does not rest on the caller: ``apply`` writes a run's data *and*
+marks the run succeeded in one transaction, and only while the run is still
+``running`` in the database. A run that timed out or was cancelled meanwhile
+is fenced off (``RunFenced``) and nothing of it is written, whoever finishes
+first.
 """
 
 from __future__ import annotations
@@ -158,21 +163,18 @@ class Store(Protocol):
 
     # --- read side ---
 
-    def product_parts(self, code: str) -> dict[str, StoredPart] | None:
-        """The product's stored parts by source id, or ``None`` if no source knows it."""
-        ...
+    async def product_parts(self, code: str) -> dict[str, StoredPart] | None:
+        """The product's stored parts by source id, or ``None`` if no source knows it.
 
-    async def product_parts_async(self, code: str) -> dict[str, StoredPart] | None:
-        """``product_parts`` for the event loop, without a thread.
-
-        An embedded store reads in place (a few index lookups in a memory-mapped
-        file, tens of microseconds: less than a hop to a thread costs); a
-        networked one awaits the server without blocking the loop.
+        Called on the event loop, without a thread: an embedded store reads in
+        place (a few index lookups in a memory-mapped file, tens of microseconds:
+        less than a hop to a thread costs); a networked one awaits the server
+        without blocking the loop.
         """
         ...
 
     async def aclose(self) -> None:
-        """Close what ``product_parts_async`` opened on the loop (before ``close``)."""
+        """Close what ``product_parts`` opened on the loop (before ``close``)."""
         ...
 
     def list_products(

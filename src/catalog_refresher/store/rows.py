@@ -2,7 +2,7 @@
 
 Both stores keep the audit log in the same columns (``RUN_COLUMNS``); they
 differ only in how a time comes back (ISO text from SQLite, a ``datetime``
-from PostgreSQL), which each passes in as ``time``.
+from PostgreSQL: ``native_time``), which each passes in as ``time``.
 """
 
 from __future__ import annotations
@@ -157,6 +157,14 @@ def parts_from(
         )
         for source in grouped.keys() | marks.keys()
     }
+
+
+def native_time(value: object) -> datetime | None:
+    """A time as a driver that speaks ``datetime`` (psycopg) returns it."""
+    if value is None:
+        return None
+    assert isinstance(value, datetime)
+    return value
 
 
 def _error_of(run: tuple[RunStatus, object, bool, object]) -> str | None:

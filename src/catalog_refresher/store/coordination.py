@@ -2,9 +2,9 @@
 
 Every run starts with a claim. A replica alone (the SQLite store) is always
 granted it: ``Solo``. Replicas sharing PostgreSQL ask the database
-(``store/postgres.py``), whose clock decides for all of them: one replica at a
-time per source, a scheduled run at most once per interval across the cluster,
-and the claim of a replica that stopped heart-beating is taken over.
+(``store/postgres_cluster.py``), whose clock decides for all of them: one
+replica at a time per source, a scheduled run at most once per interval across
+the cluster, and the claim of a replica that stopped heart-beating is taken over.
 """
 
 from __future__ import annotations

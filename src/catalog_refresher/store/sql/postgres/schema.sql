@@ -1,0 +1,93 @@
+-- The current PostgreSQL schema, whole: a new store is created from this file and
+-- records every numbered migration as applied (store/migrations.py). A change to
+-- the schema is a new numbered migration *and* the same change here;
+-- tests/contract/test_migrations.py checks that both roads meet.
+--
+-- The SQLite schema's tables (see sql/sqlite/schema.sql), with native types,
+-- plus what replicas sharing the database need to agree on.
+-- Product codes compare byte-wise (COLLATE "C"), as in SQLite, so that every
+-- replica and both stores order and match codes the same way.
+
+CREATE TABLE runs (
+    id              BIGSERIAL PRIMARY KEY,
+    source          TEXT        NOT NULL,
+    trigger         TEXT        NOT NULL,
+    status          TEXT        NOT NULL,
+    forced          BOOLEAN     NOT NULL DEFAULT false,
+    queued_at       TIMESTAMPTZ NOT NULL,
+    started_at      TIMESTAMPTZ,
+    finished_at     TIMESTAMPTZ,
+    attempts        INTEGER     NOT NULL DEFAULT 0,
+    fetched         BIGINT      NOT NULL DEFAULT 0,
+    inserted        BIGINT      NOT NULL DEFAULT 0,
+    updated         BIGINT      NOT NULL DEFAULT 0,
+    deleted         BIGINT      NOT NULL DEFAULT 0,
+    invalid         BIGINT      NOT NULL DEFAULT 0,
+    used_backup     BOOLEAN     NOT NULL DEFAULT false,
+    error           TEXT,
+    error_type      TEXT,
+    invalid_reasons JSONB,
+    owner           TEXT        -- the replica running it
+);
+CREATE INDEX runs_by_source ON runs (source, id);
+CREATE INDEX runs_unfinished ON runs (status) WHERE status IN ('queued', 'running');
+
+CREATE TABLE records (
+    source       TEXT        NOT NULL,
+    key          TEXT        COLLATE "C" NOT NULL,
+    product_code TEXT        COLLATE "C" NOT NULL,
+    day          DATE,
+    data         TEXT        NOT NULL,
+    run_id       BIGINT      NOT NULL,
+    changed_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, key)
+);
+CREATE INDEX records_by_product ON records (product_code, source);
+CREATE INDEX records_by_day ON records (source, day) WHERE day IS NOT NULL;
+
+CREATE TABLE lineage (
+    product_code TEXT        COLLATE "C" NOT NULL,
+    source       TEXT        NOT NULL,
+    run_id       BIGINT,
+    changed_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (product_code, source)
+);
+
+CREATE TABLE products (
+    code TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT
+);
+
+CREATE TABLE changes (
+    id           BIGSERIAL   PRIMARY KEY,
+    product_code TEXT        NOT NULL,
+    changed_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX changes_by_time ON changes (changed_at);
+
+CREATE TABLE source_state (
+    source              TEXT PRIMARY KEY,
+    data_version        BIGINT NOT NULL DEFAULT 0,
+    row_count           BIGINT NOT NULL DEFAULT 0,
+    last_success_run_id BIGINT,
+    last_success_at     TIMESTAMPTZ
+);
+
+-- Replicas prove they are alive by moving heartbeat_at; one whose heartbeat is
+-- older than the lease has died, and its sources and runs are taken over.
+CREATE TABLE replicas (
+    id           TEXT PRIMARY KEY,
+    started_at   TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL
+);
+
+-- Who refreshes each source: at most one replica at a time, and scheduled runs
+-- at most once per interval across the cluster (scheduled_at, the database's clock).
+CREATE TABLE source_claims (
+    source       TEXT PRIMARY KEY,
+    owner        TEXT,
+    run_id       BIGINT,
+    claimed_at   TIMESTAMPTZ,
+    scheduled_at TIMESTAMPTZ,
+    released     BOOLEAN NOT NULL DEFAULT true
+);

@@ -1,0 +1,76 @@
+-- The current SQLite schema, whole: a new store is created from this file and
+-- records every numbered migration as applied (store/migrations.py). A change to
+-- the schema is a new numbered migration *and* the same change here;
+-- tests/contract/test_migrations.py checks that both roads meet.
+
+-- The audit log: one row per refresh run.
+CREATE TABLE runs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    source          TEXT    NOT NULL,
+    trigger         TEXT    NOT NULL,
+    status          TEXT    NOT NULL,
+    forced          INTEGER NOT NULL DEFAULT 0,
+    queued_at       TEXT    NOT NULL,
+    started_at      TEXT,
+    finished_at     TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    fetched         INTEGER NOT NULL DEFAULT 0,
+    inserted        INTEGER NOT NULL DEFAULT 0,
+    updated         INTEGER NOT NULL DEFAULT 0,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    invalid         INTEGER NOT NULL DEFAULT 0,
+    used_backup     INTEGER NOT NULL DEFAULT 0,
+    error           TEXT,
+    error_type      TEXT,
+    invalid_reasons TEXT    -- JSON array of the first few reasons
+);
+CREATE INDEX runs_by_source ON runs (source, id);
+CREATE INDEX runs_unfinished ON runs (status) WHERE status IN ('queued', 'running');
+
+-- Every source's current rows; `data` is the normalised record as JSON.
+CREATE TABLE records (
+    source       TEXT    NOT NULL,
+    key          TEXT    NOT NULL,
+    product_code TEXT    NOT NULL,
+    day          TEXT,             -- history rows: the day the row belongs to
+    data         TEXT    NOT NULL,
+    run_id       INTEGER NOT NULL, -- the run that last wrote this row
+    changed_at   TEXT    NOT NULL,
+    PRIMARY KEY (source, key)
+) WITHOUT ROWID;
+CREATE INDEX records_by_product ON records (product_code, source);
+CREATE INDEX records_by_day ON records (source, day) WHERE day IS NOT NULL;
+
+-- Which run last changed each part (source) of each product.
+CREATE TABLE lineage (
+    product_code TEXT    NOT NULL,
+    source       TEXT    NOT NULL,
+    run_id       INTEGER,           -- NULL when a retention purge made the change
+    changed_at   TEXT    NOT NULL,
+    PRIMARY KEY (product_code, source)
+) WITHOUT ROWID;
+
+-- The products that exist (any source holds a row), with the ERP's name for search.
+-- Search folds case beyond ASCII (SQLite's LIKE folds A-Z only): code and name are
+-- kept case-folded too, by Python's str.casefold (casefold() on every connection).
+CREATE TABLE products (
+    code        TEXT PRIMARY KEY,
+    name        TEXT,
+    code_folded TEXT,
+    name_folded TEXT
+) WITHOUT ROWID;
+
+-- A feed of changed product codes, read by every cache to invalidate.
+CREATE TABLE changes (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_code TEXT NOT NULL,
+    changed_at   TEXT NOT NULL
+);
+
+CREATE TABLE source_state (
+    source              TEXT PRIMARY KEY,
+    data_version        INTEGER NOT NULL DEFAULT 0,
+    row_count           INTEGER NOT NULL DEFAULT 0,
+    last_success_run_id INTEGER,
+    last_success_at     TEXT
+);

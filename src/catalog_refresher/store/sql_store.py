@@ -1,0 +1,391 @@
+"""What the two SQL stores share: the algorithm, with the dialect left to each.
+
+``SqliteStore`` and ``PostgresStore`` keep the same tables and make the same
+moves. ``apply`` fences on the run's status, checks the source's version,
+deletes, writes, records the products it touched, moves the source's state and
+finishes the run, all in one transaction; the audit log, the change feed and
+the migrations are kept the same way. This module holds those moves once. A
+subclass says what really differs:
+
+- how a transaction is opened (``_write``, ``_read``, ``_migrating``) and how
+  its driver's errors become ``StoreError``;
+- the placeholder (``placeholder``) and row lock (``row_lock``) in shared SQL,
+  written with ``{p}`` and ``{lock}``;
+- how a time or a day goes in and how a time comes back (``_time_param``,
+  ``_day_param``, ``_time_value``);
+- how a run's rows reach the database (``_delete_rows``, ``_write_rows``,
+  ``_stage_touched``): ``executemany`` on SQLite, ``COPY`` into temporary
+  tables on PostgreSQL;
+- the SQL text that keeps the product list current (``_refresh_products``) and
+  the product search (``_search``);
+- the reads the dialect shapes by itself: a product's parts (on the event
+  loop), a source's rows, and which unfinished runs count as abandoned.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
+from catalog_refresher.errors import RunFenced
+from catalog_refresher.store.base import (
+    Applied,
+    Changeset,
+    IndexOutOfDate,
+    RowDelete,
+    RowWrite,
+    RunQuery,
+    SourceHistory,
+)
+from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
+from catalog_refresher.store.rows import (
+    RECENT_RUNS,
+    RUN_COLUMNS,
+    SOURCE_STATE,
+    UNFINISHED,
+    history_from,
+    run_filter,
+    run_from_row,
+)
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the shared moves use (sqlite3's and psycopg's)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection the shared moves use."""
+
+    def execute(self, query: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+Conn = TypeVar("Conn", bound=Connection)
+
+# --- the SQL both dialects run, with {p} for the placeholder and {lock} for a row lock ---
+
+_RUN_STATUS = "SELECT status FROM runs WHERE id = {p}{lock}"
+_START = "UPDATE runs SET status = {p}, started_at = {p} WHERE id = {p} AND status = {p}"
+_FINISH = (
+    "UPDATE runs SET status = {p}, finished_at = {p}, attempts = {p}, fetched = {p},"
+    " inserted = {p}, updated = {p}, deleted = {p}, invalid = {p}, used_backup = {p},"
+    " error = {p}, error_type = {p}, invalid_reasons = {p} WHERE id = {p} AND status IN ({p}, {p})"
+)
+_CANCEL = "UPDATE runs SET status = {p}, finished_at = {p}, error = {p} WHERE status IN ({p}, {p})"
+_ADD_STATE = "INSERT INTO source_state (source) VALUES ({p}) ON CONFLICT DO NOTHING"
+_VERSION = "SELECT data_version FROM source_state WHERE source = {p}"
+_APPLIED_STATE = (
+    "UPDATE source_state SET data_version = {p}, row_count = row_count + {p},"
+    " last_success_run_id = {p}, last_success_at = {p} WHERE source = {p}"
+)
+_PURGE = "DELETE FROM records WHERE source = {p} AND day < {p} RETURNING product_code"
+_PURGED_STATE = (
+    "UPDATE source_state SET data_version = {p}, row_count = row_count - {p} WHERE source = {p}"
+)
+# ``WHERE true``: SQLite cannot otherwise tell the upsert's ON from a join's.
+_LINEAGE = (
+    "INSERT INTO lineage (product_code, source, run_id, changed_at)"
+    " SELECT code, {p}, {p}, {p} FROM touched WHERE true"
+    " ON CONFLICT (product_code, source) DO UPDATE"
+    " SET run_id = excluded.run_id, changed_at = excluded.changed_at"
+)
+_CHANGED = "INSERT INTO changes (product_code, changed_at) SELECT code, {p} FROM touched"
+_CHANGES_SINCE = "SELECT id, product_code FROM changes WHERE id > {p} ORDER BY id"
+_TRIM = "DELETE FROM changes WHERE changed_at < {p}"
+_LATEST = "SELECT coalesce(max(id), 0) FROM changes"
+_SUCCESSES = "SELECT source, last_success_at FROM source_state"
+
+
+@functools.cache
+def _sql(template: str, placeholder: str, lock: str) -> str:
+    return template.format(p=placeholder, lock=lock)
+
+
+class SqlStore(ABC, Generic[Conn]):
+    """The ``Store`` moves both SQL stores make; subclasses give the dialect."""
+
+    dialect: ClassVar[str]
+    """Its folder of SQL files under ``store/sql/``."""
+    placeholder: ClassVar[str]
+    row_lock: ClassVar[str] = ""
+    """Appended to reads of rows ``apply`` changes, where the database locks rows."""
+    _refresh_products: ClassVar[tuple[str, ...]]
+    """Statements run after the lineage upsert, over ``touched``: drop products no
+    source holds any more (and their lineage), add or rename the others."""
+
+    # --- what a dialect provides ----------------------------------------------------
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Conn]:
+        """One write transaction, rolled back whole on any error."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Conn]:
+        """A connection to read from."""
+
+    @abstractmethod
+    def _migrating(self) -> AbstractContextManager[Conn]:
+        """A connection for migrations, held by one migrating process at a time."""
+
+    @abstractmethod
+    def _run_step(self, conn: Conn, step: Step) -> None:
+        """Run ``step``'s script and its ``record``, in one transaction."""
+
+    @abstractmethod
+    def _time_param(self, value: datetime) -> object: ...
+
+    @abstractmethod
+    def _day_param(self, value: date | None) -> object: ...
+
+    @abstractmethod
+    def _time_value(self, value: object) -> datetime | None: ...
+
+    @abstractmethod
+    def _delete_rows(self, conn: Conn, source: str, deletes: Sequence[RowDelete]) -> None: ...
+
+    @abstractmethod
+    def _write_rows(
+        self, conn: Conn, source: str, writes: Sequence[RowWrite], run_id: int, at: object
+    ) -> None:
+        """Insert or replace ``writes``; ``product_code`` and ``day`` of a replaced row
+        stay as they are (they are functions of the key)."""
+
+    @abstractmethod
+    def _stage_touched(self, conn: Conn, codes: set[str]) -> None:
+        """Fill the temporary table ``touched (code)`` with ``codes``."""
+
+    @abstractmethod
+    def _search(self, search: str) -> tuple[str, list[object]]:
+        """The ``WHERE`` clause over ``products`` matching ``search``, and its parameters."""
+
+    @abstractmethod
+    def _abandoned(self, conn: Conn) -> tuple[str, str, list[object]]:
+        """Why runs left unfinished are cancelled, and the condition (and parameters)
+        that narrows them to the abandoned ones."""
+
+    def _run_columns(self) -> dict[str, object]:
+        """Columns of a new run beyond the shared ones."""
+        return {}
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _q(self, template: str) -> str:
+        """``template`` (shared SQL) in this dialect."""
+        return _sql(template, self.placeholder, self.row_lock)
+
+    def migrate(self, *, to: int | None = None) -> None:
+        """Bring the schema up to date (``store/migrations.py``); ``to``: no further
+        than that version (tests build an older release's store with it)."""
+        with self._migrating() as conn:
+            conn.execute(BOOKKEEPING)
+            applied = {int(row[0]) for row in conn.execute(APPLIED).fetchall()}
+            for step in plan(self.dialect, applied, to=to):
+                self._run_step(conn, step)
+
+    # --- runs -------------------------------------------------------------------------
+
+    def create_run(self, *, source: str, trigger: Trigger, forced: bool, at: datetime) -> Run:
+        with self._write() as conn:
+            return self._insert_run(conn, source=source, trigger=trigger, forced=forced, at=at)
+
+    def _insert_run(
+        self, conn: Conn, *, source: str, trigger: Trigger, forced: bool, at: datetime
+    ) -> Run:
+        """Record a new ``queued`` run, inside the caller's transaction."""
+        values = {
+            "source": source,
+            "trigger": trigger.value,
+            "status": RunStatus.QUEUED.value,
+            "forced": forced,
+            "queued_at": self._time_param(at),
+            **self._run_columns(),
+        }
+        places = ", ".join([self.placeholder] * len(values))
+        row = conn.execute(
+            f"INSERT INTO runs ({', '.join(values)}) VALUES ({places}) RETURNING id",
+            list(values.values()),
+        ).fetchone()
+        return Run(
+            id=int(row[0]),
+            source=source,
+            trigger=trigger,
+            status=RunStatus.QUEUED,
+            forced=forced,
+            queued_at=at,
+        )
+
+    def mark_running(self, run_id: int, *, at: datetime) -> bool:
+        running, queued = RunStatus.RUNNING.value, RunStatus.QUEUED.value
+        with self._write() as conn:
+            cur = conn.execute(self._q(_START), (running, self._time_param(at), run_id, queued))
+            return cur.rowcount == 1
+
+    def finish_run(self, run_id: int, outcome: RunOutcome) -> bool:
+        with self._write() as conn:
+            return self._finish(conn, run_id, outcome)
+
+    def _finish(self, conn: Conn, run_id: int, outcome: RunOutcome) -> bool:
+        """Write the run's end, if it is still unfinished."""
+        c = outcome.counts
+        reasons = json.dumps(list(outcome.invalid_reasons)) if outcome.invalid_reasons else None
+        cur = conn.execute(
+            self._q(_FINISH),
+            (
+                outcome.status.value,
+                self._time_param(outcome.finished_at),
+                outcome.attempts,
+                c.fetched,
+                c.inserted,
+                c.updated,
+                c.deleted,
+                c.invalid,
+                outcome.used_backup,
+                outcome.error,
+                outcome.error_type,
+                reasons,
+                run_id,
+                *UNFINISHED,
+            ),
+        )
+        return cur.rowcount == 1
+
+    def cancel_abandoned_runs(self, *, at: datetime) -> int:
+        with self._write() as conn:
+            reason, narrowed, params = self._abandoned(conn)
+            cancelled = (RunStatus.CANCELLED.value, self._time_param(at), reason, *UNFINISHED)
+            return conn.execute(self._q(_CANCEL) + narrowed, (*cancelled, *params)).rowcount
+
+    def get_run(self, run_id: int) -> Run | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = {self.placeholder}", (run_id,)
+            ).fetchone()
+        return run_from_row(row, self._time_value) if row else None
+
+    def list_runs(self, query: RunQuery) -> tuple[list[Run], int]:
+        p = self.placeholder
+        clause, params = run_filter(query, p, self._time_param)
+        with self._read() as conn:
+            total = conn.execute(f"SELECT count(*) FROM runs {clause}", params).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT {p} OFFSET {p}",
+                [*params, query.limit, query.offset],
+            ).fetchall()
+        return [run_from_row(r, self._time_value) for r in rows], int(total)
+
+    def source_history(self, source: str) -> SourceHistory:
+        with self._read() as conn:
+            recent = conn.execute(self._q(RECENT_RUNS), (source,)).fetchall()
+            state = conn.execute(self._q(SOURCE_STATE), (source,)).fetchone()
+        return history_from(recent, state, self._time_value)
+
+    # --- data -------------------------------------------------------------------------
+
+    def apply(self, run_id: int, changeset: Changeset, outcome: RunOutcome) -> Applied:
+        source, at = changeset.source, self._time_param(outcome.finished_at)
+        with self._write() as conn:
+            status = conn.execute(self._q(_RUN_STATUS), (run_id,)).fetchone()
+            if status is None or status[0] != RunStatus.RUNNING.value:
+                raise RunFenced(f"run {run_id} is {status[0] if status else 'gone'}; not applied")
+            version = self._lock_state(conn, source)
+            if version != changeset.expected_version:
+                raise IndexOutOfDate(
+                    f"{source} changed (version {version}, diffed against"
+                    f" {changeset.expected_version})"
+                )
+            if changeset.deletes:
+                self._delete_rows(conn, source, changeset.deletes)
+            if changeset.writes:
+                self._write_rows(conn, source, changeset.writes, run_id, at)
+            touched = {d.product_code for d in changeset.deletes}
+            touched.update(w.product_code for w in changeset.writes)
+            if touched:
+                version += 1
+                self._record_touched(conn, source, touched, run_id, at)
+            counts = outcome.counts
+            conn.execute(
+                self._q(_APPLIED_STATE),
+                (version, counts.inserted - counts.deleted, run_id, at, source),
+            )
+            if not self._finish(conn, run_id, outcome):  # pragma: no cover - fenced above
+                raise RunFenced(f"run {run_id} finished meanwhile; not applied")
+        return Applied(products=frozenset(touched), version=version)
+
+    def purge_before(self, source: str, day: date, *, at: datetime) -> int:
+        with self._write() as conn:
+            version = self._lock_state(conn, source)
+            gone = conn.execute(self._q(_PURGE), (source, self._day_param(day))).fetchall()
+            if gone:
+                codes = {str(g[0]) for g in gone}
+                self._record_touched(conn, source, codes, None, self._time_param(at))
+                conn.execute(self._q(_PURGED_STATE), (version + 1, len(gone), source))
+        return len(gone)
+
+    def _lock_state(self, conn: Conn, source: str) -> int:
+        """The source's data version, its state row locked until the transaction ends."""
+        conn.execute(self._q(_ADD_STATE), (source,))
+        return int(conn.execute(self._q(_VERSION + "{lock}"), (source,)).fetchone()[0])
+
+    def _record_touched(
+        self, conn: Conn, source: str, codes: set[str], run_id: int | None, at: object
+    ) -> None:
+        """Lineage, the product list and the change feed, for the products a change touched."""
+        self._stage_touched(conn, codes)
+        conn.execute(self._q(_LINEAGE), (source, run_id, at))
+        for statement in self._refresh_products:
+            conn.execute(statement)
+        conn.execute(self._q(_CHANGED), (at,))
+
+    def data_version(self, source: str) -> int:
+        with self._read() as conn:
+            row = conn.execute(self._q(_VERSION), (source,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # --- read side --------------------------------------------------------------------
+
+    def list_products(
+        self, *, search: str | None, limit: int, offset: int
+    ) -> tuple[list[str], int]:
+        p = self.placeholder
+        clause, params = self._search(search) if search else ("", [])
+        with self._read() as conn:
+            total = conn.execute(f"SELECT count(*) FROM products {clause}", params).fetchone()[0]
+            codes = conn.execute(
+                f"SELECT code FROM products {clause} ORDER BY code LIMIT {p} OFFSET {p}",
+                [*params, limit, offset],
+            ).fetchall()
+        return [str(c[0]) for c in codes], int(total)
+
+    def changes_since(self, cursor: int) -> tuple[int, set[str]]:
+        with self._read() as conn:
+            rows = conn.execute(self._q(_CHANGES_SINCE), (cursor,)).fetchall()
+        if not rows:
+            return cursor, set()
+        return int(rows[-1][0]), {str(r[1]) for r in rows}
+
+    def trim_changes(self, before: datetime) -> int:
+        with self._write() as conn:
+            return conn.execute(self._q(_TRIM), (self._time_param(before),)).rowcount
+
+    def latest_change(self) -> int:
+        """The change feed's newest entry (a cache that starts follows from there)."""
+        with self._read() as conn:
+            return int(conn.execute(_LATEST).fetchone()[0])
+
+    def last_successes(self) -> dict[str, datetime | None]:
+        """Each source's last successful run, whichever process or replica ran it."""
+        with self._read() as conn:
+            rows = conn.execute(_SUCCESSES).fetchall()
+        return {str(source): self._time_value(at) for source, at in rows}
