@@ -16,9 +16,9 @@ import pytest
 
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, SourceStatusError
 from catalog_refresher.refresh.resilience import CircuitState
-from catalog_refresher.sources.base import Window
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.service_harness import Harness, all_static, build
 

@@ -12,9 +12,10 @@ from catalog_refresher.domain import records
 from catalog_refresher.domain.aggregate import attributes_view
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.domain.validation import KEY_SEPARATOR, row_day, validate
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import InvalidPayloadError
 from catalog_refresher.refresh.diff import product_of_key
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.sources.base import Payload
 from tests.helpers import payload, record, validated
 
 WINDOW = Window(date_from=date(2025, 11, 29), date_to=date(2026, 11, 29))

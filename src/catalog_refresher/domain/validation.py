@@ -29,8 +29,9 @@ import msgspec
 
 from catalog_refresher.domain import records
 from catalog_refresher.domain.specs import SourceSpec
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import InvalidPayloadError
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.csv_payload import read_rows
 from catalog_refresher.sources.mapping import RecordReader, reader_for
 

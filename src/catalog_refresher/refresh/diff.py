@@ -23,7 +23,7 @@ import msgspec
 from catalog_refresher.domain import records
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.validation import KEY_SEPARATOR, Batch, row_day
-from catalog_refresher.sources.base import Window
+from catalog_refresher.domain.window import Window
 from catalog_refresher.store.base import Changeset, RowDelete, RowWrite
 
 _encoder = msgspec.json.Encoder()

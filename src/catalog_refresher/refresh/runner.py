@@ -18,12 +18,13 @@ from typing import ParamSpec, Protocol, TypeVar
 from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import CatalogRefresherError, SourceError
 from catalog_refresher.refresh.events import EventBus, FailingOver, RunFinished, RunRetrying
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
 from catalog_refresher.settings import RepositoryOptions
-from catalog_refresher.sources.base import Payload, Source, Window
+from catalog_refresher.sources.base import Payload, Source
 from catalog_refresher.store.base import Applied, Store
 
 P = ParamSpec("P")

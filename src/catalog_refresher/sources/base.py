@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from catalog_refresher.domain.window import Window
 from catalog_refresher.settings import CsvFormat, FieldRule
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Window:
-    """The date window a history source is asked for, both ends inclusive."""
-
-    date_from: date
-    date_to: date
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

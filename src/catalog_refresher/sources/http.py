@@ -31,6 +31,7 @@ from urllib.parse import unquote
 import httpx
 
 from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import (
     ConfigError,
     InvalidPayloadError,
@@ -41,7 +42,7 @@ from catalog_refresher.errors import (
     UnknownSourceError,
 )
 from catalog_refresher.settings import EndpointSettings, EndpointType, reveal
-from catalog_refresher.sources.base import Payload, Source, Window
+from catalog_refresher.sources.base import Payload, Source
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.paging import pager_for
 
