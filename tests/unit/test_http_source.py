@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.domain.validation import validate
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import (
     ConfigError,
@@ -22,6 +21,7 @@ from catalog_refresher.errors import (
     SourceStatusError,
     SourceTimeoutError,
 )
+from catalog_refresher.refresh.validate import validate
 from catalog_refresher.settings import EndpointSettings, EndpointType, Secret
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.demo import DemoSource, DemoWorld

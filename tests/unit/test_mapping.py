@@ -12,8 +12,8 @@ import pytest
 
 from catalog_refresher.domain.records import Attributes, Consumption, ErpStock
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.domain.validation import validate
 from catalog_refresher.domain.window import Window
+from catalog_refresher.refresh.validate import validate
 from catalog_refresher.settings import CsvFormat, FieldRule
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.mapping import reader_for

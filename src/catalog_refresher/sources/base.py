@@ -1,7 +1,8 @@
 """The boundary to an external system.
 
-A source fetches raw JSON and nothing more: decoding and validation happen in
-``domain/validation.py``, so every implementation gets the same rules. Sources
+A source fetches raw pages and nothing more: decoding (``sources/decoding.py``)
+and the per-record rules (``domain/rules.py``) are applied later, by
+``refresh/validate.py``, so every implementation gets the same rules. Sources
 translate their own failures into ``SourceError`` subclasses (``errors.py``):
 ``TransientSourceError`` for what is worth retrying, ``InvalidPayloadError`` and
 plain ``SourceError`` for what is not.
