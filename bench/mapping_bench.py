@@ -3,7 +3,7 @@
 ``.venv/bin/python bench/mapping_bench.py [--rows N] [--repeats 5] [--write-docs]``
 
 Every case is the same million products (code, name, stock, location) decoded
-and validated by ``domain/validation.validate`` exactly as a refresh does it,
+and validated by ``refresh/validate.validate`` exactly as a refresh does it,
 all in one process, one after the other in each repeat:
 
 - *unmapped*: the contract's field names; the baseline (what every source paid
@@ -20,9 +20,10 @@ all in one process, one after the other in each repeat:
 
 A second table times decoding into record structs alone (no per-record
 validation), where mapping is a larger share: the record type decoded
-directly; the mapped decode (``sources/mapping.py``: decode under the payload's
-names, conversions, one ``msgspec.convert``); and the alternative not chosen, a
-Python dict per record with its keys renamed, then converted.
+directly; the mapped decode (``sources/decoding.py`` with ``sources/mapping.py``:
+decode under the payload's names, conversions, one ``msgspec.convert``); and
+the alternative not chosen, a Python dict per record with its keys renamed,
+then converted.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import GenericAlias
 from typing import Any
 
 import msgspec
@@ -43,8 +43,9 @@ import msgspec
 from catalog_refresher.config.settings import CsvFormat, FieldRule
 from catalog_refresher.domain.records import ErpStock
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.domain.validation import validate
+from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.base import Payload
+from catalog_refresher.sources.decoding import decode_records
 from catalog_refresher.sources.mapping import reader_for
 from docs_section import write_section  # a sibling script
 
@@ -137,9 +138,9 @@ def dict_rewrite(body: bytes) -> list[ErpStock]:
 
 def mapped_decode(body: bytes, fields: tuple[FieldRule, ...]) -> list[ErpStock]:
     """What validation does to decode a mapped page, without the per-record rules."""
-    reader = reader_for(ErpStock, fields)
-    items = msgspec.json.decode(body, type=GenericAlias(list, reader.wire_type), strict=False)
-    return reader.finish(items)
+    page = decode_records(reader_for(ErpStock, fields), body)
+    assert not page.may_hold_unfit, "every record fits"
+    return page.records
 
 
 def timed(fn: Callable[[], int]) -> float:

@@ -8,9 +8,10 @@ from typing import Any
 
 from catalog_refresher.domain.runs import Run, RunCounts, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SPECS, SourceSpec
-from catalog_refresher.domain.validation import Batch, validate
+from catalog_refresher.domain.window import Window
 from catalog_refresher.refresh.diff import Diff, FingerprintIndex, changeset, diff
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.refresh.validate import Batch, validate
+from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.base import Applied, Store
 
 #: The moment every test starts from, and its UTC date.

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.sources.base import Window
+from catalog_refresher.domain.window import Window
 from catalog_refresher.sources.demo import DemoWorld
 from tests.local_http import serving
 

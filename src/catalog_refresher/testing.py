@@ -22,7 +22,8 @@ from typing import Any
 
 import msgspec
 
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.domain.window import Window
+from catalog_refresher.sources.base import Payload
 
 #: How many event-loop turns ``settle()`` gives pending callbacks. Everything
 #: the service does between two clock waits (in-memory HTTP transports, inline

@@ -11,8 +11,8 @@ from catalog_refresher.config import load
 from catalog_refresher.config.settings import CsvFormat, FieldRule
 from catalog_refresher.domain.records import ErpStock, EshopStock
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.domain.validation import validate
 from catalog_refresher.errors import InvalidPayloadError
+from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.csv_payload import read_rows
 from catalog_refresher.sources.http import HttpSource, build_client

@@ -10,8 +10,8 @@ import msgspec
 import pytest
 
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, UnknownSourceError
-from catalog_refresher.sources.base import Window
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 
 TODAY = date(2026, 11, 29)

@@ -9,12 +9,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from catalog_refresher.domain.rules import KEY_SEPARATOR
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
-from catalog_refresher.domain.validation import KEY_SEPARATOR, Batch
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import PublishRejected
 from catalog_refresher.refresh.diff import Diff, FingerprintIndex, changeset, diff
 from catalog_refresher.refresh.guard import check_publish
-from catalog_refresher.sources.base import Window
+from catalog_refresher.refresh.validate import Batch
 from catalog_refresher.store.base import RowDelete
 from tests.helpers import TODAY, record, validated
 

@@ -13,7 +13,7 @@ import pytest
 
 from catalog_refresher.config.settings import EndpointSettings, EndpointType, Secret
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.domain.validation import validate
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import (
     ConfigError,
     InvalidPayloadError,
@@ -22,7 +22,8 @@ from catalog_refresher.errors import (
     SourceStatusError,
     SourceTimeoutError,
 )
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.refresh.validate import validate
+from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.http import HttpSource, build_client, open_source, safe_url
 

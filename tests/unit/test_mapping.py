@@ -13,8 +13,9 @@ import pytest
 from catalog_refresher.config.settings import CsvFormat, FieldRule
 from catalog_refresher.domain.records import Attributes, Consumption, ErpStock
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.domain.validation import validate
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.domain.window import Window
+from catalog_refresher.refresh.validate import validate
+from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.mapping import reader_for
 from tests.paged_server import flexi_cards, sample
 

@@ -16,10 +16,11 @@ from catalog_refresher.config import load
 from catalog_refresher.config.settings import EndpointSettings
 from catalog_refresher.domain.records import ErpStock, EshopStock
 from catalog_refresher.domain.specs import SPECS
-from catalog_refresher.domain.validation import validate
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import InvalidPayloadError, SourceError, SourceStatusError
 from catalog_refresher.refresh.resilience import with_retries
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.refresh.validate import validate
+from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.http import HttpSource, build_client
 from tests.paged_server import (
     Handler,

@@ -16,10 +16,10 @@ import pytest
 
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, SourceStatusError, StoreError
 from catalog_refresher.refresh.events import Event
 from catalog_refresher.refresh.resilience import CircuitState
-from catalog_refresher.sources.base import Window
 from catalog_refresher.store.base import SourceHistory
 from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock, StaticSource

@@ -1,4 +1,4 @@
-"""domain.validation.validate: contract sections 1 and 4, one record at a time."""
+"""refresh.validate.validate: contract sections 1 and 4, one record at a time."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pytest
 
 from catalog_refresher.domain import records
 from catalog_refresher.domain.aggregate import attributes_view
+from catalog_refresher.domain.rules import KEY_SEPARATOR, row_day
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
-from catalog_refresher.domain.validation import KEY_SEPARATOR, row_day, validate
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import InvalidPayloadError
 from catalog_refresher.refresh.diff import product_of_key
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.refresh.validate import validate
+from catalog_refresher.sources.base import Payload
 from tests.helpers import payload, record, validated
 
 WINDOW = Window(date_from=date(2025, 11, 29), date_to=date(2026, 11, 29))

@@ -1,1 +1,1 @@
-"""The catalog's data: record types, their validation, the product aggregate. No I/O."""
+"""The catalog's data: record types, source specs, per-record rules, runs, the aggregate. Pure."""

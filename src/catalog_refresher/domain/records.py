@@ -3,7 +3,7 @@
 Structs are frozen so that ``hash(record)`` fingerprints a whole row in C; that
 is what makes change detection over a million rows cheap (see ``refresh/diff.py``).
 Numbers are ``float`` so that ``100`` and ``100.0`` are the same value. Dates
-arrive as text and are parsed by ``domain/validation.py``, because real systems
+arrive as text and are parsed by ``domain/rules.py``, because real systems
 send forms (``2017-05-26+02:00``) that a strict date type refuses.
 """
 

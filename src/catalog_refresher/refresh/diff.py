@@ -21,9 +21,10 @@ from datetime import date
 import msgspec
 
 from catalog_refresher.domain import records
+from catalog_refresher.domain.rules import KEY_SEPARATOR, row_day
 from catalog_refresher.domain.specs import SourceSpec
-from catalog_refresher.domain.validation import KEY_SEPARATOR, Batch, row_day
-from catalog_refresher.sources.base import Window
+from catalog_refresher.domain.window import Window
+from catalog_refresher.refresh.validate import Batch
 from catalog_refresher.store.base import Changeset, RowDelete, RowWrite
 
 _encoder = msgspec.json.Encoder()
@@ -109,7 +110,7 @@ def changeset(spec: SourceSpec, result: Diff, batch: Batch, version: int) -> Cha
 
 
 def product_of_key(spec: SourceSpec, key: str) -> str:
-    """The product code inside a row key (see ``domain/validation.py`` for the layout)."""
+    """The product code inside a row key (see ``domain/rules.py`` for the layout)."""
     if spec.is_history or len(spec.key_fields) == 1:
         return key.split(KEY_SEPARATOR, 1)[0]
     return key.split(KEY_SEPARATOR)[spec.key_fields.index("product_code")]

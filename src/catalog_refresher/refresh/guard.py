@@ -9,9 +9,9 @@ data stays served; an operator who knows better forces the refresh.
 from __future__ import annotations
 
 from catalog_refresher.domain.specs import SourceSpec
-from catalog_refresher.domain.validation import Batch
 from catalog_refresher.errors import PublishRejected
 from catalog_refresher.refresh.diff import Diff
+from catalog_refresher.refresh.validate import Batch
 
 
 def check_publish(

@@ -19,6 +19,7 @@ from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.config.settings import RepositoryOptions
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
 from catalog_refresher.refresh.events import (
     DataChanged,
@@ -29,7 +30,7 @@ from catalog_refresher.refresh.events import (
 )
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
-from catalog_refresher.sources.base import Payload, Source, Window
+from catalog_refresher.sources.base import Payload, Source
 from catalog_refresher.store.base import Applied, Store
 
 P = ParamSpec("P")

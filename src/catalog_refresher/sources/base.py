@@ -1,7 +1,8 @@
 """The boundary to an external system.
 
-A source fetches raw JSON and nothing more: decoding and validation happen in
-``domain/validation.py``, so every implementation gets the same rules. Sources
+A source fetches raw pages and nothing more: decoding (``sources/decoding.py``)
+and the per-record rules (``domain/rules.py``) are applied later, by
+``refresh/validate.py``, so every implementation gets the same rules. Sources
 translate their own failures into ``SourceError`` subclasses (``errors.py``):
 ``TransientSourceError`` for what is worth retrying, ``InvalidPayloadError`` and
 plain ``SourceError`` for what is not.
@@ -11,19 +12,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Protocol
 
 from catalog_refresher.config.settings import CsvFormat, FieldRule
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Window:
-    """The date window a history source is asked for, both ends inclusive."""
-
-    date_from: date
-    date_to: date
+from catalog_refresher.domain.window import Window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,8 +3,8 @@
 Shoptet's product export is the model: ``;``-separated, every value quoted,
 every line ending in a ``;`` (an empty last column), windows-1250, CRLF line
 ends, decimal commas. ``read_rows`` gives one dict per line, keyed by column
-name, which validation then decodes exactly like a JSON record, field mapping
-included.
+name, which ``sources/decoding.py`` then decodes exactly like a JSON record,
+field mapping included.
 
 - Quoting, CRLF and delimiters are the ``csv`` module's; decoding is the codec's.
 - A column without a name (what a trailing delimiter makes) is dropped.
@@ -25,7 +25,6 @@ import codecs
 import csv
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 from catalog_refresher.config.settings import CsvFormat
 from catalog_refresher.errors import InvalidPayloadError
@@ -34,12 +33,12 @@ __all__ = ["read_rows"]
 
 
 def read_rows(
-    page: bytes | Path, fmt: CsvFormat, numeric: frozenset[str], page_number: int
+    body: bytes, fmt: CsvFormat, numeric: frozenset[str], page_number: int
 ) -> list[dict[str, str]]:
-    """The records of one CSV page; ``numeric`` names the columns that hold numbers."""
+    """The records of one CSV page's ``body``; ``numeric`` names the columns that hold numbers."""
     where = f"page {page_number}"
     try:
-        with _text(page, fmt.encoding) as text:
+        with _text(body, fmt.encoding) as text:
             reader = csv.reader(text, delimiter=fmt.delimiter, strict=True)
             names = _column_names(reader, fmt, where)
             decimal_comma = fmt.decimal_comma
@@ -81,7 +80,7 @@ def _column_names(reader: Iterator[list[str]], fmt: CsvFormat, where: str) -> li
     return list(fmt.columns)
 
 
-def _text(page: bytes | Path, encoding: str) -> io.StringIO:
+def _text(body: bytes, encoding: str) -> io.StringIO:
     """The page as text, decoded whole like a JSON page, so that errors give the byte offset.
 
     ``newline=""`` leaves CRLF and line breaks inside quotes to ``csv``.
@@ -90,5 +89,4 @@ def _text(page: bytes | Path, encoding: str) -> io.StringIO:
     # otherwise stick to the first column's name.
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"
-    body = page.read_bytes() if isinstance(page, Path) else page
     return io.StringIO(body.decode(encoding), newline="")

@@ -25,8 +25,9 @@ from typing import Any
 import msgspec
 
 from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, UnknownSourceError
-from catalog_refresher.sources.base import Payload, Window
+from catalog_refresher.sources.base import Payload
 
 __all__ = ["DemoSource", "DemoWorld"]
 

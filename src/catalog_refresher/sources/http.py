@@ -3,8 +3,8 @@
 ``HttpSource`` sends a GET to the endpoint's URL and hands back the raw body;
 with ``Paging`` one GET per page, each body a page of the payload
 (``sources/paging.py`` decides what to ask for next). It never decodes the
-records: ``domain/validation.py`` does that, so every source type gets the same
-rules and the same error messages.
+records: ``sources/decoding.py`` does that, in the pipeline, so every source
+type gets the same rules and the same error messages.
 
 httpx is met here and nowhere else, so its errors are translated here::
 
@@ -32,6 +32,7 @@ import httpx
 
 from catalog_refresher.config.settings import EndpointSettings, EndpointType, reveal
 from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import (
     ConfigError,
     InvalidPayloadError,
@@ -41,7 +42,8 @@ from catalog_refresher.errors import (
     SourceTimeoutError,
     UnknownSourceError,
 )
-from catalog_refresher.sources.base import Payload, Source, Window
+from catalog_refresher.sources.base import Payload, Source
+from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.paging import pager_for
 
@@ -165,8 +167,7 @@ class HttpSource:
                 where = f"{self._origin} (page {number}: {shown})"
                 page = await self._get_page(url.copy_merge_params(params), headers, where)
                 pages.append(page)
-                body = page.read_bytes() if isinstance(page, Path) else page
-                if not pager.advance(body, number):
+                if not pager.advance(read_page(page), number):
                     return self._payload(pages)
             raise InvalidPayloadError(
                 f"{self._origin}: more than {paging.max_pages} pages (MaxPages);"

@@ -4,7 +4,7 @@ An endpoint's ``FieldRule``s say which payload field holds which record field
 of contract section 4: ABRA Flexi sends ``product_code`` as ``cenik``, ``stock``
 as ``stavMJ``. Fields without a rule keep their contract name.
 
-Mapping runs where decoding runs (``domain/validation.py``, in a worker
+Mapping runs where decoding runs (``sources/decoding.py``, in a worker
 process) and inside msgspec, because a per-record dict rewrite in Python costs
 several times what decoding a million records does. ``reader_for`` builds, once
 per endpoint, a struct with the record type's fields and types under the

@@ -18,17 +18,16 @@ is read to its new end. A ``Pager`` decides only; ``HttpSource`` does the
 requests and enforces ``MaxPages``.
 
 Pages are small (``PageSize`` records), so reading each one's envelope here,
-in the service process, is cheap; decoding the records stays with validation.
+in the service process, is cheap (``sources/decoding.py`` reads it, as it reads
+the records later in a worker).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-import msgspec
-
 from catalog_refresher.config.settings import PagingKind, PagingSettings
-from catalog_refresher.errors import InvalidPayloadError
+from catalog_refresher.sources.decoding import count_at, record_count
 
 __all__ = ["Pager", "pager_for"]
 
@@ -65,7 +64,7 @@ class _OffsetPager:
         }
 
     def advance(self, body: bytes, page_number: int) -> bool:
-        received = _record_count(body, self._records_path, page_number)
+        received = record_count(body, self._records_path, page_number)
         self._offset += received
         if received == 0:
             return False
@@ -73,7 +72,7 @@ class _OffsetPager:
             return True  # only an empty page says the end was passed
         # An empty page before the total was reached means the source shrank while it
         # was read (records deleted meanwhile): that page ended it, above.
-        total = _count_at(body, self._paging.count_path, page_number, "TotalPath")
+        total = count_at(body, self._paging.count_path, page_number, "TotalPath")
         return self._offset < total
 
 
@@ -93,55 +92,9 @@ class _NumberPager:
     def advance(self, body: bytes, page_number: int) -> bool:
         paging = self._paging
         if paging.count_path is None:
-            more = _record_count(body, self._records_path, page_number) > 0
+            more = record_count(body, self._records_path, page_number) > 0
         else:
-            count = _count_at(body, paging.count_path, page_number, "PageCountPath")
+            count = count_at(body, paging.count_path, page_number, "PageCountPath")
             more = page_number < count
         self._page += 1
         return more
-
-
-def _record_count(body: bytes, records_path: str | None, page_number: int) -> int:
-    array = _at(body, records_path, page_number, "RecordsPath")
-    try:
-        return len(msgspec.json.decode(array, type=list[msgspec.Raw]))
-    except msgspec.DecodeError as exc:  # ValidationError included
-        where = f"at RecordsPath {records_path!r}" if records_path else "(no RecordsPath)"
-        raise InvalidPayloadError(
-            f"page {page_number}: expected an array of records {where}: {exc}"
-        ) from exc
-
-
-def _count_at(body: bytes, path: str, page_number: int, option: str) -> int:
-    """A whole number at ``path``: a JSON number, or a string of digits (Flexi ``"5"``)."""
-    raw = _at(body, path, page_number, option)
-    value = msgspec.json.decode(raw)
-    if isinstance(value, str) and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        shown = raw[:40].decode(errors="replace")
-        raise InvalidPayloadError(
-            f"page {page_number}: {option} {path!r} holds {shown}, not a count"
-        )
-    return value
-
-
-def _at(body: bytes | msgspec.Raw, path: str | None, page_number: int, what: str) -> bytes:
-    """The JSON text at the dotted ``path`` inside ``body`` (all of it for ``None``)."""
-    node: bytes | msgspec.Raw = body
-    for step in path.split(".") if path else ():
-        try:
-            obj = msgspec.json.decode(node, type=dict[str, msgspec.Raw])
-        except msgspec.DecodeError as exc:
-            raise InvalidPayloadError(
-                f"page {page_number}: not the expected JSON object on the way to {what}"
-                f" {path!r}: {exc}"
-            ) from exc
-        if step not in obj:
-            raise InvalidPayloadError(
-                f"page {page_number}: no {step!r} on the way to {what} {path!r}"
-            )
-        node = obj[step]
-    return bytes(node)

@@ -1,41 +1,29 @@
-"""From raw JSON pages to valid, normalised records (contract sections 1 and 4).
+"""The per-record rules: when a record is valid, and its row key (contract sections 1 and 4).
 
-A payload that is not JSON, or not an array where one is expected, fails the
-whole run (``InvalidPayloadError``). Inside a good payload, each record stands
-alone: an invalid one is counted with its reason and left out.
+A record arrives decoded (``sources/decoding.py``) and leaves normalised: codes
+without stray white space, dates as ``YYYY-MM-DD``, a sale booked to its
+period, history rows inside the run's window, attributes typed with the
+free-form rest kept as sorted JSON. A record that breaks a rule raises
+``InvalidRecord`` saying which; ``refresh/validate.py`` counts it and goes on.
 
-The common case, a payload with no invalid record, is decoded in one msgspec
-call straight into frozen structs; only when that call meets a bad record does
-validation fall back to decoding record by record to find and count them.
-
-Pages may also be CSV (``sources/csv_payload.py`` turns them into raw records
-first), and a payload may name its fields differently (``sources/mapping.py``:
-decoded under the payload's names, then turned into the record type); both are
-told by the payload itself, so a backup endpoint may differ from its primary.
+The row key identifies a row within its source: the key fields of a snapshot
+source, or product, day and occurrence for a history source, joined by
+``KEY_SEPARATOR``.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import date
-from pathlib import Path
-from types import GenericAlias
 from typing import Any
 
 import msgspec
 
 from catalog_refresher.domain import records
 from catalog_refresher.domain.specs import SourceSpec
-from catalog_refresher.errors import InvalidPayloadError
-from catalog_refresher.sources.base import Payload, Window
-from catalog_refresher.sources.csv_payload import read_rows
-from catalog_refresher.sources.mapping import RecordReader, reader_for
-
-#: How many invalid-record reasons a run keeps for its audit entry.
-MAX_REASONS = 10
+from catalog_refresher.domain.window import Window
 
 #: Separates the parts of a composite row key; cannot occur in a stripped code.
 KEY_SEPARATOR = "\x1f"
@@ -46,60 +34,21 @@ _PERIOD = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 # Control characters (the key separator among them) never belong in a code.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+#: A record in, its row key and normalised record out; raises ``InvalidRecord``.
+Normaliser = Callable[[Any], tuple[str, records.Record]]
+
 
 class InvalidRecord(ValueError):
     """One record broke a rule; the message says which."""
 
 
-@dataclass(slots=True, kw_only=True)
-class Batch:
-    """The valid records of one fetch, by row key, and what was refused."""
+def normaliser(spec: SourceSpec, window: Window | None) -> Normaliser:
+    """The rules of ``spec``'s source, for one run; a history source needs its ``window``.
 
-    rows: dict[str, records.Record] = field(default_factory=dict)
-    fetched: int = 0
-    invalid: int = 0
-    reasons: list[str] = field(default_factory=list)
-
-    def refuse(self, where: str, reason: str) -> None:
-        self.invalid += 1
-        if len(self.reasons) < MAX_REASONS:
-            self.reasons.append(f"{where}: {reason}")
-
-
-def validate(spec: SourceSpec, payload: Payload, window: Window | None) -> Batch:
-    """Decode and validate every page of ``payload`` for ``spec``'s source."""
-    batch = Batch()
-    normalise = _history_normaliser(spec, window) if spec.is_history else _snapshot_normaliser(spec)
-    reader = reader_for(spec.record_type, payload.fields)
-    rows = batch.rows
-    # This loop runs once per record (a million for a large snapshot): it is kept
-    # to one dict store and one call on the common path.
-    for page_number, page in enumerate(payload.pages, start=1):
-        items: bytes | list[dict[str, str]]
-        if payload.csv is not None:
-            items = read_rows(page, payload.csv, reader.numeric_names, page_number)
-        else:
-            body = page.read_bytes() if isinstance(page, Path) else page
-            items = _records_array(body, payload.records_path, page_number)
-        where = f"page {page_number} record" if len(payload.pages) > 1 else "record"
-        decoded, may_hold_errors = _decode_records(reader, items, batch)
-        for index, record in decoded:
-            if may_hold_errors and isinstance(record, msgspec.ValidationError):
-                batch.refuse(f"{where} {index}", str(record))
-                continue
-            try:
-                key, clean = normalise(record)
-            except InvalidRecord as exc:
-                batch.refuse(f"{where} {index}", str(exc))
-                continue
-            size = len(rows)
-            rows[key] = clean
-            if len(rows) == size:
-                # Contract: the last occurrence wins, the earlier one counts as invalid.
-                batch.refuse(
-                    f"{where} {index}", f"duplicate key {_show_key(key)}, replaces earlier"
-                )
-    return batch
+    Take a fresh one per run: a history source's normaliser numbers the rows of
+    one product and day in the order it meets them.
+    """
+    return _history_normaliser(spec, window) if spec.is_history else _snapshot_normaliser(spec)
 
 
 def row_day(record: records.Record) -> date | None:
@@ -116,75 +65,9 @@ def split_key(key: str) -> list[str]:
     return key.split(KEY_SEPARATOR)
 
 
-def _show_key(key: str) -> str:
+def show_key(key: str) -> str:
+    """A row key as messages show it: its parts joined by ``/``."""
     return "/".join(split_key(key))
-
-
-# --- decoding ---------------------------------------------------------------
-
-
-def _records_array(page: bytes, records_path: str | None, page_number: int) -> bytes:
-    """The bytes of the records array inside one page."""
-    node: bytes | msgspec.Raw = page
-    try:
-        for step in records_path.split(".") if records_path else ():
-            obj = msgspec.json.decode(node, type=dict[str, msgspec.Raw])
-            if step not in obj:
-                raise InvalidPayloadError(
-                    f"page {page_number}: no {step!r} in the object at RecordsPath {records_path!r}"
-                )
-            node = obj[step]
-    except msgspec.DecodeError as exc:
-        raise InvalidPayloadError(f"page {page_number}: not the expected JSON: {exc}") from exc
-    return bytes(node)
-
-
-def _decode_records(
-    reader: RecordReader, items: bytes | list[dict[str, str]], batch: Batch
-) -> tuple[Iterable[tuple[int, Any]], bool]:
-    """Decode the records (a JSON array, or CSV rows); one that does not fit comes as its error.
-
-    The flag says whether any error may be among them (only on the slow path).
-    """
-    many = GenericAlias(list, reader.wire_type)
-    try:
-        if isinstance(items, bytes):
-            decoded = msgspec.json.decode(items, type=many, strict=False)
-        else:
-            decoded = msgspec.convert(items, many, strict=False)
-        if reader.mapped:
-            decoded = reader.finish(decoded)
-        batch.fetched += len(decoded)
-        return enumerate(decoded), False
-    except msgspec.ValidationError:
-        pass  # at least one record does not fit: find which, one by one
-    except msgspec.DecodeError as exc:
-        raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
-    one: Any = reader.wire_type
-    raws: list[Any]
-    if isinstance(items, bytes):
-        try:
-            raws = msgspec.json.decode(items, type=list[msgspec.Raw])
-        except msgspec.ValidationError as exc:
-            raise InvalidPayloadError("expected a JSON array of records") from exc
-        except msgspec.DecodeError as exc:
-            raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
-    else:
-        raws = items
-    batch.fetched += len(raws)
-    decoded_or_errors: list[tuple[int, Any]] = []
-    for index, raw in enumerate(raws):
-        try:
-            if isinstance(raw, msgspec.Raw):
-                record = msgspec.json.decode(raw, type=one, strict=False)
-            else:
-                record = msgspec.convert(raw, one, strict=False)
-            if reader.mapped:
-                record = reader.finish_one(record)
-            decoded_or_errors.append((index, record))
-        except msgspec.ValidationError as exc:
-            decoded_or_errors.append((index, exc))
-    return decoded_or_errors, True
 
 
 # --- per-record rules -----------------------------------------------------------
@@ -213,7 +96,7 @@ def _day(value: str, name: str) -> str:
         raise InvalidRecord(f"{name} {value!r} is not a date: {exc}") from None
 
 
-def _snapshot_normaliser(spec: SourceSpec) -> Any:
+def _snapshot_normaliser(spec: SourceSpec) -> Normaliser:
     key_fields = spec.key_fields
     code_fields = tuple(f for f in key_fields if f != "date")
     is_attributes = spec.record_type is records.Attributes
@@ -250,7 +133,7 @@ def _snapshot_normaliser(spec: SourceSpec) -> Any:
     return normalise
 
 
-def _history_normaliser(spec: SourceSpec, window: Window | None) -> Any:
+def _history_normaliser(spec: SourceSpec, window: Window | None) -> Normaliser:
     if window is None:
         raise ValueError(f"{spec.id} is a history source and needs a window")
     occurrences: dict[str, int] = {}

@@ -1,0 +1,216 @@
+"""From a payload's pages to its records: every step of decoding, in one place.
+
+A page is bytes, or the file it was spooled to (``read_page``). In a JSON page
+the records array sits at the dotted ``RecordsPath``; a paging envelope holds
+counts at ``TotalPath`` or ``PageCountPath``. One walk (``_walk``) finds all of
+them, for the pager (``record_count``, ``count_at``, in the service process)
+and for the pipeline (``records_array``, in a worker). The two word a broken
+path differently, as they always have: the pager names the option it was
+following, the pipeline the object it was in.
+
+A CSV page becomes raw rows first (``sources/csv_payload.py``), and a payload
+that names its fields differently is decoded under its own names
+(``sources/mapping.py``); both are told by the payload itself, so a backup
+endpoint may differ from its primary.
+
+``decode_pages`` gives each page's records. The common case, a page with no
+invalid record, is decoded in one msgspec call straight into frozen structs;
+only when that call meets a record that does not fit does decoding fall back to
+one record at a time, so that each bad record comes as an ``Unfit`` in its
+place and the others still count.
+
+A page that is not JSON, or not an array where one is expected, raises
+``InvalidPayloadError``, failing the whole run; a record that does not fit is
+that record's problem only. What happens to records next (the per-record rules,
+duplicate keys, counting) is ``refresh/validate.py``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import GenericAlias
+from typing import Any
+
+import msgspec
+
+from catalog_refresher.domain import records
+from catalog_refresher.errors import InvalidPayloadError
+from catalog_refresher.sources.base import Payload
+from catalog_refresher.sources.csv_payload import read_rows
+from catalog_refresher.sources.mapping import RecordReader, reader_for
+
+__all__ = [
+    "PageRecords",
+    "Unfit",
+    "count_at",
+    "decode_pages",
+    "decode_records",
+    "read_page",
+    "record_count",
+    "records_array",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Unfit:
+    """A record that does not fit the record type, in the place of that record."""
+
+    reason: str
+    """msgspec's message: which field, and what is wrong with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecords:
+    """The records of one page, in payload order."""
+
+    records: list[Any]
+    """Each decoded for the record type (a struct; a raw dict for attributes), or an ``Unfit``."""
+    may_hold_unfit: bool
+    """False on the fast path: no item is an ``Unfit``, so nobody needs to look."""
+
+
+def read_page(page: bytes | Path) -> bytes:
+    """A page's body: as held, or read from the file it was spooled to."""
+    return page.read_bytes() if isinstance(page, Path) else page
+
+
+def decode_pages(payload: Payload, record_type: type[records.Record]) -> Iterator[PageRecords]:
+    """The records of each page of ``payload``, one page read at a time."""
+    reader = reader_for(record_type, payload.fields)
+    for page_number, page in enumerate(payload.pages, start=1):
+        body = read_page(page)
+        items: bytes | list[dict[str, str]]
+        if payload.csv is not None:
+            items = read_rows(body, payload.csv, reader.numeric_names, page_number)
+        else:
+            items = records_array(body, payload.records_path, page_number)
+        yield decode_records(reader, items)
+
+
+def decode_records(reader: RecordReader, items: bytes | list[dict[str, str]]) -> PageRecords:
+    """The records of a JSON array, or of CSV rows, as ``reader`` decodes them."""
+    many = GenericAlias(list, reader.wire_type)
+    try:
+        if isinstance(items, bytes):
+            decoded = msgspec.json.decode(items, type=many, strict=False)
+        else:
+            decoded = msgspec.convert(items, many, strict=False)
+        if reader.mapped:
+            decoded = reader.finish(decoded)
+        return PageRecords(records=decoded, may_hold_unfit=False)
+    except msgspec.ValidationError:
+        pass  # at least one record does not fit: find which, one by one
+    except msgspec.DecodeError as exc:
+        raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
+    return PageRecords(records=_one_by_one(reader, items), may_hold_unfit=True)
+
+
+def _one_by_one(reader: RecordReader, items: bytes | list[dict[str, str]]) -> list[Any]:
+    """Each record decoded alone: the record, or an ``Unfit`` in its place."""
+    one: Any = reader.wire_type
+    raws: list[Any]
+    if isinstance(items, bytes):
+        try:
+            raws = msgspec.json.decode(items, type=list[msgspec.Raw])
+        except msgspec.ValidationError as exc:
+            raise InvalidPayloadError("expected a JSON array of records") from exc
+        except msgspec.DecodeError as exc:
+            raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
+    else:
+        raws = items
+    decoded: list[Any] = []
+    for raw in raws:
+        try:
+            if isinstance(raw, msgspec.Raw):
+                record = msgspec.json.decode(raw, type=one, strict=False)
+            else:
+                record = msgspec.convert(raw, one, strict=False)
+            if reader.mapped:
+                record = reader.finish_one(record)
+            decoded.append(record)
+        except msgspec.ValidationError as exc:
+            decoded.append(Unfit(str(exc)))
+    return decoded
+
+
+# --- dotted paths ---------------------------------------------------------------
+
+
+def records_array(body: bytes, records_path: str | None, page_number: int) -> bytes:
+    """The JSON text of the records array inside one page (the pipeline's reading)."""
+    try:
+        return _walk(body, records_path)
+    except _NoStep as exc:
+        raise InvalidPayloadError(
+            f"page {page_number}: no {exc.step!r} in the object at RecordsPath {records_path!r}"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidPayloadError(f"page {page_number}: not the expected JSON: {exc}") from exc
+
+
+def record_count(body: bytes, records_path: str | None, page_number: int) -> int:
+    """How many records one page holds (the pager's reading)."""
+    array = _envelope_at(body, records_path, page_number, "RecordsPath")
+    try:
+        return len(msgspec.json.decode(array, type=list[msgspec.Raw]))
+    except msgspec.DecodeError as exc:  # ValidationError included
+        where = f"at RecordsPath {records_path!r}" if records_path else "(no RecordsPath)"
+        raise InvalidPayloadError(
+            f"page {page_number}: expected an array of records {where}: {exc}"
+        ) from exc
+
+
+def count_at(body: bytes, path: str, page_number: int, option: str) -> int:
+    """A whole number at ``path``: a JSON number, or a string of digits (Flexi ``"5"``)."""
+    raw = _envelope_at(body, path, page_number, option)
+    value = msgspec.json.decode(raw)
+    if isinstance(value, str) and value.strip().isdecimal():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        shown = raw[:40].decode(errors="replace")
+        raise InvalidPayloadError(
+            f"page {page_number}: {option} {path!r} holds {shown}, not a count"
+        )
+    return value
+
+
+def _envelope_at(body: bytes, path: str | None, page_number: int, option: str) -> bytes:
+    """The JSON text at ``path``, which the pager follows for ``option``."""
+    try:
+        return _walk(body, path)
+    except _NoStep as exc:
+        raise InvalidPayloadError(
+            f"page {page_number}: no {exc.step!r} on the way to {option} {path!r}"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidPayloadError(
+            f"page {page_number}: not the expected JSON object on the way to {option}"
+            f" {path!r}: {exc}"
+        ) from exc
+
+
+class _NoStep(Exception):
+    """A step of a dotted path is not in the object it should be in."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+def _walk(body: bytes, path: str | None) -> bytes:
+    """The JSON text at the dotted ``path`` inside ``body`` (all of it for ``None``).
+
+    Raises ``msgspec.DecodeError`` where the way is not a JSON object, and
+    ``_NoStep`` where it ends early.
+    """
+    node: bytes | msgspec.Raw = body
+    for step in path.split(".") if path else ():
+        obj = msgspec.json.decode(node, type=dict[str, msgspec.Raw])
+        if step not in obj:
+            raise _NoStep(step)
+        node = obj[step]
+    return bytes(node)
