@@ -21,6 +21,7 @@ test: lint typecheck unit
 lint: $(BIN)/catalog-refresher
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/catalog-refresher
 	$(BIN)/mypy
