@@ -1,8 +1,8 @@
-"""The project's exception tree.
+"""The project's exception tree: every error the service raises on purpose.
 
-Every error the service raises on purpose derives from ``CatalogRefresherError``.
 Foreign errors (httpx, sqlite3, psycopg, msgspec) are translated at the boundary
-that meets them and chained with ``raise ... from exc``::
+that meets them and chained with ``raise ... from exc``; ``describe`` turns a
+chain into the one line an audit entry, a log line or the CLI shows::
 
     CatalogRefresherError
     ├── ConfigError                 a configuration key is missing or wrong
@@ -12,20 +12,30 @@ that meets them and chained with ``raise ... from exc``::
     │   │   ├── SourceTimeoutError
     │   │   └── SourceStatusError (also permanent, see ``transient``)
     │   └── InvalidPayloadError     the payload is not JSON, or not the expected shape
+    ├── InvalidRecord               one record broke a rule: counted and left out
     ├── PublishRejected             the publish guard refused a run's data
     ├── StoreError                  the store failed; nothing was applied
-    │   └── RunFenced               the run was finished elsewhere (timed out, cancelled)
-    ├── CircuitOpenError            the source's circuit is open; it was not called
+    │   ├── RunFenced               the run was finished elsewhere (timed out, cancelled)
+    │   └── IndexOutOfDate          the source's data changed since the diff; diff again
     ├── UnknownSourceError          no such source id
-    └── AlertDeliveryError          the alert webhook did not take an alert
-        └── AlertStatusError        it answered with an error status (transient for 429, 5xx)
+    ├── SourceNotEnabled            the source is not configured, or is disabled
+    ├── RunConflict                 a forced refresh cannot join the run in flight
+    ├── NotOurTurn                  a peer replica has the source (ran it, or runs it)
+    ├── AlertDeliveryError          the alert webhook did not take an alert
+    │   └── AlertStatusError        it answered with an error status (transient for 429, 5xx)
+    ├── ServeError                  the HTTP API could not be served
+    └── ApiProblem                  an HTTP problem a route answers on purpose (404, 401...)
 
 Each class's docstring is its default message. ``transient`` tells whether the
 failure may pass, so that trying again is worth it (``refresh/resilience.py``
-retries exactly those).
+retries exactly those); ``error_type`` is the label of a failed run in the audit
+log and the metrics.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
 
 
 class CatalogRefresherError(Exception):
@@ -88,6 +98,11 @@ class InvalidPayloadError(SourceError):
     error_type = "invalid_payload"
 
 
+class InvalidRecord(CatalogRefresherError):
+    """One record broke a rule; the message says which. It is counted and left out:
+    a run fails on a payload it cannot read, never on one bad record."""
+
+
 class PublishRejected(CatalogRefresherError):
     """The publish guard refused the data; the previous data stays served."""
 
@@ -104,8 +119,8 @@ class RunFenced(StoreError):
     """The run was already finished (timed out or cancelled); its data was not applied."""
 
 
-class CircuitOpenError(CatalogRefresherError):
-    """The source's circuit is open; it was not called."""
+class IndexOutOfDate(StoreError):
+    """The source's data changed since the diff was computed; diff again."""
 
 
 class UnknownSourceError(CatalogRefresherError):
@@ -114,6 +129,73 @@ class UnknownSourceError(CatalogRefresherError):
     def __init__(self, source_id: str) -> None:
         self.source_id = source_id
         super().__init__(f"unknown source {source_id!r}")
+
+
+class SourceNotEnabled(CatalogRefresherError):
+    """The source is not configured, or its interval is 00:00:00."""
+
+
+class RunConflict(CatalogRefresherError):
+    """An unforced run of this source is already in flight; a forced one cannot join it."""
+
+
+class NotOurTurn(CatalogRefresherError):
+    """A peer replica ran this source within its interval, or runs it now."""
+
+    def __init__(self, source: str, retry_after: timedelta) -> None:
+        super().__init__(f"{source}: a peer has it; ask again in {retry_after}")
+        self.retry_after = retry_after
+
+
+class AlertDeliveryError(CatalogRefresherError):
+    """The alert webhook did not take the alert."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        """``reason`` reaches log lines: never the webhook's URL or a header value."""
+        self.transient = transient
+        super().__init__(reason)
+
+
+class AlertStatusError(AlertDeliveryError):
+    """The alert webhook answered with an error status."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(f"HTTP {status_code}", transient=transient_status(status_code))
+
+
+def transient_status(status_code: int) -> bool:
+    """An HTTP error status that may pass (429 and 5xx); any other one will not."""
+    return status_code == 429 or status_code >= 500
+
+
+class ServeError(CatalogRefresherError):
+    """The HTTP API could not be served."""
+
+
+class ApiProblem(CatalogRefresherError):
+    """A problem a route answers on purpose: 404 for an unknown product, 401, 403.
+
+    ``api/problems.py`` turns it into a problem details response with ``status``,
+    the type ``urn:catalog-refresher:problem:<slug>`` and ``detail``; ``title``
+    defaults to the status's reason phrase.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
 
 
 #: How many links of a cause chain ``describe`` follows.
@@ -137,25 +219,3 @@ def describe(exc: BaseException) -> str:
                 parts.append(text)
         current = current.__cause__
     return ": ".join(parts)
-
-
-class AlertDeliveryError(CatalogRefresherError):
-    """The alert webhook did not take the alert."""
-
-    def __init__(self, reason: str, *, transient: bool) -> None:
-        """``reason`` reaches log lines: never the webhook's URL or a header value."""
-        self.transient = transient
-        super().__init__(reason)
-
-
-class AlertStatusError(AlertDeliveryError):
-    """The alert webhook answered with an error status."""
-
-    def __init__(self, status_code: int) -> None:
-        self.status_code = status_code
-        super().__init__(f"HTTP {status_code}", transient=transient_status(status_code))
-
-
-def transient_status(status_code: int) -> bool:
-    """An HTTP error status that may pass (429 and 5xx); any other one will not."""
-    return status_code == 429 or status_code >= 500

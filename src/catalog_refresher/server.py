@@ -16,13 +16,9 @@ import logging
 import uvicorn
 
 from catalog_refresher.app import Application
-from catalog_refresher.errors import CatalogRefresherError
+from catalog_refresher.errors import ServeError
 
 log = logging.getLogger("catalog_refresher")
-
-
-class ServeError(CatalogRefresherError):
-    """The HTTP API could not be served."""
 
 
 async def serve(application: Application, stop: asyncio.Event) -> None:

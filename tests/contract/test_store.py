@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus, Trigger
-from catalog_refresher.errors import RunFenced, StoreError
+from catalog_refresher.errors import IndexOutOfDate, RunFenced, StoreError
 from catalog_refresher.store.base import (
     Applied,
     Changeset,
-    IndexOutOfDate,
     RowWrite,
     RunQuery,
     Store,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import pickle
+import pkgutil
+import re
 from concurrent.futures.process import _ExceptionWithTraceback
+from types import ModuleType
 
 import msgspec
 import pytest
 
+import catalog_refresher
+from catalog_refresher import errors
 from catalog_refresher.errors import InvalidPayloadError, StoreError, describe
 
 
@@ -56,3 +62,51 @@ def test_an_error_without_text_is_named_by_its_type() -> None:
     assert describe(_chained(StoreError("apply failed"), TimeoutError())) == (
         "apply failed: TimeoutError"
     )
+
+
+def _modules() -> list[ModuleType]:
+    return [
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(catalog_refresher.__path__, "catalog_refresher.")
+        if info.name != "catalog_refresher.__main__"  # importing it runs the CLI
+    ]
+
+
+def test_every_exception_class_lives_in_errors() -> None:
+    """No module but ``errors.py`` defines an exception class: the tree is in one place."""
+    elsewhere = [
+        f"{module.__name__}.{name}"
+        for module in _modules()
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == module.__name__
+        and module.__name__ != "catalog_refresher.errors"
+    ]
+    assert elsewhere == []
+
+
+def test_the_tree_in_the_docstring_names_every_class() -> None:
+    """``errors.py``'s drawing of the tree lists exactly the classes it defines, each under
+    its parent."""
+    defined = {
+        name: value
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.CatalogRefresherError)
+    }
+    assert errors.__doc__ is not None
+    drawn: dict[str, str] = {}
+    parents: list[str] = []
+    for line in errors.__doc__.splitlines():
+        # "    ├── ConfigError  ...": four columns of tree drawing per level below the root.
+        match = re.match(r"(    [│├└─ ]*)([A-Z][A-Za-z]+)\b", line)
+        if match is None:
+            continue
+        depth = (len(match.group(1)) - 4) // 4
+        del parents[depth:]
+        if parents:
+            drawn[match.group(2)] = parents[-1]
+        parents.append(match.group(2))
+    assert set(drawn) | {"CatalogRefresherError"} == set(defined)
+    for name, parent in drawn.items():
+        assert defined[name].__bases__ == (defined[parent],), name

@@ -17,7 +17,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from catalog_refresher.api.context import Ctx
-from catalog_refresher.api.problems import ApiProblem
+from catalog_refresher.errors import ApiProblem
 
 # auto_error=False: the 401/403 problems below are ours; the scheme is still
 # declared in OpenAPI, so /docs offers to send the token.

@@ -21,7 +21,7 @@ from importlib import resources
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from catalog_refresher.api.problems import ApiProblem
+from catalog_refresher.errors import ApiProblem
 
 # Not an API for programs: kept out of the OpenAPI document.
 router = APIRouter(include_in_schema=False)

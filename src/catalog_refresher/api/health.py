@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from catalog_refresher.api.context import Ctx
 from catalog_refresher.api.openapi import responses
-from catalog_refresher.api.problems import ApiProblem
 from catalog_refresher.api.schemas import HealthOut, MsgspecResponse, health_out
+from catalog_refresher.errors import ApiProblem
 from catalog_refresher.status import Health
 
 router = APIRouter(tags=["health"])

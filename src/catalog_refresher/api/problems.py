@@ -36,8 +36,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_refresher.api.schemas import FieldError, Problem
-from catalog_refresher.errors import StoreError, UnknownSourceError
-from catalog_refresher.refresh.service import RunConflict, SourceNotEnabled
+from catalog_refresher.errors import (
+    ApiProblem,
+    RunConflict,
+    SourceNotEnabled,
+    StoreError,
+    UnknownSourceError,
+)
 
 log = logging.getLogger("catalog_refresher.api")
 
@@ -46,26 +51,6 @@ PROBLEM_TYPE = "urn:catalog-refresher:problem:"
 #: Details echo user input (a product code, a source id); a bounded echo keeps a
 #: hostile ten-kilobyte path from coming back ten kilobytes long.
 MAX_DETAIL = 300
-
-
-class ApiProblem(Exception):
-    """A problem a route raises on purpose: 404 for an unknown product, 401, 403."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title or phrase(status)
-        self.detail = detail
-        self.headers = dict(headers or {})
 
 
 def phrase(status: int) -> str:

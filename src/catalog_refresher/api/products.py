@@ -13,8 +13,8 @@ from catalog_refresher.api.auth import Reader
 from catalog_refresher.api.context import ApiContext, Ctx
 from catalog_refresher.api.openapi import responses
 from catalog_refresher.api.params import DEFAULT_PAGE, Limit, Offset, ProductCode, Search
-from catalog_refresher.api.problems import ApiProblem
 from catalog_refresher.api.schemas import MsgspecResponse, ProductPage
+from catalog_refresher.errors import ApiProblem
 
 router = APIRouter(prefix="/api/products", tags=["products"], dependencies=[Reader])
 

@@ -31,9 +31,9 @@ from catalog_refresher.api.params import (
     Since,
     SourceFilter,
 )
-from catalog_refresher.api.problems import ApiProblem
 from catalog_refresher.api.schemas import MsgspecResponse, RunOut, RunPage, run_out
 from catalog_refresher.domain.runs import RunStatus
+from catalog_refresher.errors import ApiProblem
 from catalog_refresher.store.base import RunQuery
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=[Reader])

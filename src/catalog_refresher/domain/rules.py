@@ -24,6 +24,7 @@ import msgspec
 from catalog_refresher.domain import records
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
+from catalog_refresher.errors import InvalidRecord
 
 #: Separates the parts of a composite row key; cannot occur in a stripped code.
 KEY_SEPARATOR = "\x1f"
@@ -36,10 +37,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: A record in, its row key and normalised record out; raises ``InvalidRecord``.
 Normaliser = Callable[[Any], tuple[str, records.Record]]
-
-
-class InvalidRecord(ValueError):
-    """One record broke a rule; the message says which."""
 
 
 def normaliser(spec: SourceSpec, window: Window | None) -> Normaliser:

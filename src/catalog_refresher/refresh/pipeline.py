@@ -16,12 +16,12 @@ from datetime import datetime
 from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
-from catalog_refresher.errors import PublishRejected, RunFenced
+from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced
 from catalog_refresher.refresh import diff as diffing
 from catalog_refresher.refresh.guard import check_publish
 from catalog_refresher.refresh.validate import Batch, validate
 from catalog_refresher.sources.base import Payload
-from catalog_refresher.store.base import Applied, IndexOutOfDate, Store
+from catalog_refresher.store.base import Applied, Store
 
 #: Above this many changed products a run reports "everything changed" instead.
 MANY_PRODUCTS = 50_000

@@ -30,7 +30,12 @@ from catalog_refresher.clock import Clock, sleep_until
 from catalog_refresher.config.settings import Settings
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
-from catalog_refresher.errors import CatalogRefresherError, UnknownSourceError
+from catalog_refresher.errors import (
+    NotOurTurn,
+    RunConflict,
+    SourceNotEnabled,
+    UnknownSourceError,
+)
 from catalog_refresher.refresh.events import (
     EventBus,
     Purged,
@@ -55,22 +60,6 @@ CHANGE_FEED_KEPT = timedelta(days=1)
 FOLLOW_PEER_RUN_EVERY = 1.0
 #: How often a loop asks again for its source's history when the store cannot be read.
 FIRST_HISTORY_RETRY_EVERY = 5.0
-
-
-class SourceNotEnabled(CatalogRefresherError):
-    """The source is not configured, or its interval is 00:00:00."""
-
-
-class RunConflict(CatalogRefresherError):
-    """An unforced run of this source is already in flight; a forced one cannot join it."""
-
-
-class NotOurTurn(CatalogRefresherError):
-    """A peer replica ran this source within its interval, or runs it now."""
-
-    def __init__(self, source: str, retry_after: timedelta) -> None:
-        super().__init__(f"{source}: a peer has it; ask again in {retry_after}")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from catalog_refresher.domain import records
-from catalog_refresher.domain.rules import InvalidRecord, normaliser, show_key
+from catalog_refresher.domain.rules import normaliser, show_key
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
+from catalog_refresher.errors import InvalidRecord
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.decoding import Unfit, decode_pages
 

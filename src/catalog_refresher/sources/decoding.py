@@ -141,13 +141,14 @@ def _one_by_one(reader: RecordReader, items: bytes | list[dict[str, str]]) -> li
 def records_array(body: bytes, records_path: str | None, page_number: int) -> bytes:
     """The JSON text of the records array inside one page (the pipeline's reading)."""
     try:
-        return _walk(body, records_path)
-    except _NoStep as exc:
-        raise InvalidPayloadError(
-            f"page {page_number}: no {exc.step!r} in the object at RecordsPath {records_path!r}"
-        ) from None
+        found = _walk(body, records_path)
     except msgspec.DecodeError as exc:
         raise InvalidPayloadError(f"page {page_number}: not the expected JSON: {exc}") from exc
+    if isinstance(found, _Missing):
+        raise InvalidPayloadError(
+            f"page {page_number}: no {found.step!r} in the object at RecordsPath {records_path!r}"
+        )
+    return found
 
 
 def record_count(body: bytes, records_path: str | None, page_number: int) -> int:
@@ -181,36 +182,36 @@ def count_at(body: bytes, path: str, page_number: int, option: str) -> int:
 def _envelope_at(body: bytes, path: str | None, page_number: int, option: str) -> bytes:
     """The JSON text at ``path``, which the pager follows for ``option``."""
     try:
-        return _walk(body, path)
-    except _NoStep as exc:
-        raise InvalidPayloadError(
-            f"page {page_number}: no {exc.step!r} on the way to {option} {path!r}"
-        ) from None
+        found = _walk(body, path)
     except msgspec.DecodeError as exc:
         raise InvalidPayloadError(
             f"page {page_number}: not the expected JSON object on the way to {option}"
             f" {path!r}: {exc}"
         ) from exc
+    if isinstance(found, _Missing):
+        raise InvalidPayloadError(
+            f"page {page_number}: no {found.step!r} on the way to {option} {path!r}"
+        )
+    return found
 
 
-class _NoStep(Exception):
-    """A step of a dotted path is not in the object it should be in."""
+@dataclass(frozen=True, slots=True)
+class _Missing:
+    """Where a dotted path ends early: the step that is not in its object."""
 
-    def __init__(self, step: str) -> None:
-        super().__init__(step)
-        self.step = step
+    step: str
 
 
-def _walk(body: bytes, path: str | None) -> bytes:
+def _walk(body: bytes, path: str | None) -> bytes | _Missing:
     """The JSON text at the dotted ``path`` inside ``body`` (all of it for ``None``).
 
-    Raises ``msgspec.DecodeError`` where the way is not a JSON object, and
-    ``_NoStep`` where it ends early.
+    Raises ``msgspec.DecodeError`` where the way is not a JSON object; says which
+    step is missing where it ends early.
     """
     node: bytes | msgspec.Raw = body
     for step in path.split(".") if path else ():
         obj = msgspec.json.decode(node, type=dict[str, msgspec.Raw])
         if step not in obj:
-            raise _NoStep(step)
+            return _Missing(step)
         node = obj[step]
     return bytes(node)

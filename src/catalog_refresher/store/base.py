@@ -27,11 +27,6 @@ from datetime import date, datetime
 from typing import Protocol
 
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
-from catalog_refresher.errors import StoreError
-
-
-class IndexOutOfDate(StoreError):
-    """The source's data changed since the diff was computed; diff again."""
 
 
 @dataclass(frozen=True, slots=True)

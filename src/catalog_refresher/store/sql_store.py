@@ -33,11 +33,10 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
-from catalog_refresher.errors import RunFenced
+from catalog_refresher.errors import IndexOutOfDate, RunFenced
 from catalog_refresher.store.base import (
     Applied,
     Changeset,
-    IndexOutOfDate,
     RowDelete,
     RowWrite,
     RunQuery,
