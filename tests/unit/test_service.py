@@ -20,6 +20,7 @@ from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, SourceStatusError, StoreError
 from catalog_refresher.refresh.events import Event
 from catalog_refresher.refresh.resilience import CircuitState
+from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.base import SourceHistory
 from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock, StaticSource
@@ -470,3 +471,24 @@ async def test_a_loop_outlives_a_store_unreadable_at_its_start(
     await clock.advance(5)
     assert [r.status for r in h.runs("erp_stock")] == [RunStatus.SUCCEEDED]
     await h.stop()
+
+
+class _TruncatedBody:
+    """A source whose body ends in the middle of its JSON."""
+
+    source_id = "erp_stock"
+
+    async def fetch(self, window: Window | None) -> Payload:
+        return Payload(pages=[b'[{"product_code": "A", "stock": 1'], origin="test")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_runs_error_says_its_cause_once(tmp_path: Path, clock: FakeClock) -> None:
+    """A body cut short fails the run with msgspec's reason in its error once, not twice."""
+    h = build(tmp_path / "c.db", clock, {"erp_stock": _TruncatedBody()})
+    await h.service.prepare()
+    run = await h.service.refresh("erp_stock")
+    assert run.status is RunStatus.FAILED
+    assert run.error == "the payload is not valid JSON: Input data was truncated"
