@@ -25,6 +25,7 @@ def test_reads_wait_briefly_for_a_lock_and_writes_wait_long(tmp_path: Path) -> N
 
 
 def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
+    """Reads on three threads and the caller's use four connections, one per thread."""
     store = SqliteStore(tmp_path / "catalog.db")
     store.migrate()
     seen: list[object] = []

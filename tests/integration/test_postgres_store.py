@@ -11,6 +11,7 @@ from catalog_refresher.store.postgres import PostgresStore
 
 
 def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    """A server that refuses the connection fails the store at once, its password unshown."""
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
