@@ -6,6 +6,8 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from catalog_refresher.config.paths import parse_path
+from catalog_refresher.config.settings import JsonPath
 from catalog_refresher.domain.runs import Run, RunCounts, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
@@ -54,7 +56,15 @@ def payload(records: Any, *, records_path: str | None = None) -> Payload:
     if records_path:
         for step in reversed(records_path.split(".")):
             body = {step: body}
-    return Payload(pages=[json.dumps(body).encode()], records_path=records_path)
+    return Payload(
+        pages=[json.dumps(body).encode()],
+        records_path=None if records_path is None else json_path(records_path),
+    )
+
+
+def json_path(text: str) -> JsonPath:
+    """``text`` parsed as the configuration parses a path."""
+    return parse_path(text, "test")
 
 
 def window_of(spec: SourceSpec, today: date = TODAY) -> Window | None:

@@ -22,6 +22,7 @@ from catalog_refresher.config.settings import (
 from catalog_refresher.config.values import format_timespan, mask_url, parse_timespan
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.errors import ConfigError
+from tests.helpers import json_path
 
 ERP = '"Sources": {"ErpStock": {"Url": "http://erp.example/api/stock"}}'
 
@@ -474,7 +475,7 @@ def test_a_full_source_is_read(tmp_path: Path) -> None:
     assert list(settings.sources) == ["erp_stock", "sales_data"]  # in SPECS order
     erp = settings.sources["erp_stock"]
     assert erp.primary.url == "http://erp.example/api/stock"
-    assert erp.primary.records_path == "data.items"
+    assert erp.primary.records_path == json_path("data.items")
     assert erp.primary.request_timeout == timedelta(seconds=20)
     assert reveal(erp.primary.headers["Accept"]) == "application/json"
     assert (erp.priority, erp.max_delete_share) == (10, 0.9)

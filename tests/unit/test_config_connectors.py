@@ -18,6 +18,7 @@ from catalog_refresher.config.settings import (
     Settings,
 )
 from catalog_refresher.errors import ConfigError
+from tests.helpers import json_path
 
 FLEXI = {
     "Url": "https://flexi.example/c/firma/skladova-karta.json?add-row-count=true",
@@ -78,7 +79,7 @@ def test_flexi_shoptet_and_csv_sources_are_read(tmp_path: Path) -> None:
         page_size=1000,
         position_parameter="start",
         size_parameter="limit",
-        count_path="winstrom.@rowCount",
+        count_path=json_path("winstrom.@rowCount"),
     )
     assert erp.fields == (
         FieldRule(field="product_code", source="cenik", remove_prefix="code:"),
@@ -92,7 +93,7 @@ def test_flexi_shoptet_and_csv_sources_are_read(tmp_path: Path) -> None:
         page_size=100,
         position_parameter="page",
         size_parameter="itemsPerPage",
-        count_path="data.paginator.pageCount",
+        count_path=json_path("data.paginator.pageCount"),
         max_pages=500,
     )
     attributes = settings.sources["attributes"].primary
@@ -181,7 +182,7 @@ OFFSET = {"Kind": "offset", "PageSize": 10}
         (
             erp(RecordsPath="d.items", Paging={**OFFSET, "TotalPath": "d..total"}),
             "Paging:TotalPath",
-            "empty segment",
+            "empty step",
         ),
         (erp(Paging={**OFFSET, "OffsetParameter": "limit"}), "Paging:SizeParameter", "differ"),
         (erp(Paging={**OFFSET, "SizeParameter": " "}), "Paging:SizeParameter", "not be empty"),
@@ -291,7 +292,7 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     settings = load(path, environment=None, environ=environ)
     erp, eshop = settings.sources["erp_stock"], settings.sources["eshop_stock"]
     assert erp.primary.paging is not None
-    assert erp.primary.paging.count_path == "winstrom.@rowCount"
+    assert erp.primary.paging.count_path == json_path("winstrom.@rowCount")
     assert eshop.primary.fields == (
         FieldRule(field="product_code", source="code"),
         FieldRule(field="stock", source="amount"),

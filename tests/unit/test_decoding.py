@@ -12,27 +12,65 @@ from catalog_refresher.sources.decoding import (
     decode_records,
     record_count,
     records_array,
+    value_at,
 )
 from catalog_refresher.sources.mapping import reader_for
+from tests.helpers import json_path
 
 PAGE = b'{"data": {"items": [{"product_code": "A", "stock": 1}], "total": "7"}}'
 
 
 def test_the_pager_and_the_pipeline_find_the_same_records_array() -> None:
     """The records at ``RecordsPath`` are the array the pager counted, and the count is read."""
-    assert records_array(PAGE, "data.items", 1) == b'[{"product_code": "A", "stock": 1}]'
-    assert record_count(PAGE, "data.items", 1) == 1
-    assert count_at(PAGE, "data.total", 1, "TotalPath") == 7
+    items = json_path("data.items")
+    assert records_array(PAGE, items, 1) == b'[{"product_code": "A", "stock": 1}]'
+    assert record_count(PAGE, items, 1) == 1
+    assert count_at(PAGE, json_path("data.total"), 1, "TotalPath") == 7
 
 
 def test_a_missing_step_is_named_in_each_readers_own_words() -> None:
-    """The pager names the option it followed, the pipeline the object it was in."""
+    """The pager names the option it followed, the pipeline the object it was in; both list
+    the keys the object does have."""
+    rows = json_path("data.rows")
     with pytest.raises(InvalidPayloadError) as pager:
-        record_count(PAGE, "data.rows", 3)
+        record_count(PAGE, rows, 3)
     with pytest.raises(InvalidPayloadError) as pipeline:
-        records_array(PAGE, "data.rows", 3)
-    assert str(pager.value) == "page 3: no 'rows' on the way to RecordsPath 'data.rows'"
-    assert str(pipeline.value) == "page 3: no 'rows' in the object at RecordsPath 'data.rows'"
+        records_array(PAGE, rows, 3)
+    assert str(pager.value) == (
+        "page 3: no 'rows' on the way to RecordsPath 'data.rows' (it has items, total)"
+    )
+    assert str(pipeline.value) == (
+        "page 3: no 'rows' in the object at RecordsPath 'data.rows' (it has items, total)"
+    )
+
+
+def test_a_path_walks_into_arrays_by_index() -> None:
+    """``winstrom.items[1].rows`` takes the second element; ``[-1]`` the last."""
+    page = b'{"winstrom": {"items": [{"rows": [1]}, {"rows": [2, 3]}]}}'
+    assert records_array(page, json_path("winstrom.items[1].rows"), 1) == b"[2, 3]"
+    assert records_array(page, json_path("winstrom.items[-1].rows"), 1) == b"[2, 3]"
+    assert value_at(page, json_path("winstrom.items[0].rows[0]")) == b"1"
+    assert value_at(page, json_path("winstrom.items[5]")) is None
+    assert value_at(page, json_path("winstrom.items.rows")) is None  # an array has no keys
+
+
+def test_an_index_past_the_end_says_how_long_the_array_is() -> None:
+    """A missing element names the index and the array's length."""
+    page = b'{"pages": [{"rows": []}]}'
+    with pytest.raises(InvalidPayloadError) as caught:
+        records_array(page, json_path("pages[2].rows"), 1)
+    assert str(caught.value) == (
+        "page 1: no element [2] in the array at RecordsPath 'pages[2].rows' (it has 1 elements)"
+    )
+
+
+def test_a_long_list_of_keys_is_cut_short() -> None:
+    """An object with many keys lists the first twelve and how many more there are."""
+    page = ("{" + ", ".join(f'"k{n:02}": 0' for n in range(20)) + "}").encode()
+    with pytest.raises(InvalidPayloadError) as caught:
+        records_array(page, json_path("items"), 1)
+    assert str(caught.value).endswith("(it has k00, k01, k02, k03, k04, k05, k06, k07, k08, k09,"
+                                      " k10, k11 and 8 more)")  # fmt: skip
 
 
 def test_a_record_that_does_not_fit_comes_as_unfit_in_its_place() -> None:

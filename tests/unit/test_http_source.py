@@ -26,6 +26,7 @@ from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.http import HttpSource, build_client, open_source, safe_url
+from tests.helpers import json_path
 
 TOKEN = "tok-9f8e7d6c5b4a"
 PASSWORD = "pa55-w0rd-xyz"
@@ -51,7 +52,7 @@ def endpoint(
         type=EndpointType.HTTP,
         url=url,
         headers=MappingProxyType(headers),
-        records_path=records_path,
+        records_path=None if records_path is None else json_path(records_path),
         request_timeout=request_timeout,
     )
 
@@ -137,7 +138,7 @@ async def test_returns_the_body_untouched_with_records_path_and_safe_origin() ->
     payload = await fetch(handler, settings=endpoint(SECRET_URL, records_path="data.items"))
 
     assert payload.pages == [body]
-    assert payload.records_path == "data.items"
+    assert payload.records_path == json_path("data.items")
     assert payload.origin == URL
 
 

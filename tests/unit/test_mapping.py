@@ -17,6 +17,7 @@ from catalog_refresher.domain.window import Window
 from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.mapping import reader_for
+from tests.helpers import json_path
 from tests.paged_server import flexi_cards, sample
 
 FLEXI_FIELDS = (
@@ -24,7 +25,7 @@ FLEXI_FIELDS = (
     FieldRule(field="stock", source="stavMJ"),
     FieldRule(field="location", source="regal", remove_prefix="code:"),
 )
-FLEXI_PATH = "winstrom.skladova-karta"
+FLEXI_PATH = json_path("winstrom.skladova-karta")
 
 
 def flexi(cards: list[dict[str, Any]], fields: tuple[FieldRule, ...] = FLEXI_FIELDS) -> Payload:

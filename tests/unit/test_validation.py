@@ -17,7 +17,7 @@ from catalog_refresher.errors import InvalidPayloadError
 from catalog_refresher.refresh.diff import product_of_key
 from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.base import Payload
-from tests.helpers import payload, record, validated
+from tests.helpers import json_path, payload, record, validated
 
 WINDOW = Window(date_from=date(2025, 11, 29), date_to=date(2026, 11, 29))
 
@@ -242,7 +242,7 @@ def test_records_path_envelope_is_unwrapped() -> None:
 
 def test_records_path_missing_from_the_page_fails_the_payload() -> None:
     """A page lacking the configured ``RecordsPath`` is not the expected shape."""
-    wrong = Payload(pages=[b'{"data": {"rows": []}}'], records_path="data.items")
+    wrong = Payload(pages=[b'{"data": {"rows": []}}'], records_path=json_path("data.items"))
     with pytest.raises(InvalidPayloadError, match="items"):
         validate(SPECS["erp_stock"], wrong, None)
 

@@ -16,6 +16,7 @@ from catalog_refresher.config.payload import PAGING_OPTIONS
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
     EndpointSettings,
+    JsonPath,
     PagingKind,
     PagingSettings,
     RepositoryOptions,
@@ -94,7 +95,7 @@ def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
             name: value.masked() if isinstance(value, Secret) else "***"
             for name, value in endpoint.headers.items()
         },
-        "RecordsPath": endpoint.records_path,
+        "RecordsPath": _text(endpoint.records_path),
         "RequestTimeout": format_timespan(endpoint.request_timeout),
         "Paging": None if endpoint.paging is None else _describe_paging(endpoint.paging),
         "Fields": {
@@ -123,9 +124,13 @@ def _describe_paging(paging: PagingSettings) -> dict[str, Any]:
         "PageSize": paging.page_size,
         position_option: paging.position_parameter,
         "SizeParameter": paging.size_parameter,
-        count_option: paging.count_path,
+        count_option: _text(paging.count_path),
         "MaxPages": paging.max_pages,
     }
     if paging.kind is PagingKind.PAGE:
         described["FirstPage"] = paging.first_page
     return described
+
+
+def _text(path: JsonPath | None) -> str | None:
+    return None if path is None else path.text

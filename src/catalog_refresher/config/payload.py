@@ -14,7 +14,14 @@ from typing import Any
 
 import msgspec
 
-from catalog_refresher.config.settings import CsvFormat, FieldRule, PagingKind, PagingSettings
+from catalog_refresher.config.paths import parse_path
+from catalog_refresher.config.settings import (
+    CsvFormat,
+    FieldRule,
+    JsonPath,
+    PagingKind,
+    PagingSettings,
+)
 from catalog_refresher.config.tree import as_object, get, reject_unknown
 from catalog_refresher.config.values import as_bool, as_choice, as_int, as_text, json_kind
 from catalog_refresher.domain import records
@@ -25,7 +32,6 @@ __all__ = [
     "PAGING_OPTIONS",
     "check_rules",
     "csv_format",
-    "dotted_path",
     "field_rules",
     "paging_settings",
 ]
@@ -40,14 +46,6 @@ PAGING_OPTIONS = {
 _PAGING_PARAMETERS = {PagingKind.OFFSET: ("offset", "limit"), PagingKind.PAGE: ("page", "pageSize")}
 
 
-def dotted_path(value: Any, key: str) -> str:
-    """A dotted path into a JSON page (``data.paginator.pageCount``) without empty steps."""
-    path = as_text(value, key)
-    if not all(path.split(".")):
-        raise ConfigError(key, f"{path!r} has an empty segment")
-    return path
-
-
 def _name(value: Any, key: str) -> str:
     """A query parameter or field name: text that is not blank."""
     name = as_text(value, key).strip()
@@ -57,7 +55,7 @@ def _name(value: Any, key: str) -> str:
 
 
 def paging_settings(
-    value: Any, key: str, records_path: str | None, spec: SourceSpec
+    value: Any, key: str, records_path: JsonPath | None, spec: SourceSpec
 ) -> PagingSettings:
     """``Paging``: the kind's own options only; PageSize required; count paths need an envelope."""
     tree = as_object(value, key)
@@ -98,7 +96,7 @@ def paging_settings(
             if values[name] in {"date_from", "date_to"}:
                 raise ConfigError(f"{key}:{option}", "date_from and date_to carry the window")
     if (count := get(tree, count_option)) is not None:
-        values["count_path"] = dotted_path(count, f"{key}:{count_option}")
+        values["count_path"] = parse_path(count, f"{key}:{count_option}")
         if records_path is None:
             problem = "needs RecordsPath: a page that is a bare array holds no count"
             raise ConfigError(f"{key}:{count_option}", problem)

@@ -26,7 +26,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from catalog_refresher.config.payload import csv_format, dotted_path, field_rules, paging_settings
+from catalog_refresher.config.paths import parse_path
+from catalog_refresher.config.payload import csv_format, field_rules, paging_settings
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
     AlertSettings,
@@ -196,7 +197,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
     headers = _headers(get(tree, "Headers"), f"{key}:Headers", context)
     records_path = get(tree, "RecordsPath")
     if records_path is not None:
-        records_path = dotted_path(records_path, f"{key}:RecordsPath")
+        records_path = parse_path(records_path, f"{key}:RecordsPath")
     timeout = get(tree, "RequestTimeout")
     if type_ is not EndpointType.HTTP:
         for option in ("Paging", "Fields", "Csv"):

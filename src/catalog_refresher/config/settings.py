@@ -113,6 +113,23 @@ def _complete(
     return MappingProxyType({id_: given.get(id_, default) for id_, default in defaults.items()})
 
 
+@dataclass(frozen=True, slots=True)
+class JsonPath:
+    """A path into a JSON document (``cenik[0].kod``), parsed by ``config/paths.py``:
+    ``text`` as written, ``steps`` its object keys (``str``) and array indexes (``int``)."""
+
+    text: str
+    steps: tuple[str | int, ...]
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def is_flat(self) -> bool:
+        """One key, no nesting: what a plain field name is."""
+        return len(self.steps) == 1 and isinstance(self.steps[0], str)
+
+
 class EndpointType(enum.StrEnum):
     HTTP = "http"
     DEMO = "demo"
@@ -141,7 +158,7 @@ class PagingSettings:
     """The query parameter that says which page: the offset, or the page number."""
     first_page: int = 1
     """The number of the first page (``page`` kind only)."""
-    count_path: str | None = None
+    count_path: JsonPath | None = None
     """Dotted path, inside each page, to the total number of records (``offset`` kind) or
     of pages (``page`` kind); without it paging stops at the first empty page."""
     max_pages: int = DEFAULT_MAX_PAGES
@@ -180,8 +197,8 @@ class EndpointSettings:
     type: EndpointType
     url: str | None = None
     headers: Mapping[str, str | Secret] = field(default_factory=lambda: MappingProxyType({}))
-    records_path: str | None = None
-    """Dotted path to the records array inside a JSON object (``data.items``)."""
+    records_path: JsonPath | None = None
+    """Where the records array is inside a JSON page (``data.items``)."""
     request_timeout: timedelta = timedelta(seconds=60)
     paging: PagingSettings | None = None
     fields: tuple[FieldRule, ...] = ()

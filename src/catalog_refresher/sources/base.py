@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from catalog_refresher.config.settings import CsvFormat, FieldRule
+from catalog_refresher.config.settings import CsvFormat, FieldRule, JsonPath
 from catalog_refresher.domain.window import Window
 
 
@@ -29,7 +29,7 @@ class Payload:
 
     pages: list[bytes | Path] = field(default_factory=list)
     """Each page's body, or the file it was spooled to (see ``HttpSource``)."""
-    records_path: str | None = None
+    records_path: JsonPath | None = None
     """Dotted path to the records array inside each page, or ``None`` for a bare array."""
     origin: str = ""
     """Where it came from, for logs (a URL without credentials, or ``demo``)."""

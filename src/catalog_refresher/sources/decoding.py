@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from catalog_refresher.config.settings import JsonPath
 from catalog_refresher.domain import records
 from catalog_refresher.errors import InvalidPayloadError
 from catalog_refresher.sources.base import Payload
@@ -138,32 +139,34 @@ def _one_by_one(reader: RecordReader, items: bytes | list[dict[str, str]]) -> li
 # --- dotted paths ---------------------------------------------------------------
 
 
-def records_array(body: bytes, records_path: str | None, page_number: int) -> bytes:
+def records_array(body: bytes, records_path: JsonPath | None, page_number: int) -> bytes:
     """The JSON text of the records array inside one page (the pipeline's reading)."""
     try:
         found = _walk(body, records_path)
     except msgspec.DecodeError as exc:
         raise InvalidPayloadError(f"page {page_number}: not the expected JSON: {exc}") from exc
     if isinstance(found, _Missing):
+        assert records_path is not None  # the whole body is found whole
         raise InvalidPayloadError(
-            f"page {page_number}: no {found.step!r} in the object at RecordsPath {records_path!r}"
+            f"page {page_number}: no {found.shown} in the {found.container} at RecordsPath"
+            f" {records_path.text!r}{found.around}"
         )
     return found
 
 
-def record_count(body: bytes, records_path: str | None, page_number: int) -> int:
+def record_count(body: bytes, records_path: JsonPath | None, page_number: int) -> int:
     """How many records one page holds (the pager's reading)."""
     array = _envelope_at(body, records_path, page_number, "RecordsPath")
     try:
         return len(msgspec.json.decode(array, type=list[msgspec.Raw]))
     except msgspec.DecodeError as exc:  # ValidationError included
-        where = f"at RecordsPath {records_path!r}" if records_path else "(no RecordsPath)"
+        where = f"at RecordsPath {records_path.text!r}" if records_path else "(no RecordsPath)"
         raise InvalidPayloadError(
             f"page {page_number}: expected an array of records {where}: {exc}"
         ) from exc
 
 
-def count_at(body: bytes, path: str, page_number: int, option: str) -> int:
+def count_at(body: bytes, path: JsonPath, page_number: int, option: str) -> int:
     """A whole number at ``path``: a JSON number, or a string of digits (Flexi ``"5"``)."""
     raw = _envelope_at(body, path, page_number, option)
     value = msgspec.json.decode(raw)
@@ -174,44 +177,86 @@ def count_at(body: bytes, path: str, page_number: int, option: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         shown = raw[:40].decode(errors="replace")
         raise InvalidPayloadError(
-            f"page {page_number}: {option} {path!r} holds {shown}, not a count"
+            f"page {page_number}: {option} {path.text!r} holds {shown}, not a count"
         )
     return value
 
 
-def _envelope_at(body: bytes, path: str | None, page_number: int, option: str) -> bytes:
+def value_at(body: bytes, path: JsonPath) -> bytes | None:
+    """The JSON text at ``path``, or ``None`` where the document has nothing there."""
+    try:
+        found = _walk(body, path)
+    except msgspec.DecodeError:
+        return None
+    return None if isinstance(found, _Missing) else found
+
+
+def _envelope_at(body: bytes, path: JsonPath | None, page_number: int, option: str) -> bytes:
     """The JSON text at ``path``, which the pager follows for ``option``."""
     try:
         found = _walk(body, path)
     except msgspec.DecodeError as exc:
+        assert path is not None  # the whole body is not walked, so it cannot fail to decode
         raise InvalidPayloadError(
             f"page {page_number}: not the expected JSON object on the way to {option}"
-            f" {path!r}: {exc}"
+            f" {path.text!r}: {exc}"
         ) from exc
     if isinstance(found, _Missing):
+        assert path is not None
         raise InvalidPayloadError(
-            f"page {page_number}: no {found.step!r} on the way to {option} {path!r}"
+            f"page {page_number}: no {found.shown} on the way to {option} {path.text!r}"
+            f"{found.around}"
         )
     return found
 
 
+#: How many of an object's keys a message lists.
+_KEYS_SHOWN = 12
+
+
 @dataclass(frozen=True, slots=True)
 class _Missing:
-    """Where a dotted path ends early: the step that is not in its object."""
+    """Where a path ends early: the step that is not there, and what is."""
 
-    step: str
+    step: str | int
+    container: str
+    """``object`` or ``array``: what the step was looked for in."""
+    present: tuple[str, ...] = ()
+    """The object's keys; for an array, its length."""
+
+    @property
+    def shown(self) -> str:
+        return repr(self.step) if isinstance(self.step, str) else f"element [{self.step}]"
+
+    @property
+    def around(self) -> str:
+        """What there is instead, for the message: an operator fixes a path from it."""
+        if self.container == "array":
+            return f" (it has {self.present[0]} elements)"
+        if not self.present:
+            return " (the object is empty)"
+        listed = ", ".join(self.present[:_KEYS_SHOWN])
+        more = len(self.present) - _KEYS_SHOWN
+        return f" (it has {listed}{f' and {more} more' if more > 0 else ''})"
 
 
-def _walk(body: bytes, path: str | None) -> bytes | _Missing:
-    """The JSON text at the dotted ``path`` inside ``body`` (all of it for ``None``).
+def _walk(body: bytes, path: JsonPath | None) -> bytes | _Missing:
+    """The JSON text at ``path`` inside ``body`` (all of it for ``None``).
 
-    Raises ``msgspec.DecodeError`` where the way is not a JSON object; says which
-    step is missing where it ends early.
+    Raises ``msgspec.DecodeError`` where the way is not what the step needs (an
+    object for a key, an array for an index); says what is missing where it ends
+    early. Each step decodes only the level it walks: the rest stays raw bytes.
     """
     node: bytes | msgspec.Raw = body
-    for step in path.split(".") if path else ():
-        obj = msgspec.json.decode(node, type=dict[str, msgspec.Raw])
-        if step not in obj:
-            return _Missing(step)
-        node = obj[step]
+    for step in path.steps if path else ():
+        if isinstance(step, str):
+            obj = msgspec.json.decode(node, type=dict[str, msgspec.Raw])
+            if step not in obj:
+                return _Missing(step, "object", tuple(obj))
+            node = obj[step]
+        else:
+            array = msgspec.json.decode(node, type=list[msgspec.Raw])
+            if not -len(array) <= step < len(array):
+                return _Missing(step, "array", (str(len(array)),))
+            node = array[step]
     return bytes(node)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from catalog_refresher.config.settings import PagingKind, PagingSettings
+from catalog_refresher.config.settings import JsonPath, PagingKind, PagingSettings
 from catalog_refresher.sources.decoding import count_at, record_count
 
 __all__ = ["Pager", "pager_for"]
@@ -44,14 +44,14 @@ class Pager(Protocol):
         ...
 
 
-def pager_for(paging: PagingSettings, records_path: str | None) -> Pager:
+def pager_for(paging: PagingSettings, records_path: JsonPath | None) -> Pager:
     if paging.kind is PagingKind.OFFSET:
         return _OffsetPager(paging, records_path)
     return _NumberPager(paging, records_path)
 
 
 class _OffsetPager:
-    def __init__(self, paging: PagingSettings, records_path: str | None) -> None:
+    def __init__(self, paging: PagingSettings, records_path: JsonPath | None) -> None:
         self._paging = paging
         self._records_path = records_path
         self._offset = 0
@@ -77,7 +77,7 @@ class _OffsetPager:
 
 
 class _NumberPager:
-    def __init__(self, paging: PagingSettings, records_path: str | None) -> None:
+    def __init__(self, paging: PagingSettings, records_path: JsonPath | None) -> None:
         self._paging = paging
         self._records_path = records_path
         self._page = paging.first_page
