@@ -37,7 +37,7 @@ def test_a_path_is_keys_and_indexes(text: str, steps: tuple[str | int, ...]) -> 
     [
         ("", "'' has an empty step"),
         ("a..b", "'a..b' has an empty step at character 3 ('.')"),
-        ("a.", "'a.' has an empty step at character 3 ('the end')"),
+        ("a.", "'a.' ends with an empty step"),
         (".a", "'.a' has an empty step at character 1 ('.')"),
         ("a[x]", "'a[x]': [x] is not an array index like [0]"),
         ("a[]", "'a[]': [] is not an array index like [0]"),

@@ -36,8 +36,9 @@ def parse_path(value: Any, key: str) -> JsonPath:
         if match is None and text.startswith("[", position):
             raise ConfigError(key, f"{text!r}: the [ at character {position + 1} is not closed")
         if match is None:
-            shown = text[position] if position < len(text) else "the end"
-            problem = f"{text!r} has an empty step at character {position + 1} ({shown!r})"
+            if position >= len(text):
+                raise ConfigError(key, f"{text!r} ends with an empty step")
+            problem = f"{text!r} has an empty step at character {position + 1} ({text[position]!r})"
             raise ConfigError(key, problem)
         if match["index"] is not None:
             index = match["index"].strip()
