@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -293,6 +294,7 @@ async def test_spooled_body_lands_in_a_file_that_validates(tmp_path: Path) -> No
     (page,) = payload.pages
     assert isinstance(page, Path)
     assert page.read_bytes() == body
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600  # a payload is the company's data
     assert list(validate(SPECS["erp_stock"], payload, None).rows) == ["A1"]
     payload.discard()
     assert os.listdir(tmp_path) == []

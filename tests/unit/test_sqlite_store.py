@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 import threading
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from catalog_refresher.domain.runs import Trigger
 from catalog_refresher.store.sqlite import READ_BUSY_TIMEOUT_MS, SqliteStore
+
+AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def test_reads_wait_briefly_for_a_lock_and_writes_wait_long(tmp_path: Path) -> None:
@@ -65,3 +71,32 @@ def test_the_search_columns_are_filled_for_a_store_made_before_them(tmp_path: Pa
         assert store.list_products(search="p-3", limit=10, offset=0) == (["P-3"], 1)
     finally:
         store.close()
+
+
+def test_a_new_store_and_its_wal_files_are_owner_only(tmp_path: Path) -> None:
+    """Under the usual umask 022 the store file, its WAL and its shared memory are 0600."""
+    old = os.umask(0o022)
+    try:
+        store = SqliteStore(tmp_path / "catalog.db")
+        store.migrate()
+        store.create_run(source="erp_stock", trigger=Trigger.MANUAL, forced=False, at=AT)
+    finally:
+        os.umask(old)
+    try:
+        modes = {
+            path.name: stat.S_IMODE(path.stat().st_mode)
+            for path in tmp_path.iterdir()
+            if path.name.startswith("catalog.db")
+        }
+    finally:
+        store.close()
+    assert modes == {"catalog.db": 0o600, "catalog.db-wal": 0o600, "catalog.db-shm": 0o600}
+
+
+def test_an_existing_store_keeps_the_permissions_it_has(tmp_path: Path) -> None:
+    """A store file an operator made group-readable on purpose stays so."""
+    path = tmp_path / "catalog.db"
+    SqliteStore(path).close()
+    path.chmod(0o640)
+    SqliteStore(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -11,6 +11,7 @@ The moves themselves are shared with PostgreSQL (``store/sql_store.py``).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,20 @@ from catalog_refresher.store.rows import contains_pattern, parts_from
 from catalog_refresher.store.sql_store import SqlStore
 
 READ_BUSY_TIMEOUT_MS = 1_000
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the store's file readable and writable by its owner alone, if it is new.
+
+    The catalog and its audit log are the company's data, and sqlite3 creates a new
+    file with the process's umask (0644 under the usual 022). SQLite gives the WAL
+    and shared-memory files the database file's permissions, so they follow. An
+    existing file keeps the permissions its operator gave it.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def sqlite_path(url: str) -> Path:
@@ -65,8 +80,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            _create_owner_only(self.path)
             self._writer = self._connect()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
         self._local = threading.local()
