@@ -6,6 +6,10 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
+from fastapi.routing import APIRoute
+
+from catalog_refresher.api.app import ROUTERS
+from catalog_refresher.api.params import KnownQueryOnly
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.api.support import ERP, Api, ApiFactory, assert_problem, failing
@@ -232,3 +236,31 @@ async def test_refresh_of_an_unknown_source_is_404(api: Api) -> None:
     """A refresh of an unknown source id is a 404 problem."""
     body = assert_problem(await api.client.post("/api/sources/nope/refresh"), 404)
     assert body["type"].endswith(":unknown-source")
+
+
+async def test_an_unknown_query_parameter_on_a_write_is_422_and_runs_nothing(api: Api) -> None:
+    """``?forse=true`` (a typo) or a parameter this version lacks is refused, naming it; no run."""
+    for query in ("forse=true", "dry_run=true", "wait=true&x=1"):
+        response = await api.client.post(f"/api/sources/erp_stock/refresh?{query}")
+        body = assert_problem(response, 422)
+        unknown = query.split("&")[-1].split("=")[0]
+        assert [(e["in"], e["name"]) for e in body["errors"]] == [("query", unknown)]
+        assert "this endpoint takes force, wait" in body["errors"][0]["detail"]
+    runs = (await api.client.get("/api/runs")).json()
+    assert runs["items"] == []
+
+
+async def test_every_write_endpoint_refuses_unknown_query_parameters(api: Api) -> None:
+    """Each POST route of the API has the known-parameters guard, so a new one cannot forget it."""
+    writes = [
+        route
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.methods - {"GET", "HEAD"}
+    ]
+    assert writes
+    for route in writes:
+        guards = [d.dependency for d in route.dependencies]
+        assert KnownQueryOnly.dependency in guards, route.path
+    response = await api.client.post("/api/cache/invalidate?all=true")
+    assert assert_problem(response, 422)["errors"][0]["name"] == "all"

@@ -33,6 +33,10 @@ operators is at `/dashboard`.
 """
 
 
+#: Every route of the API, by concern.
+ROUTERS = tuple(module.router for module in (products, sources, runs, cache, health, dashboard))
+
+
 def create_app(
     *,
     control: Control,
@@ -67,8 +71,8 @@ def create_app(
         metrics=metrics,
     )
     problems.install(app)
-    for module in (products, sources, runs, cache, health, dashboard):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     install_openapi(app)
     install_docs(app)
     return app

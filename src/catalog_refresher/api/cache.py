@@ -12,7 +12,7 @@ from starlette.responses import Response
 from catalog_refresher.api.auth import Admin, Reader
 from catalog_refresher.api.context import Ctx
 from catalog_refresher.api.openapi import responses
-from catalog_refresher.api.params import ProductCode
+from catalog_refresher.api.params import KnownQueryOnly, ProductCode
 from catalog_refresher.api.schemas import Invalidated, MsgspecResponse, cache_out
 
 router = APIRouter(prefix="/api/cache", tags=["cache"])
@@ -34,7 +34,7 @@ async def cache_stats(context: Ctx) -> Response:
 @router.post(
     "/invalidate",
     summary="Drop every cached aggregate",
-    dependencies=[Admin],
+    dependencies=[Admin, KnownQueryOnly],
     response_class=MsgspecResponse,
     responses=responses("Invalidated", 401, 403),
 )
@@ -47,7 +47,7 @@ async def invalidate_all(context: Ctx) -> Response:
 @router.post(
     "/invalidate/{code:path}",
     summary="Drop one product's cached aggregate",
-    dependencies=[Admin],
+    dependencies=[Admin, KnownQueryOnly],
     response_class=MsgspecResponse,
     responses=responses("Invalidated", 401, 403),
 )

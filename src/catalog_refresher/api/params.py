@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator
 
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
@@ -61,3 +64,42 @@ RunId = Annotated[int, Path(ge=1, le=MAX_SQL_INT, description="The run's id.")]
 ProductCode = Annotated[
     str, Path(description="The product code, exact and case-sensitive; URL-encode '/' as %2F.")
 ]
+
+
+async def _only_known_query(request: Request) -> None:
+    """Refuse a query parameter the route does not declare (422, naming it).
+
+    FastAPI ignores unknown parameters, which on a write endpoint is a trap: a
+    misspelt ``?forse=true``, or a ``?dry_run=true`` this version does not know,
+    would run a real refresh and publish it. A write endpoint does only what it
+    was asked, or nothing.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):  # pragma: no cover - only routes depend on this
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no query parameters"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": f"unknown parameter; this endpoint takes {takes}",
+                }
+                for name in unknown
+            ]
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters of a route and of everything it depends on."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+KnownQueryOnly = Depends(_only_known_query)
+"""Every write endpoint's dependency: its query holds only the parameters it declares."""

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from catalog_refresher.api.auth import Admin, Reader
 from catalog_refresher.api.context import Ctx
 from catalog_refresher.api.openapi import responses
+from catalog_refresher.api.params import KnownQueryOnly
 from catalog_refresher.api.schemas import MsgspecResponse, run_out, source_out
 from catalog_refresher.clock import Clock
 from catalog_refresher.domain.runs import Run
@@ -68,7 +69,7 @@ async def get_source(context: Ctx, source: str) -> Response:
 @router.post(
     "/{source}/refresh",
     summary="Start a run now, or join the one in flight",
-    dependencies=[Admin],
+    dependencies=[Admin, KnownQueryOnly],
     status_code=202,
     response_class=MsgspecResponse,
     responses={

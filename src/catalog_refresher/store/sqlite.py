@@ -11,6 +11,7 @@ The moves themselves are shared with PostgreSQL (``store/sql_store.py``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -36,10 +37,8 @@ def _create_owner_only(path: Path) -> None:
     and shared-memory files the database file's permissions, so they follow. An
     existing file keeps the permissions its operator gave it.
     """
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 def sqlite_path(url: str) -> Path:
