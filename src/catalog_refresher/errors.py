@@ -21,6 +21,7 @@ chain into the one line an audit entry, a log line or the CLI shows::
     ├── SourceNotEnabled            the source is not configured, or is disabled
     ├── RunConflict                 a forced refresh cannot join the run in flight
     ├── NotOurTurn                  a peer replica has the source (ran it, or runs it)
+    ├── ServiceStopping             the service is shutting down: no new run starts
     ├── AlertDeliveryError          the alert webhook did not take an alert
     │   └── AlertStatusError        it answered with an error status (transient for 429, 5xx)
     ├── ServeError                  the HTTP API could not be served
@@ -145,6 +146,10 @@ class NotOurTurn(CatalogRefresherError):
     def __init__(self, source: str, retry_after: timedelta) -> None:
         super().__init__(f"{source}: a peer has it; ask again in {retry_after}")
         self.retry_after = retry_after
+
+
+class ServiceStopping(CatalogRefresherError):
+    """The service is shutting down; no new run starts."""
 
 
 class AlertDeliveryError(CatalogRefresherError):

@@ -264,3 +264,13 @@ async def test_every_write_endpoint_refuses_unknown_query_parameters(api: Api) -
         assert KnownQueryOnly.dependency in guards, route.path
     response = await api.client.post("/api/cache/invalidate?all=true")
     assert assert_problem(response, 422)["errors"][0]["name"] == "all"
+
+
+async def test_a_refresh_while_the_service_stops_is_503_with_retry_after(api: Api) -> None:
+    """Once shutdown began no run starts: a refresh is a 503 problem a client may retry elsewhere."""
+    await api.harness.service.stop()
+    response = await api.client.post("/api/sources/erp_stock/refresh")
+    body = assert_problem(response, 503)
+    assert body["type"] == "urn:catalog-refresher:problem:service-stopping"
+    assert response.headers["retry-after"] == "1"
+    assert (await api.client.get("/api/runs")).json()["items"] == []

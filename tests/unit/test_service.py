@@ -5,6 +5,7 @@ Every test drives time with ``FakeClock.advance``; none sleeps for real.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import logging
@@ -17,7 +18,12 @@ import pytest
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.domain.window import Window
-from catalog_refresher.errors import SourceConnectionError, SourceStatusError, StoreError
+from catalog_refresher.errors import (
+    ServiceStopping,
+    SourceConnectionError,
+    SourceStatusError,
+    StoreError,
+)
 from catalog_refresher.refresh.events import Event
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.sources.base import Payload
@@ -492,3 +498,32 @@ async def test_a_runs_error_says_its_cause_once(tmp_path: Path, clock: FakeClock
     run = await h.service.refresh("erp_stock")
     assert run.status is RunStatus.FAILED
     assert run.error == "the payload is not valid JSON: Input data was truncated"
+
+
+async def test_at_shutdown_queued_runs_are_cancelled_and_never_call_their_source(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """One slot: ERP runs, e-shop waits. Stopping cancels e-shop at once, without a fetch, lets
+    ERP commit within the grace period, and refuses a refresh asked for meanwhile."""
+    erp = StaticSource("erp_stock", ERP, clock=clock, delay=10)
+    eshop = StaticSource("eshop_stock", ESHOP, clock=clock, delay=10)
+    h = build(
+        tmp_path / "c.db",
+        clock,
+        {"erp_stock": erp, "eshop_stock": eshop},
+        priorities={"erp_stock": 1},
+        max_concurrent_refreshes=1,
+    )
+    await h.start()
+    assert (erp.active, eshop.calls) == (1, 0)
+    stopping = asyncio.create_task(h.service.stop())
+    await clock.settle()
+    (queued,) = h.runs("eshop_stock")
+    assert queued.status is RunStatus.CANCELLED
+    assert queued.error == "cancelled: the service stopped before it started"
+    with pytest.raises(ServiceStopping):
+        await h.service.submit("eshop_stock")
+    await clock.advance(10)
+    await stopping
+    assert eshop.calls == 0
+    assert [run.status for run in h.runs("erp_stock")] == [RunStatus.SUCCEEDED]

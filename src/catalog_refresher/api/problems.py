@@ -14,6 +14,7 @@ Mapping (contract section 6: bad input never gets a 500):
 ``UnknownSourceError``                404     ``unknown-source``
 ``SourceNotEnabled``                  409     ``source-not-enabled``
 ``RunConflict``                       409     ``run-conflict``
+``ServiceStopping``                   503     ``service-stopping`` (``Retry-After``)
 ``StoreError``                        503     ``store-unavailable``
 ``ApiProblem``                        its own status and slug
 Starlette ``HTTPException``           its status, ``about:blank``
@@ -39,6 +40,7 @@ from catalog_refresher.api.schemas import FieldError, Problem
 from catalog_refresher.errors import (
     ApiProblem,
     RunConflict,
+    ServiceStopping,
     SourceNotEnabled,
     StoreError,
     UnknownSourceError,
@@ -165,6 +167,19 @@ async def _conflict(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _stopping(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceStopping)
+    # A replica behind the same load balancer can take the refresh at once.
+    return problem_response(
+        request,
+        503,
+        slug="service-stopping",
+        title="Service stopping",
+        detail=str(exc),
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _store_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StoreError)
     # The message may name the database file or server; it goes to the log only.
@@ -235,5 +250,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownSourceError, _unknown_source)
     app.add_exception_handler(SourceNotEnabled, _not_enabled)
     app.add_exception_handler(RunConflict, _conflict)
+    app.add_exception_handler(ServiceStopping, _stopping)
     app.add_exception_handler(StoreError, _store_error)
     app.add_middleware(CatchAll)

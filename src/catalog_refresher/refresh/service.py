@@ -33,6 +33,7 @@ from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.errors import (
     NotOurTurn,
     RunConflict,
+    ServiceStopping,
     SourceNotEnabled,
     UnknownSourceError,
 )
@@ -106,6 +107,9 @@ class RefreshService:
         self._inflight: dict[str, RunHandle] = {}
         self._submit_locks = {source: asyncio.Lock() for source in SOURCE_IDS}
         self._loops: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._started_runs: set[int] = set()
+        """Runs that have called (or are calling) their source; the rest are still queued."""
         self._prepared = False
 
     # --- life cycle -------------------------------------------------------------
@@ -179,11 +183,21 @@ class RefreshService:
                 group.create_task(self._heartbeat(every), name="heartbeat")
 
     async def stop(self) -> None:
-        """Stop scheduling; give in-flight runs the grace period, then cancel them."""
+        """Stop scheduling; give in-flight runs the grace period, then cancel them.
+
+        No run starts once ``stop`` is called: runs still queued for a slot are
+        cancelled at once and never call their source, and a refresh asked for
+        meanwhile is refused (``ServiceStopping``).
+        """
+        self._stopping = True
         loops, self._loops = self._loops, None
         if loops is not None:
             loops.cancel()
             await asyncio.gather(loops, return_exceptions=True)
+        queued = [h.done for h in self._inflight.values() if h.run.id not in self._started_runs]
+        for task in queued:
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
         pending = {handle.done for handle in self._inflight.values()}
         if pending:
             grace = self.options.shutdown_grace_period.total_seconds()
@@ -210,6 +224,8 @@ class RefreshService:
             raise UnknownSourceError(source)
         if source not in self.enabled_sources:
             raise SourceNotEnabled(f"source {source!r} is not configured or is disabled")
+        if self._stopping:
+            raise ServiceStopping()
         async with self._submit_locks[source]:
             current = self._inflight.get(source)
             if current is not None and not current.done.done():
@@ -272,6 +288,7 @@ class RefreshService:
         try:
             return await self._execute_claimed(run, slot_held=slot_held)
         finally:
+            self._started_runs.discard(run.id)
             if slot_held:
                 self.slots.release()
             await asyncio.shield(self.offload(self.coordinator.release, run.source, run.id))
@@ -290,7 +307,10 @@ class RefreshService:
         try:
             slot = contextlib.nullcontext() if slot_held else self.slots.hold(config.priority)
             async with slot:
+                if self._stopping:  # the slot came as the service began to stop
+                    raise asyncio.CancelledError
                 now = self.clock.now()
+                self._started_runs.add(run.id)
                 if not await self.offload(self.store.mark_running, run.id, at=now):
                     breaker.record_neutral()
                     recorded = await self.offload(self.store.get_run, run.id)
@@ -307,7 +327,12 @@ class RefreshService:
         except asyncio.CancelledError:
             breaker.record_neutral()
             if started is None:
-                await asyncio.shield(self._finish_unstarted(run, RunStatus.CANCELLED, "cancelled"))
+                reason = (
+                    "cancelled: the service stopped before it started"
+                    if self._stopping
+                    else "cancelled"
+                )
+                await asyncio.shield(self._finish_unstarted(run, RunStatus.CANCELLED, reason))
             else:
                 recorded = await asyncio.shield(self.offload(self.store.get_run, run.id))
                 assert recorded is not None
