@@ -267,7 +267,7 @@ async def test_every_write_endpoint_refuses_unknown_query_parameters(api: Api) -
 
 
 async def test_a_refresh_while_the_service_stops_is_503_with_retry_after(api: Api) -> None:
-    """Once shutdown began no run starts: a refresh is a 503 problem a client may retry elsewhere."""
+    """Once shutdown began no run starts: a refresh is a 503 a client may retry elsewhere."""
     await api.harness.service.stop()
     response = await api.client.post("/api/sources/erp_stock/refresh")
     body = assert_problem(response, 503)
