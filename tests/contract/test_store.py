@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
@@ -257,6 +257,31 @@ def test_changes_since_feeds_each_change_once(store: Store) -> None:
     apply(store, "lots", deletes=[], writes=[RowWrite("P-2\x1fL1", "P-2", None, b'{"x":1}')])
     later, changed = store.changes_since(cursor)
     assert (later > cursor, changed) == (True, {"P-2"})
+
+
+async def test_a_stamped_apply_finishes_when_its_writes_are_done(store: Store) -> None:
+    """With ``stamp`` the run's end and the source's last success are read after the rows are
+    written, not when the run's data was ready; rows and lineage keep the data's time."""
+    run = start_run(store, "erp_stock")
+    order: list[str] = []
+    write_rows = store._write_rows  # type: ignore[attr-defined]
+
+    def writing(*args: object) -> None:
+        order.append("rows")
+        write_rows(*args)
+
+    def stamp() -> datetime:
+        order.append("stamp")
+        return T0 + timedelta(seconds=40)
+
+    store._write_rows = writing  # type: ignore[attr-defined]
+    changes = Changeset(source="erp_stock", writes=[erp("P-1")], expected_version=0)
+    store.apply(run.id, changes, succeeded(T0 + timedelta(seconds=9), inserted=1), stamp=stamp)
+    assert order == ["rows", "stamp"]
+    assert store.get_run(run.id).finished_at == T0 + timedelta(seconds=40)  # type: ignore[union-attr]
+    assert store.source_history("erp_stock").last_success_at == T0 + timedelta(seconds=40)
+    part = (await store.product_parts("P-1") or {})["erp_stock"]
+    assert part.changed_at == T0 + timedelta(seconds=9)
 
 
 # --- apply refuses or fails without a trace -------------------------------------------------

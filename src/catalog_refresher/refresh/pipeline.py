@@ -81,7 +81,7 @@ class Pipeline:
                 changes = diffing.changeset(spec, found, batch, index.version)
                 succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
                 try:
-                    applied = self.store.apply(job.run_id, changes, succeeded)
+                    applied = self.store.apply(job.run_id, changes, succeeded, stamp=self.now)
                 except IndexOutOfDate:
                     self._indexes.pop(spec.id, None)
                     continue

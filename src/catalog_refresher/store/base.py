@@ -21,7 +21,7 @@ first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -138,9 +138,20 @@ class Store(Protocol):
 
     # --- data ---
 
-    def apply(self, run_id: int, changeset: Changeset, outcome: RunOutcome) -> Applied:
+    def apply(
+        self,
+        run_id: int,
+        changeset: Changeset,
+        outcome: RunOutcome,
+        *,
+        stamp: Callable[[], datetime] | None = None,
+    ) -> Applied:
         """Write ``changeset`` and finish the run with ``outcome``, in one transaction.
 
+        With ``stamp``, the run's ``finished_at`` and the source's last success are
+        its reading taken once the writes are done, just before the commit: an audit
+        entry never claims a time before its data could be read. Rows and lineage
+        carry ``outcome.finished_at``, when the run's data was ready to write.
         Raises ``RunFenced`` if the run is no longer ``running`` and
         ``IndexOutOfDate`` if the source's data changed since the diff.
         """

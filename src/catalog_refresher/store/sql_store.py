@@ -24,10 +24,11 @@ subclass says what really differs:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -292,7 +293,14 @@ class SqlStore(ABC, Generic[Conn]):
 
     # --- data -------------------------------------------------------------------------
 
-    def apply(self, run_id: int, changeset: Changeset, outcome: RunOutcome) -> Applied:
+    def apply(
+        self,
+        run_id: int,
+        changeset: Changeset,
+        outcome: RunOutcome,
+        *,
+        stamp: Callable[[], datetime] | None = None,
+    ) -> Applied:
         source, at = changeset.source, self._time_param(outcome.finished_at)
         with self._write() as conn:
             status = conn.execute(self._q(_RUN_STATUS), (run_id,)).fetchone()
@@ -313,10 +321,20 @@ class SqlStore(ABC, Generic[Conn]):
             if touched:
                 version += 1
                 self._record_touched(conn, source, touched, run_id, at)
+            if stamp is not None:
+                # The writes are done: the run finishes now, as good as when its data
+                # becomes visible (the commit follows), never seconds before.
+                outcome = dataclasses.replace(outcome, finished_at=stamp())
             counts = outcome.counts
             conn.execute(
                 self._q(_APPLIED_STATE),
-                (version, counts.inserted - counts.deleted, run_id, at, source),
+                (
+                    version,
+                    counts.inserted - counts.deleted,
+                    run_id,
+                    self._time_param(outcome.finished_at),
+                    source,
+                ),
             )
             if not self._finish(conn, run_id, outcome):  # pragma: no cover - fenced above
                 raise RunFenced(f"run {run_id} finished meanwhile; not applied")
