@@ -14,8 +14,11 @@ meanwhile (``store/base.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import signal
+import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -29,14 +32,40 @@ from catalog_refresher.store.open import open_store
 _pipeline: Pipeline | None = None
 
 
+#: What a terminal's Ctrl-C and a service manager's stop send to the whole process group.
+_SHUTDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+#: How long ``shutdown`` lets a worker finish a job the service has given up on.
+WORKER_EXIT_WAIT = 5.0
+
+
 def _start_worker(store_url: str) -> None:
-    """Runs once in each worker process."""
+    """Runs once in each worker process, before its first job."""
     # Ctrl-C and a service manager's SIGTERM reach the whole process group; the
     # service decides when its workers stop (after the grace period), not they.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The worker was started with both signals blocked (``_spawn_shielded``), so
+    # none arrived while it started; one that did is dropped here, as ignored.
+    for signum in _SHUTDOWN_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SHUTDOWN_SIGNALS)
     global _pipeline
     _pipeline = Pipeline(open_store(store_url), now=lambda: datetime.now(UTC))
+
+
+@contextlib.contextmanager
+def _spawn_shielded() -> Iterator[None]:
+    """Block the shutdown signals in this thread while it may start a worker.
+
+    ``ProcessPoolExecutor.submit`` starts a worker process in the calling thread,
+    and a process inherits that thread's signal mask. Without this, a Ctrl-C that
+    comes while a new worker imports its modules (before ``_start_worker`` can
+    ignore it) kills the worker and fails the run in flight. The service's own
+    handling of the signals is only delayed by the few milliseconds of a start.
+    """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SHUTDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _process(job: Job, payload: Payload) -> Processed:
@@ -66,12 +95,22 @@ class WorkerPool:
     async def __call__(self, job: Job, payload: Payload) -> Processed:
         slot = SOURCE_IDS.index(job.source) % len(self._executors)
         try:
-            return await asyncio.wrap_future(self._executors[slot].submit(_process, job, payload))
+            with _spawn_shielded():
+                future = self._executors[slot].submit(_process, job, payload)
+            return await asyncio.wrap_future(future)
         except BrokenProcessPool as exc:
             # The worker died (killed, out of memory): replace it for the next run.
             self._executors[slot] = self._executor()
             raise StoreError("the refresh worker process died; nothing was applied") from exc
 
     def shutdown(self) -> None:
+        """Stop the workers; one still busy with a job the service gave up on (its run
+        already recorded cancelled, so its apply is fenced) is ended after a short wait."""
         for executor in self._executors:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + WORKER_EXIT_WAIT
+        for worker in multiprocessing.active_children():
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()  # it ignores SIGTERM by design
+                worker.join()
