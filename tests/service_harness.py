@@ -21,7 +21,7 @@ from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.refresh.events import EventBus
-from catalog_refresher.refresh.runner import Endpoints, inline
+from catalog_refresher.refresh.runner import Endpoints, Process, inline
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.sources.base import Source
 from catalog_refresher.store.base import Store
@@ -82,6 +82,7 @@ def build(
     priorities: Mapping[str, int] | None = None,
     store: Store | None = None,
     coordinator: Coordinator | None = None,
+    process: Process | None = None,
     **options: Any,
 ) -> Harness:
     """A service on ``store`` (a new SQLite file at ``path`` if not given)."""
@@ -101,6 +102,7 @@ def build(
         bus=bus,
         offload=inline,
         coordinator=coordinator,
+        process=process,
     )
     return Harness(service=service, store=store, catalog=catalog, clock=clock)
 

@@ -9,13 +9,28 @@ import msgspec
 import pytest
 
 from catalog_refresher.domain.runs import RunOutcome, RunStatus, Trigger
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import RunFenced
 from catalog_refresher.refresh.pipeline import Job
 from catalog_refresher.refresh.workers import WorkerPool
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.open import open_store
+from catalog_refresher.testing import FakeClock
+from tests.service_harness import build
 
 ROWS = [{"product_code": f"P{i}", "stock": i, "location": "A1"} for i in range(100)]
+
+
+class _NotJson:
+    """A source whose body is an HTML error page, not JSON."""
+
+    source_id = "erp_stock"
+
+    async def fetch(self, window: Window | None) -> Payload:
+        return Payload(pages=[b"<html><body>Service Unavailable</body></html>"], origin="test")
+
+    async def aclose(self) -> None:
+        return None
 
 
 def job_for(run_id: int) -> Job:
@@ -79,3 +94,26 @@ async def test_worker_refuses_a_run_finished_meanwhile(tmp_path: Path) -> None:
     finally:
         pool.shutdown()
         store.close()
+
+
+async def test_an_error_from_a_worker_is_one_line_without_its_traceback(tmp_path: Path) -> None:
+    """A body that is not JSON fails in the worker; the run's error names the cause on one
+    line, without the worker's traceback (which concurrent.futures chains to it)."""
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    store = open_store(url)
+    pool = WorkerPool(url, workers=1)
+    service = build(
+        tmp_path / "catalog.db", FakeClock(), {"erp_stock": _NotJson()}, store=store, process=pool
+    )
+    try:
+        await service.service.prepare()
+        run = await service.service.refresh("erp_stock")
+    finally:
+        pool.shutdown()
+        store.close()
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None
+    assert run.error.startswith("the payload is not valid JSON")
+    assert "\n" not in run.error
+    assert "Traceback" not in run.error
+    assert ".py" not in run.error

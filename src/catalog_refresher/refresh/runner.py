@@ -10,6 +10,7 @@ worker thread when the time ran out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
@@ -32,6 +33,8 @@ from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
 from catalog_refresher.sources.base import Payload, Source
 from catalog_refresher.store.base import Applied, Store
+
+log = logging.getLogger("catalog_refresher.refresh")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -137,9 +140,15 @@ class Runner:
             await asyncio.shield(self.offload(self.store.finish_run, run.id, outcome))
             raise
         except CatalogRefresherError as exc:
+            # The audit entry gets one line; the traceback (a worker's included) is for
+            # whoever debugs, at debug level.
+            log.debug("run %d of %s failed", run.id, run.source, exc_info=exc)
             result = self._failed(progress, RunStatus.FAILED, describe(exc), exc.error_type)
         except Exception as exc:  # a bug must fail one run, never the loop
-            error = f"unexpected {type(exc).__name__}: {exc}"
+            log.debug("run %d of %s failed unexpectedly", run.id, run.source, exc_info=exc)
+            error = f"unexpected {type(exc).__name__}"
+            if str(exc).strip():  # else describe() would only name the type again
+                error += f": {describe(exc)}"
             result = self._failed(progress, RunStatus.FAILED, error, "other")
 
         if result.applied is None:
