@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-from catalog_refresher.clock import Clock
+from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.domain.runs import Run, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.errors import StoreError
@@ -23,9 +23,10 @@ from catalog_refresher.status import (
     health_report,
     ready,
     source_status,
+    store_busy,
     store_unreadable,
 )
-from catalog_refresher.store.base import Store
+from catalog_refresher.store.base import SourceHistory, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,12 @@ class Control(Protocol):
         ...
 
 
+#: Kubernetes gives a probe 1 s by default: health answers within this, saying the store
+#: is too busy to read in time (another process holding its write lock) rather than
+#: waiting on it.
+HEALTH_BUDGET = 0.8
+
+
 class LocalControl:
     """``Control`` over a ``RefreshService`` in this process."""
 
@@ -63,12 +70,15 @@ class LocalControl:
         self.store = store
         self.clock = clock
         self.offload = offload
+        self._reading: asyncio.Future[dict[str, SourceHistory]] | None = None
+        self._ready = False
 
     async def sources(self) -> list[SourceStatus]:
+        histories = await self._histories()
         settings, options, now = self.service.settings, self.service.options, self.clock.now()
         statuses = []
         for source in SOURCE_IDS:
-            history = await self.offload(self.store.source_history, source)
+            history = histories[source]
             configured = settings.sources.get(source)
             statuses.append(
                 source_status(
@@ -86,9 +96,25 @@ class LocalControl:
             )
         return statuses
 
+    async def _histories(self) -> dict[str, SourceHistory]:
+        """Every source's history, read in one trip off the loop.
+
+        One read at a time: callers that come while it runs share it, so probes
+        polling a store that is slow to answer never pile up blocked threads.
+        """
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self.offload(self._read_histories))
+        return await asyncio.shield(self._reading)
+
+    def _read_histories(self) -> dict[str, SourceHistory]:
+        return {source: self.store.source_history(source) for source in SOURCE_IDS}
+
     async def health(self) -> HealthReport:
         try:
-            sources = await self.sources()
+            async with timeout(self.clock, HEALTH_BUDGET):
+                sources = await self.sources()
+        except TimeoutError:
+            return store_busy(HEALTH_BUDGET)
         except StoreError as exc:
             return store_unreadable(exc)
         return health_report(
@@ -99,10 +125,16 @@ class LocalControl:
         )
 
     async def ready(self) -> bool:
+        """Ready once every enabled source has data or a finished run; a store too busy
+        to answer in time keeps the last answer (a ready replica serves what it has)."""
         try:
-            return ready(await self.sources())
+            async with timeout(self.clock, HEALTH_BUDGET):
+                self._ready = ready(await self.sources())
+        except TimeoutError:
+            return self._ready
         except StoreError:
             return False
+        return self._ready
 
     async def refresh(self, source: str, *, force: bool) -> Submitted:
         handle = await self.service.submit(source, Trigger.MANUAL, force=force)

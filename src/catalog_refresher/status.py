@@ -161,6 +161,15 @@ def health_report(
     return HealthReport(status=worst(e.status for e in entries.values()), entries=entries)
 
 
+def store_busy(seconds: float) -> HealthReport:
+    """Degraded, not Unhealthy: the data already served stays good; only its state is late."""
+    entry = HealthEntry(
+        Health.DEGRADED,
+        f"the store did not answer within {seconds:g} s: busy (a long write holding it?)",
+    )
+    return HealthReport(status=Health.DEGRADED, entries={REFRESH_ENTRY: entry})
+
+
 def store_unreadable(error: Exception) -> HealthReport:
     entry = HealthEntry(Health.UNHEALTHY, f"Catalog refresh health check failed: {error}")
     return HealthReport(status=Health.UNHEALTHY, entries={REFRESH_ENTRY: entry})
