@@ -245,3 +245,51 @@ def replicas_together(
         for _, _, process in started:
             process.wait_for("Serving")
         yield started
+
+
+def test_a_dead_replicas_run_is_rerun_within_two_leases_not_at_its_next_slot(
+    tmp_path: Path, store_url: str
+) -> None:
+    """ERP every 60 s, lease 3 s, each fetch 8 s. A is killed (SIGKILL, its worker too) while
+    it fetches ERP; B, whose next ERP slot is a minute away, starts ERP within 2 leases of
+    the kill and finishes it a fetch later: the lost run does not wait for the schedule."""
+    lease, fetch = 3.0, 8.0
+    options = {"ErpStockRefreshInterval": "00:01:00"}
+    with (
+        serve_sources(products=50, slow={"erp_stock": fetch}) as sources,
+        replica(
+            tmp_path, "a", store_url, sources, wait_for=None, options=options, lease="00:00:03"
+        ) as (_, a_log, a_process),
+    ):
+        a_process.wait_for("Starting ERP stock refresh", seconds=60)
+        with (
+            replica(
+                tmp_path,
+                "b",
+                store_url,
+                sources,
+                wait_for="Serving",
+                options=options,
+                lease="00:00:03",
+            ) as (b, b_log, _),
+            httpx.Client(timeout=30) as client,
+        ):
+            assert not any("Starting ERP stock refresh" in line for line in b_log)
+            (orphan,) = [
+                int(re.findall(r"run=(\d+)", line)[0])
+                for line in a_log
+                if "Starting ERP stock refresh" in line
+            ]
+            a_process.kill()
+
+            def rerun() -> dict[str, Any] | None:
+                runs = client.get(
+                    f"{b}/api/runs", params={"source": "erp_stock", "limit": 100}
+                ).json()["items"]
+                newer = [r for r in runs if r["id"] > orphan and r["status"] == "succeeded"]
+                return newer[0] if newer else None
+
+            took = poll(rerun, lambda run: run is not None, 40)
+            assert took <= 2 * lease + fetch + 3, (took, b_log)
+            orphaned = client.get(f"{b}/api/runs/{orphan}").json()
+            assert (orphaned["status"], "abandoned" in orphaned["error"]) == ("cancelled", True)

@@ -102,15 +102,15 @@ async def test_each_scheduled_slot_runs_once_across_replicas(
     assert a_source.most_active + b_source.most_active <= 2
 
 
-async def test_a_dead_replicas_source_is_taken_over_within_a_lease_of_its_due_time(
+async def test_a_dead_replicas_run_is_rerun_within_two_leases_whatever_the_interval(
     cluster: Cluster, clock: FakeClock
 ) -> None:
-    """A replica dies mid-run (no heartbeat, no release). At the source's next due time
-    its peer finds the claim still covered by the lease, asks again one lease later,
-    takes the source over and cancels the orphaned run: due time + lease at most."""
-    interval = timedelta(minutes=5)
+    """A replica dies mid-run of an hourly source (no heartbeat, no release). Its peer
+    cancels the orphaned run and runs the source within 2 x Store:Lease of the death, not at
+    the next slot an hour later; then it runs the source at that slot, back on the grid."""
+    interval = timedelta(hours=1)
     dead = PostgresStore(cluster.url, lease=LEASE, clock=clock)
-    dead.migrate()
+    dead.migrate()  # its last heartbeat: it dies now, at t = 0, in the middle of a run
     claim = dead.coordinator.claim(
         "erp_stock", trigger=Trigger.SCHEDULE, forced=False, at=clock.now(), interval=interval
     )
@@ -118,22 +118,24 @@ async def test_a_dead_replicas_source_is_taken_over_within_a_lease_of_its_due_ti
     assert claim.run is not None
     assert dead.mark_running(claim.run.id, at=clock.now())
     survivor_source = erp(clock)
-    survivor = cluster.replica(survivor_source)
+    survivor = cluster.replica(survivor_source, intervals={"erp_stock": interval})
     await survivor.start()
-    await clock.advance(290)
-    dead.coordinator.heartbeat()  # its last sign of life, 10 s before the next due time
-    await clock.advance(10)
-    assert survivor_source.calls == 0  # due, but the lease still covers the dead one
     await clock.advance(LEASE.total_seconds() - 1)
-    assert survivor_source.calls == 0
-    await clock.advance(1)
-    assert survivor_source.calls == 1  # at due time + lease
+    assert survivor_source.calls == 0  # the lease still covers the dead one
+    await clock.advance(LEASE.total_seconds() + 1)
+    assert survivor_source.calls == 1  # within two leases of the death
     orphan = survivor.store.get_run(claim.run.id)
     assert orphan is not None
     assert orphan.status is RunStatus.CANCELLED
     assert "abandoned" in (orphan.error or "")
-    latest = survivor.runs("erp_stock")[-1]
-    assert (latest.status, latest.trigger) == (RunStatus.SUCCEEDED, Trigger.SCHEDULE)
+    rerun = survivor.runs("erp_stock")[-1]
+    assert (rerun.status, rerun.trigger) == (RunStatus.SUCCEEDED, Trigger.SCHEDULE)
+    assert rerun.started_at is not None
+    assert rerun.started_at - orphan.queued_at <= 2 * LEASE
+    await clock.advance(interval.total_seconds() - 2 * LEASE.total_seconds() - 1)
+    assert survivor_source.calls == 1  # nothing more until the grid's next slot
+    await clock.advance(1)
+    assert survivor_source.calls == 2  # t = 1 h: the slot after the orphaned one
     dead.close()
 
 

@@ -106,6 +106,8 @@ class RefreshService:
         self.started_at = clock.now()
         self._inflight: dict[str, RunHandle] = {}
         self._submit_locks = {source: asyncio.Lock() for source in SOURCE_IDS}
+        self._wake = {source: asyncio.Event() for source in SOURCE_IDS}
+        """Set to run a source's slot at once: a dead peer left its run unfinished."""
         self._loops: asyncio.Task[None] | None = None
         self._stopping = False
         self._started_runs: set[int] = set()
@@ -368,7 +370,12 @@ class RefreshService:
         trigger = Trigger.STARTUP if slot.run_at <= self.clock.now() else Trigger.SCHEDULE
         while True:
             self.next_run_at[source] = slot.run_at
-            await sleep_until(self.clock, slot.run_at)
+            if await self._sleep_or_wake(source, slot.run_at):
+                # A peer died in the middle of this source's slot: run it now, then
+                # wait for the slot this loop was waiting for (back on the grid).
+                with contextlib.suppress(NotOurTurn):  # another peer was quicker
+                    await _survive(self._run_slot(source, Trigger.SCHEDULE))
+                continue
             try:
                 await _survive(self._run_slot(source, trigger))
             except NotOurTurn as turn:
@@ -407,10 +414,32 @@ class RefreshService:
                 log.exception("cannot read the history of %s; retrying", source)
             await self.clock.sleep(FIRST_HISTORY_RETRY_EVERY)
 
+    async def _sleep_or_wake(self, source: str, when: datetime) -> bool:
+        """Sleep until ``when``; true if woken earlier to recover an orphaned run."""
+        wake = self._wake[source]
+        wake.clear()
+        sleep = asyncio.ensure_future(sleep_until(self.clock, when))
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait([sleep, woken], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            woken.cancel()
+        return wake.is_set()
+
     async def _heartbeat(self, every: float) -> None:
+        """Keep this replica's claims, and pick up the runs of peers that died."""
         while True:
             await _survive(self.offload(self.coordinator.heartbeat))
+            await _survive(self._recover_orphans())
             await self.clock.sleep(every)
+
+    async def _recover_orphans(self) -> None:
+        """Wake the loop of each source a dead peer left mid-run (within a lease and a
+        heartbeat of its death), instead of letting it wait for its next slot."""
+        for source in await self.offload(self.coordinator.orphaned):
+            if source in self._wake and self.in_flight(source) is None:
+                self._wake[source].set()
 
     async def _housekeeping(self) -> None:
         while True:

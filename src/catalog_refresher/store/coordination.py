@@ -55,6 +55,11 @@ class Coordinator(Protocol):
         """This replica is alive; its claims stay its own."""
         ...
 
+    def orphaned(self) -> list[str]:
+        """Sources whose run was left unfinished by a replica that is gone (its lease
+        ran out): a scheduled claim of one is granted at once, whatever its interval."""
+        ...
+
     def leave(self) -> None:
         """This replica stops: peers may take its sources at once."""
         ...
@@ -85,6 +90,9 @@ class Solo:
 
     def heartbeat(self) -> None:
         pass
+
+    def orphaned(self) -> list[str]:
+        return []  # alone, an earlier process's runs are recovered at start
 
     def leave(self) -> None:
         pass

@@ -116,26 +116,45 @@ class PostgresCoordinator:
                         run=run_from_row(running, native_time),
                         retry_after=self.lease,
                     )
+            orphaned = False
             if not released and owner != self.replica_id:
                 # Its replica died mid-run (or finished without releasing): take over.
-                conn.execute(
+                cancelled = conn.execute(
                     "UPDATE runs SET status = %s, finished_at = %s,"
                     " error = 'abandoned: its replica stopped or lost its lease'"
                     " WHERE id = %s AND status IN (%s, %s)",
                     (RunStatus.CANCELLED.value, at, run_id, *UNFINISHED),
                 )
-            if interval is not None and isinstance(scheduled_at, datetime):
+                # A slot whose run never finished was not run: run it now, whatever
+                # the interval, and leave the cluster's grid where that slot put it.
+                orphaned = cancelled.rowcount == 1
+            if interval is not None and isinstance(scheduled_at, datetime) and not orphaned:
                 due = scheduled_at + interval
                 if due > now:
                     return Claim(granted=False, retry_after=due - now)
             run = self._insert_run(conn, source=source, trigger=trigger, forced=forced, at=at)
+            moves_grid = interval is not None and not orphaned
             conn.execute(
                 "UPDATE source_claims SET owner = %s, run_id = %s, claimed_at = %s,"
                 " released = false, scheduled_at = CASE WHEN %s THEN %s ELSE scheduled_at END"
                 " WHERE source = %s",
-                (self.replica_id, run.id, now, interval is not None, now, source),
+                (self.replica_id, run.id, now, moves_grid, now, source),
             )
             return Claim(granted=True, run=run)
+
+    def orphaned(self) -> list[str]:
+        """Sources claimed by a dead replica (no heartbeat for a lease) whose run is
+        still ``queued`` or ``running``: lost slots, for a live peer to run now."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT c.source FROM source_claims c"
+                " JOIN runs r ON r.id = c.run_id AND r.status IN (%s, %s)"
+                " LEFT JOIN replicas p ON p.id = c.owner"
+                " WHERE NOT c.released AND c.owner <> %s"
+                " AND (p.heartbeat_at IS NULL OR p.heartbeat_at <= %s)",
+                (*UNFINISHED, self.replica_id, self.live_since(conn)),
+            ).fetchall()
+        return sorted(str(row[0]) for row in rows)
 
     def release(self, source: str, run_id: int) -> None:
         with self._transaction() as conn:
