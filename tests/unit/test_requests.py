@@ -14,6 +14,7 @@ from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.requests import with_parameters
+from catalog_refresher.testing import FakeClock
 from tests.endpoints import fetch, load_endpoint
 from tests.http_recorder import Answer, Seen, ok_json, recording
 
@@ -232,3 +233,19 @@ async def test_a_get_with_paging_in_the_query_sends_no_body(tmp_path: Path) -> N
 
     (seen,) = server.seen
     assert (seen.method, seen.body, "Content-Type" in seen.headers) == ("GET", b"", False)
+
+
+async def test_today_fills_a_snapshot_sources_stock_to_date_body(tmp_path: Path) -> None:
+    """{today} is the run's date off the clock, for a snapshot source that has no window."""
+    with recording(lambda seen: Answer()) as server:
+        options = {
+            "Url": f"{server.url}/c/firma/stav-skladu-k-datu/query.json?den={{today}}",
+            "Method": "POST",
+            "Body": {"winstrom": {"stav-skladu-k-datu": {"datum": "{today:%d.%m.%Y}"}}},
+        }
+        endpoint = load_endpoint(tmp_path, "erp_stock", options)
+        await fetch("erp_stock", endpoint, clock=FakeClock())  # 2026-11-29 10:00 UTC
+
+    (seen,) = server.seen
+    assert seen.target == "/c/firma/stav-skladu-k-datu/query.json?den=2026-11-29"
+    assert seen.json() == {"winstrom": {"stav-skladu-k-datu": {"datum": "29.11.2026"}}}

@@ -192,7 +192,9 @@ class HttpMethod(enum.StrEnum):
 
 
 WINDOW_PLACEHOLDERS = ("date_from", "date_to")
-"""The placeholders a template may hold: the history window's first and last day."""
+"""The placeholders of a history source's window: its first and last day."""
+PLACEHOLDERS = (*WINDOW_PLACEHOLDERS, "today")
+"""Every placeholder a template may hold; ``today`` is the run's UTC date, for any source."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,7 @@ class Placeholder:
     """``{date_to}`` or ``{date_to:%d.%m.%Y}`` in a template."""
 
     name: str
-    """One of ``WINDOW_PLACEHOLDERS``."""
+    """One of ``PLACEHOLDERS``."""
     format: str | None = None
     """A ``strftime`` format; ``None`` writes the ISO date ``YYYY-MM-DD``."""
 

@@ -1,8 +1,9 @@
 """Templates with the window's placeholders: ``Url``, ``Query`` values, ``Body`` strings.
 
 ``{date_from}`` and ``{date_to}`` are the first and last day of a history
-source's window, written ``YYYY-MM-DD``; ``{date_to:%d.%m.%Y}`` writes it with a
-``strftime`` format; ``{{`` and ``}}`` are literal braces. A template is parsed
+source's window, written ``YYYY-MM-DD``; ``{today}`` is the run's date, for any
+source (a snapshot "stock to date" needs it); ``{date_to:%d.%m.%Y}`` writes a
+date with a ``strftime`` format; ``{{`` and ``}}`` are literal braces. A template is parsed
 once, here, so that an unknown placeholder, a placeholder in a snapshot source
 (which has no window) or a format that is not a date format is refused at start
 with its key named. ``sources/requests.py`` fills them in.
@@ -15,7 +16,12 @@ import re
 import string
 from typing import Any
 
-from catalog_refresher.config.settings import WINDOW_PLACEHOLDERS, Placeholder, Template
+from catalog_refresher.config.settings import (
+    PLACEHOLDERS,
+    WINDOW_PLACEHOLDERS,
+    Placeholder,
+    Template,
+)
 from catalog_refresher.errors import ConfigError
 
 __all__ = ["as_plain", "body_template", "parse_template"]
@@ -25,7 +31,7 @@ __all__ = ["as_plain", "body_template", "parse_template"]
 #: midnight, and locale ones (``%x``) differ between machines: neither is wanted.
 _DIRECTIVE = re.compile(r"%(-?)(.)", re.DOTALL)
 _DATE_DIRECTIVES = frozenset("aAwdbBmyYjUWGuVF")
-_KNOWN = ", ".join(f"{{{name}}}" for name in WINDOW_PLACEHOLDERS)
+_KNOWN = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
 
 
 def parse_template(text: str, key: str, *, has_window: bool) -> Template:
@@ -43,10 +49,10 @@ def parse_template(text: str, key: str, *, has_window: bool) -> Template:
             parts.append(literal)
         if name is None:
             continue
-        if name not in WINDOW_PLACEHOLDERS:
+        if name not in PLACEHOLDERS:
             raise ConfigError(key, f"unknown placeholder {{{name}}}; known: {_KNOWN}")
-        if not has_window:
-            problem = f"{{{name}}} needs a window: only history sources have one"
+        if name in WINDOW_PLACEHOLDERS and not has_window:
+            problem = f"{{{name}}} needs a window: only history sources have one (or {{today}})"
             raise ConfigError(key, problem)
         if conversion is not None:
             raise ConfigError(key, f"{{{name}!{conversion}}}: a placeholder takes no conversion")

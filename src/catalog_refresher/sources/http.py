@@ -34,7 +34,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -167,7 +167,9 @@ class HttpSource:
         """
         if self._is_history and window is None:
             raise ValueError(f"{self._source_id} is a history source and needs a window")
-        started = self._builder.start(window if self._is_history else None)
+        # The run's date: a history window ends on it; a snapshot reads it off the clock.
+        today = window.date_to if window is not None else self._clock.now().astimezone(UTC).date()
+        started = self._builder.start(window if self._is_history else None, today)
         paging = self._endpoint.paging
         pages: list[bytes | Path] = []
         if paging is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -77,13 +78,18 @@ class Outgoing:
     content: bytes | None
 
 
-def fill(template: Template, window: Window | None, encode: Callable[[str], str] = str) -> str:
+def fill(
+    template: Template, window: Window | None, today: date, encode: Callable[[str], str] = str
+) -> str:
     """``template`` with each placeholder's date written in (and passed through ``encode``)."""
     out = []
     for part in template.parts:
         if isinstance(part, Placeholder):
-            assert window is not None, "a template with placeholders belongs to a history source"
-            day = window.date_from if part.name == "date_from" else window.date_to
+            if part.name == "today":
+                day = today
+            else:
+                assert window is not None, "a window placeholder belongs to a history source"
+                day = window.date_from if part.name == "date_from" else window.date_to
             text = day.isoformat() if part.format is None else day.strftime(part.format)
             out.append(encode(text))
         else:
@@ -156,16 +162,16 @@ class RequestBuilder:
     def sends_body(self) -> bool:
         return self._body is not None
 
-    def start(self, window: Window | None) -> _Started:
-        """The templates filled with ``window`` (``None`` for a snapshot source)."""
-        pairs = [(name, fill(template, window)) for name, template in self._query]
+    def start(self, window: Window | None, today: date) -> _Started:
+        """The templates filled with ``window`` (``None`` for a snapshot source) and ``today``."""
+        pairs = [(name, fill(template, window, today)) for name, template in self._query]
         if self._window_parameters and window is not None:
             pairs += [
                 ("date_from", window.date_from.isoformat()),
                 ("date_to", window.date_to.isoformat()),
             ]
-        url = with_parameters(fill(self._url, window, _encode_value), pairs)
-        body = None if self._body is None else _filled(self._body, window)
+        url = with_parameters(fill(self._url, window, today, _encode_value), pairs)
+        body = None if self._body is None else _filled(self._body, window, today)
         return _Started(url=url, body=body)
 
     def request(self, started: _Started, ask: PageAsk) -> Outgoing:
@@ -195,13 +201,13 @@ def _templates_in(value: Any) -> Any:
     return value
 
 
-def _filled(value: Any, window: Window | None) -> Any:
+def _filled(value: Any, window: Window | None, today: date) -> Any:
     if isinstance(value, Template):
-        return fill(value, window)
+        return fill(value, window, today)
     if isinstance(value, dict):
-        return {name: _filled(item, window) for name, item in value.items()}
+        return {name: _filled(item, window, today) for name, item in value.items()}
     if isinstance(value, list):
-        return [_filled(item, window) for item in value]
+        return [_filled(item, window, today) for item in value]
     return value
 
 
