@@ -337,3 +337,22 @@ def test_describe_writes_every_request_option_masked_and_loads_again(tmp_path: P
     sales_data["Proxy"] = sources["SalesData"]["Proxy"]
     again = load_sources(tmp_path, described, **environ)
     assert again.sources == settings.sources
+
+
+def test_a_secret_url_with_a_bad_placeholder_is_refused_without_quoting_it(
+    tmp_path: Path,
+) -> None:
+    """A Url from env: whose template is wrong names its reference, not its text."""
+    error = error_of(tmp_path, erp(Url="env:ERP_URL"), ERP_URL="https://e.example/x?k={s3cr3t}")
+    assert error.key == "Sources:ErpStock:Url"
+    assert "env:ERP_URL" in error.problem
+    assert "s3cr3t" not in str(error)
+
+
+def test_a_secret_query_value_is_taken_as_it_is(tmp_path: Path) -> None:
+    """A Query value from env: is never parsed as a template, so braces in it are fine."""
+    settings = load_sources(tmp_path, erp(Query={"key": "env:KEY"}), KEY="a{b}c")
+    ((name, value),) = settings.sources["erp_stock"].primary.request.query
+    assert name == "key"
+    assert not isinstance(value, str)
+    assert value.value == "a{b}c"

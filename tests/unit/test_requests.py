@@ -201,11 +201,11 @@ async def test_a_query_value_may_be_a_secret_reference(tmp_path: Path) -> None:
     """A Query value written env:NAME is sent revealed, and encoded where it must be."""
     with recording(lambda seen: Answer()) as server:
         options = {"Url": f"{server.url}/x", "Query": {"api_key": "env:KEY"}}
-        endpoint = load_endpoint(tmp_path, "erp_stock", options, KEY="k&y=1 +z")
+        endpoint = load_endpoint(tmp_path, "erp_stock", options, KEY="k&y=1 +z{}")
         await fetch("erp_stock", endpoint)
 
-    assert server.targets == ["/x?api_key=k%26y%3D1%20%2Bz"]
-    assert server.seen[0].query == {"api_key": "k&y=1 +z"}
+    assert server.targets == ["/x?api_key=k%26y%3D1%20%2Bz%7B%7D"]
+    assert server.seen[0].query == {"api_key": "k&y=1 +z{}"}
 
 
 @pytest.mark.parametrize(

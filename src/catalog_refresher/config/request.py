@@ -58,8 +58,20 @@ SecretReader = Callable[[Any, str], Secret]
 
 
 def check_url_template(url: Secret, key: str, *, has_window: bool) -> None:
-    """The ``Url``'s placeholders: known, with a window to fill them, in its path or query."""
-    template = parse_template(url.value, key, has_window=has_window)
+    """The ``Url``'s placeholders: known, with a window to fill them, in its path or query.
+
+    A URL read from a secret store is not quoted: its problem is named, not its text.
+    """
+    try:
+        template = parse_template(url.value, key, has_window=has_window)
+    except ConfigError:
+        if url.reference is None:
+            raise
+        problem = (
+            f"the value of {url.reference} has a placeholder that cannot be filled here, or a"
+            " lone brace (write {{ and }} for literal braces)"
+        )
+        raise ConfigError(key, problem) from None
     if template.has_placeholders and "{" in urlsplit(url.value).netloc:
         raise ConfigError(key, "a placeholder may stand in the path or the query, not the host")
 
@@ -117,8 +129,8 @@ def request_settings(
 def _query(
     value: Any, key: str, has_window: bool, window_parameters: bool, secret: SecretReader
 ) -> tuple[tuple[str, str | Secret], ...]:
-    """``{"name": "value"}``: values are text (numbers and booleans as JSON writes them),
-    templates, and may be ``env:``/``file:`` references (an API key in the query)."""
+    """``{"name": "value"}``: values are text (numbers and booleans as JSON writes them) and
+    templates, or ``env:``/``file:`` references (an API key in the query), sent as they are."""
     pairs: list[tuple[str, str | Secret]] = []
     for _, (name, raw) in as_object(value, key).items():
         item_key = f"{key}:{name}"
@@ -139,8 +151,8 @@ def _query(
         else:
             problem = f"expected text, a number or a boolean, got {json_kind(raw)}"
             raise ConfigError(item_key, problem)
-        shown = text.value if isinstance(text, Secret) else text
-        parse_template(shown, item_key, has_window=has_window)
+        if not isinstance(text, Secret):  # a secret is sent as it is: never parsed, never quoted
+            parse_template(text, item_key, has_window=has_window)
         pairs.append((name, text))
     return tuple(pairs)
 

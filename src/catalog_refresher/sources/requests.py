@@ -28,8 +28,8 @@ from catalog_refresher.config.settings import (
     HttpMethod,
     ParametersIn,
     Placeholder,
+    Secret,
     Template,
-    reveal,
 )
 from catalog_refresher.config.templates import parse_template
 from catalog_refresher.domain.window import Window
@@ -148,7 +148,7 @@ class RequestBuilder:
         # The configuration was checked at load: these parse.
         self._url = parse_template(url, "Url", has_window=True)
         self._query = [
-            (name, parse_template(reveal(value), name, has_window=True))
+            (name, Template((value.value,)) if isinstance(value, Secret) else _template(value))
             for name, value in request.query
         ]
         self._body: Any = None
@@ -188,6 +188,10 @@ class RequestBuilder:
             params = []
         url = httpx.URL(with_parameters(started.url, params) if params else started.url)
         return Outgoing(self._method, url, _encoded(body))
+
+
+def _template(text: str) -> Template:
+    return parse_template(text, "Query", has_window=True)
 
 
 def _templates_in(value: Any) -> Any:
