@@ -7,7 +7,7 @@ builds each request from the endpoint's templates). It never decodes the
 records: ``sources/decoding.py`` does that, in the pipeline, so every source
 type gets the same rules and the same error messages.
 
-httpx is met here and in ``http_client.py`` only, so its errors are translated here::
+Requests are sent here and nowhere else, so httpx's errors are translated here::
 
     httpx.TimeoutException            -> SourceTimeoutError     (transient)
     RequestTimeout passed (the whole request, on the clock) -> SourceTimeoutError
