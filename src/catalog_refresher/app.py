@@ -35,6 +35,7 @@ from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.refresh.workers import WorkerPool
 from catalog_refresher.sources.demo import DemoWorld
 from catalog_refresher.sources.http import build_client, open_source
+from catalog_refresher.sources.http_client import HttpClients
 from catalog_refresher.store.base import Store
 from catalog_refresher.store.open import open_store
 from catalog_refresher.store.postgres import PostgresStore
@@ -60,6 +61,8 @@ class Application:
     api: FastAPI
     pool: WorkerPool | None = None
     spool: Path | None = None
+    clients: HttpClients | None = None
+    """The clients of endpoints with their own TLS or proxy settings."""
     _peers: asyncio.Task[None] | None = None
 
     @classmethod
@@ -82,10 +85,25 @@ class Application:
         pool = WorkerPool(reveal(settings.store.url), workers) if workers else None
         # With worker processes, HTTP bodies are spooled to files the workers read.
         spool = Path(tempfile.mkdtemp(prefix="catalog-refresher-")) if pool else None
+        clients = HttpClients(client)
         endpoints = {
             source_id: Endpoints(
-                open_source(source_id, config.primary, client, world=world, spool=spool),
-                open_source(source_id, config.backup, client, world=world, spool=spool)
+                open_source(
+                    source_id,
+                    config.primary,
+                    clients.for_endpoint(config.primary, f"Sources:{config.spec.config_key}"),
+                    world=world,
+                    spool=spool,
+                    clock=clock,
+                ),
+                open_source(
+                    source_id,
+                    config.backup,
+                    clients.for_endpoint(config.backup, f"Sources:{config.spec.config_key}:Backup"),
+                    world=world,
+                    spool=spool,
+                    clock=clock,
+                )
                 if config.backup
                 else None,
             )
@@ -120,7 +138,18 @@ class Application:
             metrics=metrics.render,
         )
         return cls(
-            settings, store, catalog, service, bus, client, metrics, notifier, api, pool, spool
+            settings,
+            store,
+            catalog,
+            service,
+            bus,
+            client,
+            metrics,
+            notifier,
+            api,
+            pool,
+            spool,
+            clients,
         )
 
     async def start(self) -> None:
@@ -163,6 +192,8 @@ class Application:
         if self.pool is not None:
             await asyncio.to_thread(self.pool.shutdown)
         await self.notifier.aclose()
+        if self.clients is not None:
+            await self.clients.aclose()
         await self.client.aclose()
         await self.store.aclose()
         self.store.close()

@@ -92,6 +92,12 @@ class LocalControl:
                     service_started_at=self.service.started_at,
                     options=options,
                     now=now,
+                    tls_unverified=configured is not None
+                    and any(
+                        not endpoint.request.tls.verify
+                        for endpoint in (configured.primary, configured.backup)
+                        if endpoint is not None
+                    ),
                 )
             )
         return statuses

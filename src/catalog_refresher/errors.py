@@ -87,10 +87,25 @@ class SourceStatusError(TransientSourceError):
 
     error_type = "http_status"
 
-    def __init__(self, status_code: int, url: str) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        url: str,
+        *,
+        detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """``detail`` is what the answer said (never a secret); ``retry_after`` the seconds
+        its ``Retry-After`` asked to wait, which a retry honours."""
         self.status_code = status_code
         self.transient = transient_status(status_code)
-        super().__init__(f"HTTP {status_code} from {url}")
+        self.retry_after = retry_after
+        message = f"HTTP {status_code} from {url}"
+        if detail:
+            message += f": {detail}"
+        if retry_after is not None:
+            message += f" (retry after {retry_after:g} s)"
+        super().__init__(message)
 
 
 class InvalidPayloadError(SourceError):

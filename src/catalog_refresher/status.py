@@ -38,6 +38,8 @@ class SourceStatus:
     record_count: int
     used_backup: bool = False
     stale: bool = False
+    tls_unverified: bool = False
+    """An endpoint of the source has ``Tls:Verify`` false."""
 
 
 def source_status(
@@ -52,6 +54,7 @@ def source_status(
     service_started_at: datetime,
     options: RepositoryOptions,
     now: datetime,
+    tls_unverified: bool = False,
 ) -> SourceStatus:
     stale = enabled and is_stale(
         last_success_at=history.last_success_at,
@@ -75,6 +78,7 @@ def source_status(
         record_count=history.record_count,
         used_backup=history.last_used_backup,
         stale=stale,
+        tls_unverified=tls_unverified,
     )
 
 
@@ -105,7 +109,15 @@ REFRESH_ENTRY = "catalog-refresh"
 
 def source_health(status: SourceStatus) -> HealthEntry:
     """Degraded when the latest run did not succeed, the circuit is open, the
-    data is stale, or the backup served it."""
+    data is stale, or the backup served it; an endpoint read without TLS
+    verification is said in the description, whatever the status."""
+    entry = _source_health(status)
+    if status.tls_unverified and status.enabled:
+        return HealthEntry(entry.status, f"{entry.description}; TLS verification is off")
+    return entry
+
+
+def _source_health(status: SourceStatus) -> HealthEntry:
     if not status.enabled:
         return HealthEntry(Health.HEALTHY, "disabled: not configured or interval 00:00:00")
     problems = []

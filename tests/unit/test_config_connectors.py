@@ -165,7 +165,7 @@ OFFSET = {"Kind": "offset", "PageSize": 10}
 @pytest.mark.parametrize(
     ("sources", "key", "problem"),
     [
-        (erp(Paging={"Kind": "cursor", "PageSize": 10}), "Paging:Kind", "one of offset, page"),
+        (erp(Paging={"Kind": "scroll", "PageSize": 10}), "Paging:Kind", "one of offset, page"),
         (erp(Paging={"PageSize": 10}), "Paging:Kind", "required"),
         (erp(Paging={"Kind": "offset"}), "Paging:PageSize", "required"),
         (erp(Paging={**OFFSET, "PageSize": 0}), "Paging:PageSize", "at least 1"),

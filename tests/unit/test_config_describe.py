@@ -51,6 +51,22 @@ SAMPLE: dict[str, Any] = {
     "Logging": {"Level": "Warning", "Format": "json"},
 }
 
+#: The request options of a snapshot source's GET endpoint, all defaults.
+GET_REQUEST = {
+    "Method": "GET",
+    "Query": {},
+    "Body": None,
+    "ContentType": None,
+    "WindowParameters": None,
+    "ConnectTimeout": None,
+    "ReadTimeout": None,
+    "MaxRequestsPerSecond": None,
+    "Tls": None,
+    "Proxy": None,
+    "ErrorWhen": None,
+    "ErrorMessagePath": None,
+}
+
 EXPECTED: dict[str, Any] = {
     "CatalogRepository": {
         "ErpStockRefreshInterval": "00:02:00",
@@ -92,12 +108,14 @@ EXPECTED: dict[str, Any] = {
                 "SizeParameter": "limit",
                 "TotalPath": "winstrom.@rowCount",
                 "MaxPages": 10000,
+                "In": "query",
             },
             "Fields": {
                 "product_code": {"From": "cenik", "RemovePrefix": "code:"},
                 "stock": "stavMJ",
             },
             "Csv": None,
+            **GET_REQUEST,
             "Priority": 3,
             "MaxDeleteShare": 0.1,
             "Backup": {
@@ -109,6 +127,7 @@ EXPECTED: dict[str, Any] = {
                 "Paging": None,
                 "Fields": None,
                 "Csv": None,
+                **GET_REQUEST,
             },
         },
         "EshopStock": {
@@ -125,9 +144,11 @@ EXPECTED: dict[str, Any] = {
                 "PageCountPath": "data.paginator.pageCount",
                 "MaxPages": 10000,
                 "FirstPage": 1,
+                "In": "query",
             },
             "Fields": None,
             "Csv": None,
+            **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
             "Backup": None,
@@ -147,6 +168,7 @@ EXPECTED: dict[str, Any] = {
                 "HasHeader": False,
                 "Columns": ["product_code", "stock_min"],
             },
+            **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
             "Backup": None,
@@ -160,6 +182,7 @@ EXPECTED: dict[str, Any] = {
             "Paging": None,
             "Fields": None,
             "Csv": None,
+            **dict.fromkeys(GET_REQUEST),  # not set: a demo endpoint makes no requests
             "Priority": 0,
             "MaxDeleteShare": None,
             "Backup": None,

@@ -194,28 +194,40 @@ async def test_flexi_capped_limit_advances_by_the_records_received(tmp_path: Pat
 # --- paging without a count ---------------------------------------------------------------
 
 
-async def test_offset_paging_without_a_total_stops_at_the_first_empty_page(tmp_path: Path) -> None:
-    """Without TotalPath, pages are asked for until one comes back empty."""
+async def test_offset_paging_without_a_total_stops_at_the_first_short_page(tmp_path: Path) -> None:
+    """Without TotalPath, pages are asked for until one holds fewer than PageSize records."""
     with serve(flexi(flexi_cards())) as server:
         settings = endpoint(tmp_path, "erp_stock", server.url, FLEXI, PageSize=2, TotalPath=None)
         payload = await fetch("erp_stock", settings)
 
-    assert pages_asked(server.requests, "start") == ["0", "2", "4", "5"]
+    assert pages_asked(server.requests, "start") == ["0", "2", "4"]
     batch = validate(SPECS["erp_stock"], payload, None)
-    assert (len(payload.pages), batch.rows) == (4, FLEXI_ROWS)
+    assert (len(payload.pages), batch.rows) == (3, FLEXI_ROWS)
 
 
-async def test_page_paging_without_a_page_count_stops_at_the_first_empty_page(
+async def test_offset_paging_without_a_total_ends_on_an_empty_page_after_full_ones(
     tmp_path: Path,
 ) -> None:
-    """Without PageCountPath, page numbers go up until a page has no records."""
+    """When the records fill the last page exactly, the empty page after it ends paging."""
+    with serve(flexi(flexi_cards())) as server:
+        settings = endpoint(tmp_path, "erp_stock", server.url, FLEXI, PageSize=5, TotalPath=None)
+        payload = await fetch("erp_stock", settings)
+
+    assert pages_asked(server.requests, "start") == ["0", "5"]
+    assert validate(SPECS["erp_stock"], payload, None).rows == FLEXI_ROWS
+
+
+async def test_page_paging_without_a_page_count_stops_at_the_first_short_page(
+    tmp_path: Path,
+) -> None:
+    """Without PageCountPath, page numbers go up until a page has fewer than PageSize records."""
     with serve(shoptet(shoptet_supplies())) as server:
         settings = endpoint(
             tmp_path, "eshop_stock", server.url, SHOPTET, PageSize=2, PageCountPath=None
         )
         payload = await fetch("eshop_stock", settings)
 
-    assert pages_asked(server.requests, "page") == ["1", "2", "3", "4"]
+    assert pages_asked(server.requests, "page") == ["1", "2", "3"]
     assert validate(SPECS["eshop_stock"], payload, None).rows == SHOPTET_ROWS
 
 
@@ -380,7 +392,7 @@ async def test_a_history_source_sends_its_window_on_every_page(tmp_path: Path) -
             "offset": o,
             "limit": "2",
         }
-        for o in ("0", "2", "3")
+        for o in ("0", "2")  # the second page is short: the last
     ]
     batch = validate(SPECS["sales_data"], payload, window)
     assert (batch.fetched, batch.invalid) == (3, 0)

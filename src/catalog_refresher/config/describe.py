@@ -9,22 +9,28 @@ and credential-like query values.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
-from catalog_refresher.config.payload import PAGING_OPTIONS
+from catalog_refresher.config.paging import COUNT_OPTIONS, POSITION_OPTIONS
+from catalog_refresher.config.request import REQUEST_OPTIONS
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
     EndpointSettings,
+    EndpointType,
+    HttpMethod,
     JsonPath,
     PagingKind,
     PagingSettings,
     RepositoryOptions,
+    RequestSettings,
     Secret,
     Settings,
+    TlsSettings,
     reveal,
 )
-from catalog_refresher.config.values import format_timespan, mask_url
+from catalog_refresher.config.values import format_timespan, is_sensitive_parameter, mask_url
 from catalog_refresher.domain.specs import SPECS
 
 __all__ = ["describe"]
@@ -37,10 +43,12 @@ def describe(settings: Settings) -> dict[str, Any]:
         "CatalogRepository": _describe_repository(settings.repository),
         "Sources": {
             source.spec.config_key: {
-                **_describe_endpoint(source.primary),
+                **_describe_endpoint(source.primary, source.spec.is_history),
                 "Priority": source.priority,
                 "MaxDeleteShare": source.max_delete_share,
-                "Backup": None if source.backup is None else _describe_endpoint(source.backup),
+                "Backup": None
+                if source.backup is None
+                else _describe_endpoint(source.backup, source.spec.is_history),
             }
             for source in settings.sources.values()
         },
@@ -86,7 +94,7 @@ def _plain(value: object) -> object:
     return format_timespan(value) if isinstance(value, timedelta) else value
 
 
-def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
+def _describe_endpoint(endpoint: EndpointSettings, is_history: bool) -> dict[str, Any]:
     csv = endpoint.csv
     return {
         "Type": endpoint.type.value,
@@ -114,21 +122,81 @@ def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
             "HasHeader": csv.has_header,
             "Columns": list(csv.columns) or None,
         },
+        **_describe_request(endpoint, is_history),
     }
+
+
+def _describe_request(endpoint: EndpointSettings, is_history: bool) -> dict[str, Any]:
+    """The request options; ``None`` where the file could not set one (a demo endpoint,
+    a GET's ContentType, a snapshot source's WindowParameters), so the output loads again."""
+    request = endpoint.request
+    if endpoint.type is not EndpointType.HTTP:
+        return dict.fromkeys(REQUEST_OPTIONS)
+    post = request.method is HttpMethod.POST
+    return {
+        "Method": request.method.value,
+        "Query": {name: _query_value(name, value) for name, value in request.query},
+        "Body": None if request.body is None else json.loads(request.body),
+        "ContentType": request.content_type if post else None,
+        "WindowParameters": request.window_parameters if is_history else None,
+        "ConnectTimeout": _timespan(request.connect_timeout),
+        "ReadTimeout": _timespan(request.read_timeout),
+        "MaxRequestsPerSecond": request.max_requests_per_second,
+        "Tls": _describe_tls(request.tls),
+        "Proxy": None if request.proxy is None else mask_url(request.proxy.value),
+        "ErrorWhen": _describe_error_when(request),
+        "ErrorMessagePath": _text(request.error_message_path),
+    }
+
+
+def _query_value(name: str, value: str | Secret) -> str:
+    if isinstance(value, Secret):
+        return value.masked()
+    return "***" if is_sensitive_parameter(name) else value
+
+
+def _describe_tls(tls: TlsSettings) -> dict[str, Any] | None:
+    if tls == TlsSettings():
+        return None
+    return {
+        "Verify": tls.verify,
+        "CaBundle": tls.ca_bundle,
+        "ClientCertificate": tls.client_certificate,
+        "ClientKey": None if tls.client_key is None else tls.client_key.masked(),
+    }
+
+
+def _describe_error_when(request: RequestSettings) -> dict[str, Any] | None:
+    when = request.error_when
+    if when is None:
+        return None
+    if when.equals is not None:
+        return {"Path": when.path.text, "Equals": when.equals}
+    return {"Path": when.path.text, "NotEquals": when.not_equals}
+
+
+def _timespan(value: timedelta | None) -> str | None:
+    return None if value is None else format_timespan(value)
 
 
 def _describe_paging(paging: PagingSettings) -> dict[str, Any]:
-    position_option, count_option = PAGING_OPTIONS[paging.kind][:2]
-    described: dict[str, Any] = {
-        "Kind": paging.kind.value,
-        "PageSize": paging.page_size,
-        position_option: paging.position_parameter,
-        "SizeParameter": paging.size_parameter,
-        count_option: _text(paging.count_path),
-        "MaxPages": paging.max_pages,
-    }
+    """The kind's own options, in the order the docs list them."""
+    described: dict[str, Any] = {"Kind": paging.kind.value}
+    if paging.kind is PagingKind.NEXT:
+        described["NextPath"] = _text(paging.next_path)
+    if paging.kind is PagingKind.CURSOR:
+        described["CursorPath"] = _text(paging.cursor_path)
+    if paging.kind in POSITION_OPTIONS:
+        described["PageSize"] = paging.page_size
+        described[POSITION_OPTIONS[paging.kind][0]] = paging.position_parameter
+        described["SizeParameter"] = paging.size_parameter
+    if paging.kind in COUNT_OPTIONS:
+        described[COUNT_OPTIONS[paging.kind]] = _text(paging.count_path)
+    described["MaxPages"] = paging.max_pages
     if paging.kind is PagingKind.PAGE:
         described["FirstPage"] = paging.first_page
+    if paging.kind in POSITION_OPTIONS:
+        described["In"] = paging.parameters_in.value
     return described
 
 

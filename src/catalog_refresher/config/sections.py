@@ -5,15 +5,17 @@ top-level sections (``AllowedHosts``...) are ignored; an unknown key inside a kn
 section is an error. ``null`` means "not set": the default applies, and a source set
 to ``null`` is not configured.
 
-Secret-capable values (endpoint ``Url``, header values, ``Store:Url``,
-``Api:AdminToken``, ``Alerts:WebhookUrl`` and its headers) may be written
+Secret-capable values (endpoint ``Url``, header values, ``Query`` values, ``Proxy``,
+``Tls:ClientKey``, ``Store:Url``, ``Api:AdminToken``, ``Alerts:WebhookUrl`` and
+its headers) may be written
 ``env:NAME`` or ``file:/path`` (a relative path is relative to the configuration
 file). Every failure is a ``ConfigError`` whose key is the colon path
 (``Sources:ErpStock:Url``); no error message contains a secret.
 
 A backup endpoint inherits nothing from its primary: headers in particular are not
 copied, so a token meant for one host never reaches another. An endpoint's
-``Paging``, ``Fields`` and ``Csv`` are read by ``payload.py``.
+``Fields`` and ``Csv`` are read by ``payload.py``, its ``Paging`` by ``paging.py``,
+and how it is requested (``Method``, ``Body``, ``Tls``...) by ``request.py``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from catalog_refresher.config.paging import paging_settings
 from catalog_refresher.config.paths import parse_path
-from catalog_refresher.config.payload import csv_format, field_rules, paging_settings
+from catalog_refresher.config.payload import csv_format, field_rules
+from catalog_refresher.config.request import REQUEST_OPTIONS, check_url_template, request_settings
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
     AlertSettings,
@@ -72,6 +76,7 @@ _ENDPOINT_KEYS = (
     "Paging",
     "Fields",
     "Csv",
+    *REQUEST_OPTIONS,
 )
 _SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup")
 _DEFAULT_REPOSITORY = RepositoryOptions()
@@ -192,6 +197,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
     if url is not None:
         url = context.secret(url, f"{key}:Url")
         check_url(url, f"{key}:Url", ("http://", "https://"), "an http(s) URL with a host")
+        check_url_template(url, f"{key}:Url", has_window=spec.is_history)
     elif type_ is EndpointType.HTTP:
         raise ConfigError(f"{key}:Url", "required for Type http")
     headers = _headers(get(tree, "Headers"), f"{key}:Headers", context)
@@ -200,17 +206,32 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         records_path = parse_path(records_path, f"{key}:RecordsPath")
     timeout = get(tree, "RequestTimeout")
     if type_ is not EndpointType.HTTP:
-        for option in ("Paging", "Fields", "Csv"):
+        for option in ("Paging", "Fields", "Csv", *REQUEST_OPTIONS):
             if get(tree, option) is not None:
                 raise ConfigError(f"{key}:{option}", f"only for Type http, not {type_}")
+    request = request_settings(
+        tree,
+        key,
+        url=url,
+        headers=headers,
+        has_window=spec.is_history,
+        secret=context.secret,
+        base_dir=context.base_dir,
+    )
     csv = None if get(tree, "Csv") is None else csv_format(get(tree, "Csv"), f"{key}:Csv")
     if csv is not None and records_path is not None:
         raise ConfigError(f"{key}:RecordsPath", "not for a Csv payload, which is all records")
+    if csv is not None:
+        for option in ("ErrorWhen", "ErrorMessagePath"):
+            if get(tree, option) is not None:
+                raise ConfigError(f"{key}:{option}", "not for a Csv payload: it has no envelope")
     paging = None
     if get(tree, "Paging") is not None:
         if csv is not None:
             raise ConfigError(f"{key}:Paging", "not for a Csv payload (no count to follow in it)")
-        paging = paging_settings(get(tree, "Paging"), f"{key}:Paging", records_path, spec)
+        paging = paging_settings(
+            get(tree, "Paging"), f"{key}:Paging", records_path, request, has_window=spec.is_history
+        )
     fields: tuple[FieldRule, ...] = ()
     if get(tree, "Fields") is not None:
         fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec)
@@ -227,6 +248,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         paging=paging,
         fields=fields,
         csv=csv,
+        request=request,
     )
 
 

@@ -140,6 +140,20 @@ class PagingKind(enum.StrEnum):
     """``start``/``limit`` style: the offset of the first record and a page size (ABRA Flexi)."""
     PAGE = "page"
     """``page``/``itemsPerPage`` style: a page number and a page size (Shoptet)."""
+    NEXT = "next"
+    """A link to the next page inside each page's body (``links.next``)."""
+    LINK = "link"
+    """An RFC 8288 ``Link`` response header with ``rel="next"``."""
+    CURSOR = "cursor"
+    """An opaque token inside each page, sent back to ask for the next one."""
+
+
+class ParametersIn(enum.StrEnum):
+    """Where the paging parameters travel."""
+
+    QUERY = "query"
+    BODY = "body"
+    """In the JSON body, at (dotted) keys: ABRA Flexi's ``POST .../query``."""
 
 
 #: Pages one fetch may take before it fails: a source that never ends must not loop forever.
@@ -151,17 +165,107 @@ class PagingSettings:
     """How a source's records are spread over several requests (``sources/paging.py``)."""
 
     kind: PagingKind
-    page_size: int
-    size_parameter: str
-    """The query parameter that carries ``page_size``."""
-    position_parameter: str
-    """The query parameter that says which page: the offset, or the page number."""
+    page_size: int | None = None
+    """Records asked for per page; required for ``offset`` and ``page``, optional for
+    ``cursor``, none for ``next`` and ``link`` (their links say it)."""
+    size_parameter: str | None = None
+    """The parameter that carries ``page_size``."""
+    position_parameter: str | None = None
+    """The parameter that says which page: the offset, the page number, or the cursor."""
     first_page: int = 1
     """The number of the first page (``page`` kind only)."""
     count_path: JsonPath | None = None
-    """Dotted path, inside each page, to the total number of records (``offset`` kind) or
-    of pages (``page`` kind); without it paging stops at the first empty page."""
+    """Path, inside each page, to the total number of records (``offset`` kind) or of
+    pages (``page`` kind); without it paging stops at the first short or empty page."""
     max_pages: int = DEFAULT_MAX_PAGES
+    parameters_in: ParametersIn = ParametersIn.QUERY
+    """Whether the position and size go in the query or, at dotted keys, in the body."""
+    next_path: JsonPath | None = None
+    """Where each page holds the link to the next one (``next`` kind)."""
+    cursor_path: JsonPath | None = None
+    """Where each page holds the cursor of the next one (``cursor`` kind)."""
+
+
+class HttpMethod(enum.StrEnum):
+    GET = "GET"
+    POST = "POST"
+
+
+WINDOW_PLACEHOLDERS = ("date_from", "date_to")
+"""The placeholders of a history source's window: its first and last day."""
+PLACEHOLDERS = (*WINDOW_PLACEHOLDERS, "today")
+"""Every placeholder a template may hold; ``today`` is the run's UTC date, for any source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """``{date_to}`` or ``{date_to:%d.%m.%Y}`` in a template."""
+
+    name: str
+    """One of ``PLACEHOLDERS``."""
+    format: str | None = None
+    """A ``strftime`` format; ``None`` writes the ISO date ``YYYY-MM-DD``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Text with placeholders, parsed by ``config/templates.py``: literal text and
+    ``Placeholder`` parts in order (``{{``/``}}`` already turned into braces)."""
+
+    parts: tuple[str | Placeholder, ...]
+
+    @property
+    def has_placeholders(self) -> bool:
+        return any(isinstance(part, Placeholder) for part in self.parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsSettings:
+    """How an HTTPS endpoint's server is checked and how this service proves who it is."""
+
+    verify: bool = True
+    ca_bundle: str | None = None
+    """A PEM file of the certificate authorities to trust instead of the system's."""
+    client_certificate: str | None = None
+    """A PEM file with the client certificate (and possibly its key)."""
+    client_key: Secret | None = None
+    """The client certificate's private key, PEM text (``file:``/``env:`` capable)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorCondition:
+    """When a page is the system's error envelope rather than data (``ErrorWhen``)."""
+
+    path: JsonPath
+    equals: str | None = None
+    """An error when the value at ``path``, as trimmed text, is this."""
+    not_equals: str | None = None
+    """An error when the value at ``path`` is present and, as trimmed text, is not this."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestSettings:
+    """How one endpoint's requests are made (``sources/requests.py``, ``http_client.py``)."""
+
+    method: HttpMethod = HttpMethod.GET
+    query: tuple[tuple[str, str | Secret], ...] = ()
+    """Parameters added to the URL's own query, in order; values are templates."""
+    body: str | None = None
+    """The JSON body template as JSON text (placeholders inside its strings); POST only."""
+    content_type: str = "application/json"
+    window_parameters: bool = True
+    """History sources also send ``date_from``/``date_to`` in the query."""
+    connect_timeout: timedelta | None = None
+    """Bound on connecting; ``None``: RequestTimeout."""
+    read_timeout: timedelta | None = None
+    """Bound on each wait for data from the server; ``None``: RequestTimeout."""
+    max_requests_per_second: float | None = None
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    proxy: Secret | None = None
+    """The proxy every request goes through (a URL, credentials allowed)."""
+    error_when: ErrorCondition | None = None
+    error_message_path: JsonPath | None = None
+    """Where an error envelope holds the system's message."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +309,8 @@ class EndpointSettings:
     """Record fields the payload names differently; empty when it uses the contract's names.
     A tuple, not a mapping, so that it pickles to worker processes with the payload."""
     csv: CsvFormat | None = None
+    request: RequestSettings = field(default_factory=RequestSettings)
+    """How each request is made: method, body, query, timeouts, TLS, proxy, error envelope."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

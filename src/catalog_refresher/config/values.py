@@ -87,6 +87,11 @@ def format_timespan(value: timedelta) -> str:
     return sign + text
 
 
+def is_sensitive_parameter(name: str) -> bool:
+    """A query parameter whose value is a credential by its name (``api_key``, ``token``)."""
+    return _SENSITIVE_PARAMETER.search(name) is not None
+
+
 def mask_url(url: str) -> str:
     """The URL with its password and credential-like query values replaced by ``***``.
 

@@ -20,13 +20,12 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential,
     wait_random,
 )
 
 from catalog_refresher.clock import Clock
-from catalog_refresher.errors import CatalogRefresherError
+from catalog_refresher.errors import CatalogRefresherError, SourceStatusError
 
 T = TypeVar("T")
 
@@ -48,15 +47,33 @@ async def with_retries(
     clock: Clock,
     on_retry: Callable[[int, BaseException], None],
     jitter: timedelta | None = None,
+    deadline: float | None = None,
 ) -> tuple[T, int]:
     """Run ``operation``, retrying transient failures; returns its result and the attempts used.
 
     Waits about ``base_delay``, then twice that, and so on, plus up to ``jitter``
     (by default a quarter of ``base_delay``) so that many sources failing
-    together do not retry in lockstep. The last failure is re-raised as it is.
+    together do not retry in lockstep. A failure that asks for a longer wait
+    (``SourceStatusError.retry_after``, from a 429's or 503's ``Retry-After``) gets
+    that wait instead. A wait that would end after ``deadline`` (``clock.monotonic()``
+    time: when the run's RefreshTimeout is up) is not begun: the attempt could not
+    finish in time, so its failure is the run's. The last failure is re-raised as it is.
     """
     base = base_delay.total_seconds()
     spread = base / 4 if jitter is None else jitter.total_seconds()
+    backoff = wait_exponential(multiplier=base, exp_base=2) + wait_random(0, spread)
+
+    def wait(state: RetryCallState) -> float:
+        delay: float = backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, SourceStatusError) and exc.retry_after is not None:
+            return max(delay, exc.retry_after)
+        return delay
+
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number >= attempts:
+            return True
+        return deadline is not None and clock.monotonic() + state.upcoming_sleep > deadline
 
     def before_sleep(state: RetryCallState) -> None:
         assert state.outcome is not None
@@ -65,8 +82,8 @@ async def with_retries(
         on_retry(state.attempt_number, exc)
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=base, exp_base=2) + wait_random(0, spread),
+        stop=stop,
+        wait=wait,
         retry=retry_if_exception(is_transient),
         sleep=clock.sleep,
         before_sleep=before_sleep,

@@ -128,7 +128,8 @@ class Runner:
         result: _Result
         try:
             async with timeout(self.clock, self.options.refresh_timeout.total_seconds()):
-                result = await self._refresh(run, endpoints, max_delete_share, progress)
+                deadline = started + self.options.refresh_timeout.total_seconds()
+                result = await self._refresh(run, endpoints, max_delete_share, progress, deadline)
         except TimeoutError:
             limit = self.options.refresh_timeout
             result = self._failed(
@@ -180,12 +181,17 @@ class Runner:
         return _Result(outcome=outcome, valid=0)
 
     async def _refresh(
-        self, run: Run, endpoints: Endpoints, max_delete_share: float, progress: _Progress
+        self,
+        run: Run,
+        endpoints: Endpoints,
+        max_delete_share: float,
+        progress: _Progress,
+        deadline: float,
     ) -> _Result:
         spec = SPECS[run.source]
         assert run.started_at is not None
         window = window_for(spec, self.options, run.started_at.astimezone(UTC).date())
-        payload = await self._fetch(run, endpoints, window, progress)
+        payload = await self._fetch(run, endpoints, window, progress, deadline)
         job = Job(
             run_id=run.id,
             source=run.source,
@@ -202,9 +208,15 @@ class Runner:
         return _Result(outcome=processed.outcome, valid=processed.valid, applied=processed.applied)
 
     async def _fetch(
-        self, run: Run, endpoints: Endpoints, window: Window | None, progress: _Progress
+        self,
+        run: Run,
+        endpoints: Endpoints,
+        window: Window | None,
+        progress: _Progress,
+        deadline: float,
     ) -> Payload:
-        """Fetch with retries; when the primary fails, fail over to the backup if any."""
+        """Fetch with retries, never waiting past ``deadline`` (the run's RefreshTimeout);
+        when the primary fails, fail over to the backup if any."""
         options = self.options
 
         def retrying(attempt: int, exc: BaseException) -> None:
@@ -223,6 +235,7 @@ class Runner:
                     base_delay=options.retry_base_delay,
                     clock=self.clock,
                     on_retry=retrying,
+                    deadline=deadline,
                 )
             except BaseException:
                 progress.attempts += 1  # the last attempt, which is not retried

@@ -1,35 +1,46 @@
 """Reading a source over HTTP (contract section 4).
 
-``HttpSource`` sends a GET to the endpoint's URL and hands back the raw body;
-with ``Paging`` one GET per page, each body a page of the payload
-(``sources/paging.py`` decides what to ask for next). It never decodes the
+``HttpSource`` requests the endpoint's URL and hands back the raw body; with
+``Paging`` one request per page, each body a page of the payload
+(``sources/paging.py`` decides what to ask for next, ``sources/requests.py``
+builds each request from the endpoint's templates). It never decodes the
 records: ``sources/decoding.py`` does that, in the pipeline, so every source
 type gets the same rules and the same error messages.
 
-httpx is met here and nowhere else, so its errors are translated here::
+Requests are sent here and nowhere else, so httpx's errors are translated here::
 
     httpx.TimeoutException            -> SourceTimeoutError     (transient)
+    RequestTimeout passed (the whole request, on the clock) -> SourceTimeoutError
     httpx.UnsupportedProtocol         -> SourceError            (permanent)
     any other httpx.TransportError    -> SourceConnectionError  (transient)
     httpx.DecodingError               -> InvalidPayloadError    (permanent)
-    a response that is not 2xx        -> SourceStatusError      (transient for 429 and 5xx)
+    a response that is not 2xx        -> SourceStatusError      (transient for 429 and 5xx;
+                                         a 429's or 503's Retry-After rides on it)
+    an HTML page, an error envelope   -> InvalidPayloadError    (on a 2xx; on an error status
+                                         they are the SourceStatusError's detail)
 
-Secrets (header values, the password in the URL) exist in clear text only in
-the request that goes on the wire: messages and ``Payload.origin`` carry the URL
-without userinfo and query, and foreign error text is scrubbed of every header
-value before it is quoted.
+Secrets (header values, the password in the URL, query values, the proxy's
+credentials) exist in clear text only in the request that goes on the wire:
+messages and ``Payload.origin`` carry the URL without userinfo and query, and
+foreign error text and a system's message are scrubbed of every secret before
+they are quoted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
-from importlib import metadata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
 
+from catalog_refresher.clock import Clock, SystemClock, timeout
 from catalog_refresher.config.settings import EndpointSettings, EndpointType, reveal
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
@@ -45,65 +56,49 @@ from catalog_refresher.errors import (
 from catalog_refresher.sources.base import Payload, Source
 from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
-from catalog_refresher.sources.paging import pager_for
+from catalog_refresher.sources.http_client import USER_AGENT, RateLimiter, build_client
+from catalog_refresher.sources.paging import PageRead, pager_for
+from catalog_refresher.sources.requests import Outgoing, PageAsk, RequestBuilder, safe_url
+from catalog_refresher.sources.responses import (
+    ENVELOPE_LIMIT,
+    HEAD,
+    envelope_message,
+    html_problem,
+    looks_like_html,
+    retry_after,
+)
 
 __all__ = ["USER_AGENT", "HttpSource", "build_client", "open_source", "safe_url"]
 
-
-def _version() -> str:
-    try:
-        return metadata.version("catalog-refresher")
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
-
-
-USER_AGENT = f"catalog-refresher/{_version()}"
+log = logging.getLogger("catalog_refresher.sources")
 
 # Values shorter than this are not credentials, and scrubbing them would mangle
 # messages ("1" would turn "[Errno 111]" into "[Errno ***]").
 _MIN_SCRUB_LENGTH = 4
+#: Statuses whose Retry-After is honoured.
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_LOGIN = "a login page?"
 
 
-def safe_url(url: httpx.URL | str) -> str:
-    """``url`` without userinfo, query and fragment: fit for logs and messages.
-
-    The query goes too because systems such as Shoptet or ABRA Flexi accept API
-    tokens as query parameters.
-    """
-    return str(httpx.URL(url).copy_with(userinfo=b"", query=None, fragment=None))
-
-
-def build_client(*, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one HTTP client all HTTP sources share; the caller closes it.
-
-    ``transport`` is for tests (``httpx.MockTransport``); production passes nothing.
-    """
-    return httpx.AsyncClient(
-        # A redirect usually means a login page or a moved API: fail loudly as a
-        # status error instead of parsing HTML, and never carry our
-        # Authorization header to another host.
-        follow_redirects=False,
-        headers={"User-Agent": USER_AGENT},
-        # Ten sources with MaxConcurrentRefreshes around 3 need few connections;
-        # the cap protects the external systems if many endpoints share a host.
-        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30),
-        # Each request passes its endpoint's own timeout; this is only the fallback.
-        timeout=httpx.Timeout(60.0, connect=10.0),
-        transport=transport,
-    )
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    content: bytes | Path
+    headers: httpx.Headers
 
 
 class HttpSource:
-    """One external system read with a GET on ``endpoint.url``.
+    """One external system read with requests to ``endpoint.url``.
 
-    History sources (``SPECS[source_id].is_history``) must be given a window and
-    send it as ``date_from``/``date_to`` ISO dates, merged into any query the URL
-    already has, on every page. ``endpoint.headers`` are sent with secrets
-    revealed. Each body is returned untouched as one page of the payload, with
-    the endpoint's ``RecordsPath``, ``Fields`` and ``Csv`` telling validation how
-    to read it.
+    History sources (``SPECS[source_id].is_history``) must be given a window; its
+    dates fill the endpoint's placeholders and, unless ``WindowParameters`` is false,
+    go as ``date_from``/``date_to`` ISO dates after the URL's own query, on every
+    page. ``endpoint.headers`` are sent with secrets revealed. Each body is
+    returned untouched as one page of the payload, with the endpoint's
+    ``RecordsPath``, ``Fields`` and ``Csv`` telling validation how to read it.
 
     The client is shared and owned by the caller, so ``aclose`` leaves it open.
+    ``clock`` spaces requests under ``MaxRequestsPerSecond`` and bounds each whole
+    request by ``RequestTimeout``.
     """
 
     def __init__(
@@ -113,6 +108,7 @@ class HttpSource:
         client: httpx.AsyncClient,
         *,
         spool: Path | None = None,
+        clock: Clock | None = None,
     ) -> None:
         spec = SPECS.get(source_id)
         if spec is None:
@@ -125,6 +121,7 @@ class HttpSource:
         except httpx.InvalidURL:
             # httpx quotes the offending part of the URL, which may be the password.
             raise ConfigError(key, "is not a valid URL") from None
+        request = endpoint.request
         self._source_id = source_id
         self._is_history = spec.is_history
         self._endpoint = endpoint
@@ -132,42 +129,67 @@ class HttpSource:
         self._url = url
         self._origin = safe_url(url)
         self._timeout_s = endpoint.request_timeout.total_seconds()
+        self._timeout = httpx.Timeout(
+            self._timeout_s,
+            connect=_seconds(request.connect_timeout, self._timeout_s),
+            read=_seconds(request.read_timeout, self._timeout_s),
+        )
         self._spool = spool
+        self._clock = clock or SystemClock()
+        self._builder = RequestBuilder(endpoint, endpoint.url, is_history=spec.is_history)
+        self._headers = {name: reveal(value) for name, value in endpoint.headers.items()}
+        has_body = request.body is not None or self._builder.sends_body
+        if has_body and not any(name.lower() == "content-type" for name in self._headers):
+            self._headers["Content-Type"] = request.content_type
+        rate = request.max_requests_per_second
+        self._limiter = None if rate is None else RateLimiter(rate, self._clock)
+        self._envelope = request.error_when is not None or request.error_message_path is not None
+        if not request.tls.verify:
+            log.warning(
+                "%s: TLS verification is off for %s: its server's certificate is not checked",
+                source_id,
+                self._origin,
+                extra={"source": source_id, "action": "tls_unverified"},
+            )
 
     @property
     def source_id(self) -> str:
         return self._source_id
 
     async def fetch(self, window: Window | None) -> Payload:
-        """GET the records, every page of them; raises a ``SourceError`` subclass on any failure.
+        """Request the records, every page of them; raises a ``SourceError`` subclass on any
+        failure.
 
         A page that fails fails the fetch, with the error it would have alone
         (so a 503 on page 7 is as transient as on page 1): the runner retries
         the whole fetch, because pages read at different times do not make one
         snapshot.
         """
-        url = self._url
-        if self._is_history:
-            if window is None:
-                raise ValueError(f"{self._source_id} is a history source and needs a window")
-            url = url.copy_merge_params(
-                {"date_from": window.date_from.isoformat(), "date_to": window.date_to.isoformat()}
-            )
-        headers = {name: reveal(value) for name, value in self._endpoint.headers.items()}
+        if self._is_history and window is None:
+            raise ValueError(f"{self._source_id} is a history source and needs a window")
+        # The run's date: a history window ends on it; a snapshot reads it off the clock.
+        today = window.date_to if window is not None else self._clock.now().astimezone(UTC).date()
+        started = self._builder.start(window if self._is_history else None, today)
         paging = self._endpoint.paging
         pages: list[bytes | Path] = []
         if paging is None:
-            pages.append(await self._get_page(url, headers, self._origin))
+            answer = await self._get_page(self._builder.request(started, PageAsk()), self._origin)
+            pages.append(answer.content)
             return self._payload(pages)
-        pager = pager_for(paging, self._endpoint.records_path)
+        pager = pager_for(paging, self._endpoint.records_path, self._url)
         try:
             for number in range(1, paging.max_pages + 1):
-                params = pager.params()
-                shown = ", ".join(f"{name}={value}" for name, value in params.items())
-                where = f"{self._origin} (page {number}: {shown})"
-                page = await self._get_page(url.copy_merge_params(params), headers, where)
-                pages.append(page)
-                if not pager.advance(read_page(page), number):
+                ask = pager.ask()
+                outgoing = self._builder.request(started, ask)
+                where = f"{self._origin} (page {number}: {ask.shown})"
+                answer = await self._get_page(outgoing, where)
+                pages.append(answer.content)
+                read = PageRead(
+                    body=read_page(answer.content),
+                    url=str(outgoing.url),
+                    links=answer.headers.get_list("link"),
+                )
+                if not pager.advance(read, number):
                     return self._payload(pages)
             raise InvalidPayloadError(
                 f"{self._origin}: more than {paging.max_pages} pages (MaxPages);"
@@ -187,10 +209,17 @@ class HttpSource:
             csv=endpoint.csv,
         )
 
-    async def _get_page(self, url: httpx.URL, headers: dict[str, str], where: str) -> bytes | Path:
-        """One GET, httpx's errors translated; ``where`` names the URL (and page) in messages."""
+    async def _get_page(self, outgoing: Outgoing, where: str) -> _Answer:
+        """One request, httpx's errors translated; ``where`` names the URL (and page)."""
+        if self._limiter is not None:
+            await self._limiter.wait()
         try:
-            return await self._get(url, headers, where)
+            async with timeout(self._clock, self._timeout_s):
+                answer = await self._get(outgoing, where)
+        except TimeoutError as exc:
+            raise SourceTimeoutError(
+                f"no whole answer from {where} within {self._timeout_s:g} s (RequestTimeout)"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise SourceTimeoutError(
                 f"no answer from {where} within {self._timeout_s:g} s ({self._describe(exc)})"
@@ -206,53 +235,159 @@ class HttpSource:
             ) from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"request to {where} failed: {self._describe(exc)}") from exc
+        if self._envelope:
+            self._check_envelope(answer.content, where)
+        return answer
 
-    async def _get(self, url: httpx.URL, headers: dict[str, str], where: str) -> bytes | Path:
+    async def _get(self, outgoing: Outgoing, where: str) -> _Answer:
         """The body in memory, or streamed to a file in the spool folder if there is one.
 
         Spooling never holds the whole body in this process: no large join, and a
         worker process reads the file instead of receiving the bytes pickled.
         """
-        timeout = httpx.Timeout(self._timeout_s)
-        async with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
+        async with self._client.stream(
+            outgoing.method,
+            outgoing.url,
+            content=outgoing.content,
+            headers=self._headers,
+            timeout=self._timeout,
+        ) as response:
             if not response.is_success:
-                raise SourceStatusError(response.status_code, where)
+                raise await self._status_error(response, where)
+            chunks = _Chunks(response.aiter_bytes())
+            head = await chunks.head(HEAD)
+            if looks_like_html(response.headers.get("content-type"), head):
+                size, more = await chunks.drain(ENVELOPE_LIMIT)
+                raise InvalidPayloadError(f"{html_problem(size, more=more)} from {where}: {_LOGIN}")
             if self._spool is None:
-                return await response.aread()
+                return _Answer(b"".join([c async for c in chunks]), response.headers)
             suffix = ".json" if self._endpoint.csv is None else ".csv"
             fd, name = tempfile.mkstemp(
                 prefix=f"{self._source_id}-", suffix=suffix, dir=self._spool
             )
             try:
                 with os.fdopen(fd, "wb") as file:
-                    async for chunk in response.aiter_bytes():
+                    async for chunk in chunks:
                         file.write(chunk)
             except BaseException:
                 os.unlink(name)
                 raise
-            return Path(name)
+            return _Answer(Path(name), response.headers)
+
+    async def _status_error(self, response: httpx.Response, where: str) -> SourceStatusError:
+        """The error of a non-2xx answer, with what its body says: an HTML page, or the
+        system's message from its error envelope."""
+        status = response.status_code
+        wait = None
+        if status in _RETRY_AFTER_STATUSES:
+            wait = retry_after(response.headers, self._clock.now())
+        detail = None
+        with contextlib.suppress(httpx.HTTPError):  # the status is the news, not the body
+            chunks = _Chunks(response.aiter_bytes())
+            head = await chunks.head(HEAD)
+            if looks_like_html(response.headers.get("content-type"), head):
+                size, more = await chunks.drain(ENVELOPE_LIMIT)
+                detail = f"{html_problem(size, more=more)}: {_LOGIN}"
+            elif self._envelope:
+                body = await chunks.read(ENVELOPE_LIMIT)
+                if body is not None:
+                    message = envelope_message(body, self._endpoint.request, failed=True)
+                    detail = None if message is None else self._scrub(message)
+        return SourceStatusError(status, where, detail=detail, retry_after=wait)
+
+    def _check_envelope(self, content: bytes | Path, where: str) -> None:
+        """Fail on a 2xx page that is the system's error envelope (only small ones can be)."""
+        if isinstance(content, Path):
+            if content.stat().st_size > ENVELOPE_LIMIT:
+                return
+            content = content.read_bytes()
+        elif len(content) > ENVELOPE_LIMIT:
+            return
+        message = envelope_message(content, self._endpoint.request, failed=False)
+        if message is not None:
+            raise InvalidPayloadError(f"{where} answered with an error: {self._scrub(message)}")
 
     async def aclose(self) -> None:
         """Nothing to release: the shared client is closed by whoever built it."""
 
     def _describe(self, exc: Exception) -> str:
-        """The foreign error's class and text, with every credential scrubbed.
+        """The foreign error's class and text, with every credential scrubbed."""
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return self._scrub(text)
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without a credential of this endpoint.
 
         Some layers quote what they choke on (h11 quotes an illegal header value,
-        others the URL), so the text is scrubbed of each header value, the URL's
-        userinfo and its query values, which may hold API keys.
+        others the URL), and a system may echo a request in its message, so the
+        text is scrubbed of each header value, the URL's userinfo and its query
+        values, which may hold API keys, the ``Query`` values and the proxy's
+        credentials.
         """
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        secrets = [reveal(value) for value in self._endpoint.headers.values()]
+        secrets = list(self._headers.values())
         raw_userinfo = self._url.userinfo.decode("ascii")
         secrets += [raw_userinfo, unquote(raw_userinfo), self._url.password, self._url.username]
         secrets += [value for _, value in self._url.params.multi_items()]
         raw_query = self._url.query.decode("ascii")  # values as sent, percent-encoded
         secrets += [raw_query, *(part.partition("=")[2] for part in raw_query.split("&"))]
-        for secret in sorted(secrets, key=len, reverse=True):
+        request = self._endpoint.request
+        secrets += [reveal(value) for _, value in request.query]
+        if request.proxy is not None:
+            proxy = httpx.URL(request.proxy.value)
+            secrets += [proxy.userinfo.decode("ascii"), proxy.password, proxy.username]
+        for secret in sorted((s for s in secrets if s), key=len, reverse=True):
             if len(secret) >= _MIN_SCRUB_LENGTH:
                 text = text.replace(secret, "***")
         return text
+
+
+class _Chunks:
+    """A response's body chunks, with a look at its head first."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._held: list[bytes] = []
+
+    async def head(self, size: int) -> bytes:
+        """At least ``size`` bytes of the body's start (less if it is shorter); kept for later."""
+        held = sum(map(len, self._held))
+        async for chunk in self._chunks:
+            self._held.append(chunk)
+            held += len(chunk)
+            if held >= size:
+                break
+        return b"".join(self._held)
+
+    async def read(self, limit: int) -> bytes | None:
+        """The whole body, or ``None`` when it is longer than ``limit``."""
+        body = bytearray()
+        async for chunk in self:
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)
+
+    async def drain(self, limit: int) -> tuple[int, bool]:
+        """Read on up to ``limit`` bytes: how many there were, and whether there were more."""
+        size = 0
+        async for chunk in self:
+            size += len(chunk)
+            if size > limit:
+                return limit, True
+        return size, False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        while self._held:
+            yield self._held.pop(0)
+        async for chunk in self._chunks:
+            yield chunk
+
+
+def _seconds(value: timedelta | None, default: float) -> float:
+    return default if value is None else value.total_seconds()
 
 
 def open_source(
@@ -262,6 +397,7 @@ def open_source(
     *,
     world: DemoWorld | None = None,
     spool: Path | None = None,
+    clock: Clock | None = None,
 ) -> Source:
     """The source for ``endpoint``: ``HttpSource`` or, for ``"Type": "demo"``, ``DemoSource``.
 
@@ -272,4 +408,4 @@ def open_source(
         if world is None:
             raise ValueError("a demo endpoint needs the shared DemoWorld")
         return DemoSource(source_id, world)
-    return HttpSource(source_id, endpoint, client, spool=spool)
+    return HttpSource(source_id, endpoint, client, spool=spool, clock=clock)
