@@ -26,18 +26,23 @@ run: $(BIN)/catalog-refresher
 	$(BIN)/catalog-refresher run --config examples/demo.json
 
 # Until the simulator answers on 127.0.0.1:<port> (at most 20 s), so that the service's
-# first requests find it; an error if it never does (its own message says why).
+# first requests find it. Something else holding the port fails at once: the simulator
+# cannot have it then (its own message says so).
 define WAIT_FOR_SIMULATOR
-import sys, time, urllib.request
+import sys, time, urllib.error, urllib.request
 url, deadline = f"http://127.0.0.1:{sys.argv[1]}/", time.monotonic() + 20
 while time.monotonic() < deadline:
     try:
-        with urllib.request.urlopen(url, timeout=1) as answer:
+        with urllib.request.urlopen(url, timeout=5) as answer:
             if answer.headers.get("Server", "").startswith("catalog-refresher-simulator"):
                 sys.exit(0)
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):  # not listening yet
+            time.sleep(0.1)
+            continue
     except OSError:
         pass
-    time.sleep(0.1)
+    sys.exit(f"make run: port {sys.argv[1]} is taken by something that is not the simulator")
 sys.exit(f"make run: no simulator answers on {url}")
 endef
 export WAIT_FOR_SIMULATOR
