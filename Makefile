@@ -1,6 +1,6 @@
-# Two entry points: `make run` (the demo on embedded defaults) and `make test`.
-# Both create .venv from pyproject.toml on first use and refresh it when
-# pyproject.toml changes.
+# Two entry points: `make run` (the service on examples/demo.json, reading the simulated
+# external systems over HTTP) and `make test`. Both create .venv from pyproject.toml on
+# first use and refresh it when pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,8 +13,39 @@ $(BIN)/catalog-refresher: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The simulator in the background, the service in the foreground. Ctrl-C reaches the
+# service, which drains its runs and exits; the simulator ignores it (started in the
+# background, SIGINT arrives ignored) and keeps answering until then; the EXIT trap stops
+# it with SIGTERM whichever way the recipe ends, so no simulator is left behind.
+SIMULATOR_PORT := 8100
 run: $(BIN)/catalog-refresher
-	$(BIN)/catalog-refresher demo
+	@$(BIN)/catalog-refresher simulate --port $(SIMULATOR_PORT) & simulator=$$!; \
+	trap 'kill $$simulator 2>/dev/null; wait $$simulator' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	$(BIN)/python -c "$$WAIT_FOR_SIMULATOR" $(SIMULATOR_PORT) || exit 1; \
+	$(BIN)/catalog-refresher run --config examples/demo.json
+
+# Until the simulator answers on 127.0.0.1:<port> (at most 20 s), so that the service's
+# first requests find it. Something else holding the port fails at once: the simulator
+# cannot have it then (its own message says so).
+define WAIT_FOR_SIMULATOR
+import sys, time, urllib.error, urllib.request
+url, deadline = f"http://127.0.0.1:{sys.argv[1]}/", time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            if answer.headers.get("Server", "").startswith("catalog-refresher-simulator"):
+                sys.exit(0)
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):  # not listening yet
+            time.sleep(0.1)
+            continue
+    except OSError:
+        pass
+    sys.exit(f"make run: port {sys.argv[1]} is taken by something that is not the simulator")
+sys.exit(f"make run: no simulator answers on {url}")
+endef
+export WAIT_FOR_SIMULATOR
 
 test: lint typecheck unit
 

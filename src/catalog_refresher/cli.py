@@ -1,4 +1,4 @@
-"""The command line (contract section 2): run, demo, refresh, check-config.
+"""The command line (contract section 2): run, demo, simulate, refresh, check-config.
 
 Exit codes: 0 success; 1 a refresh that did not succeed; 2 a bad configuration
 or argument, with a message naming what is wrong.
@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
 from catalog_refresher.errors import CatalogRefresherError, ConfigError, describe
 from catalog_refresher.observe.logs import setup_logging
 from catalog_refresher.server import serve
+from catalog_refresher.simulator import Faults, Simulator, serving
 from catalog_refresher.sources.demo import DemoWorld
 
 app = typer.Typer(
@@ -172,6 +174,56 @@ async def _serve(
         await serve(application, stop)
     finally:
         await application.aclose()
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8100,
+    products: Annotated[int, typer.Option(min=1, help="Products in the simulated systems.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seeds the data and the faults.")] = 7,
+    error_rate: Annotated[float, typer.Option(help="Chance of a 503 per request.")] = 0.05,
+    latency: Annotated[float, typer.Option(help="Seconds before every answer.")] = 0.0,
+    trickle_rate: Annotated[
+        float, typer.Option(help="Chance that a body is dribbled out slowly.")
+    ] = 0.0,
+    trickle_seconds: Annotated[float, typer.Option(help="How long a dribbled body takes.")] = 5.0,
+    malformed_rate: Annotated[float, typer.Option(help="Chance of JSON cut short.")] = 0.0,
+    empty_rate: Annotated[float, typer.Option(help="Chance of an empty array.")] = 0.0,
+) -> None:
+    """Serve the ten external systems over HTTP, simulated, until SIGINT or SIGTERM."""
+    try:
+        faults = Faults(
+            error_rate=error_rate,
+            latency=latency,
+            trickle_rate=trickle_rate,
+            trickle_seconds=trickle_seconds,
+            malformed_rate=malformed_rate,
+            empty_rate=empty_rate,
+        )
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    setup_logging()
+    clock = SystemClock()
+    world = DemoWorld(
+        products=products,
+        seed=seed,
+        failure_rate=0.0,  # the simulator's faults stand in for the world's own
+        clock_today=lambda: clock.now().date(),
+        clock_now=clock.now,
+    )
+    simulator = Simulator(world, faults, seed=seed, clock=clock)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Started in the background by `make run`, SIGINT arrives ignored: Ctrl-C is then
+    # the service's to handle, and the simulator keeps answering until it has drained.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        with serving(simulator, host, port):
+            stop.wait()
+    except OSError as exc:
+        _fail(f"cannot serve on {host}:{port}: {exc}", code=1)
 
 
 @app.command()

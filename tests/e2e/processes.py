@@ -1,9 +1,9 @@
-"""`catalog-refresher run` as a real process, for the end-to-end tests.
+"""`catalog-refresher run` (and `simulate`) as a real process, for the end-to-end tests.
 
 ``ServiceProcess`` starts the service on a config file in a process group of its
 own (so a kill reaches its refresh workers too), and a thread appends every line
 it logs (stderr) to ``log`` as it comes, for the tests to wait on and to show
-when they fail.
+when they fail. ``SimulatorProcess`` does the same for the simulated systems.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,10 +46,13 @@ class ServiceProcess:
     """``catalog-refresher run --config <config>``, serving on ``url``."""
 
     def __init__(self, config: Path, url: str, *, env: Mapping[str, str] | None = None) -> None:
+        self._start(url, ["run", "--config", str(config)], env)
+
+    def _start(self, url: str, arguments: Sequence[str], env: Mapping[str, str] | None) -> None:
         self.url = url
         self.log: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "catalog_refresher", "run", "--config", str(config)],
+            [sys.executable, "-m", "catalog_refresher", *arguments],
             env={**os.environ, **(env or {})},
             stderr=subprocess.PIPE,
             text=True,
@@ -130,3 +133,13 @@ class ServiceProcess:
                 self.kill()
         assert self.process.stderr is not None
         self.process.stderr.close()
+
+
+class SimulatorProcess(ServiceProcess):
+    """``catalog-refresher simulate --port <port> <options>``: the ten systems, on ``url``."""
+
+    def __init__(self, port: int, *options: str) -> None:
+        self._start(f"http://127.0.0.1:{port}", ["simulate", "--port", str(port), *options], None)
+
+    def wait_until_serving(self, seconds: float = 30) -> None:
+        self.wait_for("Simulating the ten external systems on", seconds=seconds)

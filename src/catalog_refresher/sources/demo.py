@@ -7,6 +7,13 @@ now and then a product appears or is discontinued, and with probability
 ``failure_rate`` a fetch raises ``SourceConnectionError``. One seeded
 ``random.Random`` drives it all: the same seed and fetches give the same bytes.
 
+ERP records carry ``changed_at``: when their stock last changed (or the product
+appeared), ISO-8601 UTC with microseconds, every change a later time than any
+before it. ``fetch("erp_stock", None, changed_since=t)`` answers only what
+changed after ``t``, oldest first, with ``{"product_code", "deleted": true,
+"changed_at"}`` for the products discontinued since: the incremental cursor
+that ``catalog-refresher simulate`` serves (``simulator/``).
+
 History is a pure function of ``(seed, month)``, cached per complete month as
 encoded JSON: a fetch over 720 days joins bytes instead of building 50,000 rows.
 """
@@ -19,7 +26,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
@@ -34,7 +41,7 @@ __all__ = ["DemoSource", "DemoWorld"]
 # The record shapes of contract section 4, in one place; rows are built as tuples
 # in this order. ``attributes`` is absent: its rows are dicts with free-form extras.
 _FIELDS: dict[str, tuple[str, ...]] = {
-    "erp_stock": ("product_code", "product_name", "stock", "location"),
+    "erp_stock": ("product_code", "product_name", "stock", "location", "changed_at"),
     "eshop_stock": ("product_code", "stock"),
     "sales_data": ("product_code", "period", "b2b_sold", "b2c_sold"),
     "purchase_history": ("product_code", "date", "quantity", "purchase_price", "currency",
@@ -47,6 +54,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 # Structs encode four times faster than dicts, which matters for 50,000 rows.
 _SHAPES = {source_id: msgspec.defstruct(source_id, fields) for source_id, fields in _FIELDS.items()}
+_TOMBSTONE = msgspec.defstruct("tombstone", ("product_code", "deleted", "changed_at"))
 
 # (goods, variants, sizes, trait): "perishable" goods are kept in lots, "material"
 # is consumed in the workshop, "winter"/"summer" goods sell mostly in that season.
@@ -74,13 +82,18 @@ _SUPPLIERS = (
 _USERS = ("jana.novakova", "petr.svoboda", "eva.dvorakova", "tomas.cerny")
 _BOX_STATES = ("packed", "in_transit", "at_hub")
 _ENCODER = msgspec.json.Encoder()
+# When a product's ERP row last changed: the moment, and the same as it is sent.
+_Stamp = tuple[datetime, str]
+_UNSTAMPED: _Stamp = (datetime.min.replace(tzinfo=UTC), "")
+_TICK = timedelta(microseconds=1)
 
 
 class _Product:
     """One product and its state in every simulated system, drawn from ``rng``."""
 
     __slots__ = ("attrs", "born", "code", "demand", "erp", "eshop", "gone", "index", "location",
-                 "lots", "name", "price", "suppliers", "trait")  # fmt: skip
+                 "lots", "name", "price", "stamp", "stamped_erp", "suppliers", "tombstone",
+                 "trait")  # fmt: skip
 
     def __init__(self, rng: random.Random, index: int, today: date, born: date | None) -> None:
         goods, variants, sizes, self.trait = rng.choice(_GOODS)
@@ -105,6 +118,9 @@ class _Product:
             self.attrs["season_months"] = _SEASONS[self.trait]
         self.born = born  # None: older than any window
         self.gone: date | None = None
+        # The ERP's change journal (DemoWorld._stamp): when ``erp`` last changed, the
+        # value it was stamped with, and when the product was discontinued.
+        self.stamp, self.stamped_erp, self.tombstone = _UNSTAMPED, -1, _UNSTAMPED
         self.lots: dict[str, tuple[int, str]] = {}  # lot -> (amount, expiration), oldest first
         for _ in range(rng.randint(1, 3) if self.trait == "perishable" else 0):
             self.add_lot(rng, today)
@@ -123,7 +139,8 @@ class DemoWorld:
     """The shared state behind the ten demo sources.
 
     ``clock_today`` gives the simulated systems' current date (UTC); history
-    never reaches past it. ``failure_rate`` is the chance that a fetch fails.
+    never reaches past it. ``clock_now`` (default: midnight of ``clock_today``)
+    times the ERP's changes. ``failure_rate`` is the chance that a fetch fails.
     """
 
     def __init__(
@@ -133,10 +150,13 @@ class DemoWorld:
         failure_rate: float = 0.05,
         *,
         clock_today: Callable[[], date],
+        clock_now: Callable[[], datetime] | None = None,
     ) -> None:
         if products < 1 or not 0.0 <= failure_rate <= 1.0:
             raise ValueError("products must be positive and failure_rate within [0, 1]")
         self._seed, self._failure_rate, self._today = seed, failure_rate, clock_today
+        self._now = clock_now or (lambda: datetime.combine(clock_today(), time(), UTC))
+        self._last_tick = _UNSTAMPED[0]
         self._rng = random.Random(seed)
         today = clock_today()
         self._products: list[_Product] = []
@@ -153,18 +173,30 @@ class DemoWorld:
         self._months: dict[tuple[str, date], list[tuple[date, bytes]]] = {}
         self._live_month: date | None = None
         self._live_sales: dict[int, list[int]] = {}
+        self._stamp()
 
-    def fetch(self, source_id: str, window: Window | None) -> bytes:
-        """One read of ``source_id``: a JSON array; history only inside ``window``, up to today."""
+    def fetch(
+        self, source_id: str, window: Window | None, *, changed_since: datetime | None = None
+    ) -> bytes:
+        """One read of ``source_id``: a JSON array; history only inside ``window``, up to today.
+
+        ``changed_since`` (``erp_stock`` only, timezone-aware) asks for the ERP's
+        changes after that moment instead of its snapshot.
+        """
         spec = SPECS.get(source_id)
         if spec is None:
             raise UnknownSourceError(source_id)
+        if changed_since is not None and (source_id != "erp_stock" or not changed_since.tzinfo):
+            raise ValueError("changed_since is an aware time, and for erp_stock only")
         today = self._today()
         # Drawn first: the external system moves on whether or not we get through.
         failed = self._rng.random() < self._failure_rate
         self._move(source_id, today)
+        self._stamp()
         if failed:
             raise SourceConnectionError(f"demo {source_id}: simulated connection failure")
+        if changed_since is not None:
+            return self._erp_changes(changed_since)
         if source_id == "attributes":
             return _ENCODER.encode([{"product_code": p.code, **p.attrs} for p in self._active()])
         if not spec.is_history:
@@ -229,11 +261,44 @@ class DemoWorld:
                     sold = self._live_sales.setdefault(p.index, [0, 0])
                     sold[rng.random() < 0.8] += rng.randint(1, 3)
 
+    def _stamp(self) -> None:
+        """Give each ERP row changed since the last pass its own ``changed_at``.
+
+        Run after every move, since reads of other systems change ERP stock too
+        (a delivered box, a stock count); a pass over the products costs far less
+        than a read.
+        """
+        for p in self._products:
+            if p.tombstone[1]:
+                continue  # discontinued: its tombstone is its last change
+            if p.gone is not None:
+                p.tombstone = self._tick()
+            elif p.erp != p.stamped_erp:
+                p.stamp, p.stamped_erp = self._tick(), p.erp
+
+    def _tick(self) -> _Stamp:
+        """Now, or a microsecond after the last change if the clock has not moved past it."""
+        moment = max(self._now().astimezone(UTC), self._last_tick + _TICK)
+        self._last_tick = moment
+        return moment, f"{moment:%Y-%m-%dT%H:%M:%S.%f}Z"
+
+    def _erp_changes(self, since: datetime) -> bytes:
+        """ERP rows changed after ``since`` and tombstones of products gone since, oldest first."""
+        changed = [(p.stamp, p) for p in self._active() if p.stamp[0] > since]
+        gone = [(p.tombstone, p) for p in self._products if p.tombstone[0] > since]
+        rows = [
+            _SHAPES["erp_stock"](p.code, p.name, p.erp, p.location, stamp[1])
+            if p.gone is None
+            else _TOMBSTONE(p.code, True, stamp[1])
+            for stamp, p in sorted(changed + gone, key=lambda entry: entry[0][0])
+        ]
+        return _ENCODER.encode(rows)
+
     def _snapshot(self, source_id: str) -> Iterable[tuple[Any, ...]]:
         """A snapshot source's rows, as tuples in the order of ``_FIELDS``."""
         active, products = self._active(), self._products
         rows: dict[str, Iterable[tuple[Any, ...]]] = {
-            "erp_stock": ((p.code, p.name, p.erp, p.location) for p in active),
+            "erp_stock": ((p.code, p.name, p.erp, p.location, p.stamp[1]) for p in active),
             "eshop_stock": ((p.code, p.eshop) for p in active),
             "transport_data": (
                 (code, products[index].code, quantity, state)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import ssl
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -229,6 +230,10 @@ class HttpSource:
             raise SourceError(f"cannot request {where}: {self._describe(exc)}") from exc
         except httpx.TransportError as exc:
             raise SourceConnectionError(f"cannot reach {where}: {self._describe(exc)}") from exc
+        except ssl.SSLError as exc:
+            # httpx maps a TLS failure of the handshake, not one that comes with the first
+            # read: TLS 1.3 servers refuse a missing client certificate only then.
+            raise SourceConnectionError(f"TLS with {where} failed: {self._describe(exc)}") from exc
         except httpx.DecodingError as exc:
             raise InvalidPayloadError(
                 f"undecodable body from {where}: {self._describe(exc)}"
