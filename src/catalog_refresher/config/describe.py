@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from catalog_refresher.config.fields import describe_fields
+from catalog_refresher.config.filters import describe_filters
 from catalog_refresher.config.payload import PAGING_OPTIONS
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
@@ -98,13 +100,7 @@ def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
         "RecordsPath": _text(endpoint.records_path),
         "RequestTimeout": format_timespan(endpoint.request_timeout),
         "Paging": None if endpoint.paging is None else _describe_paging(endpoint.paging),
-        "Fields": {
-            rule.field: rule.source
-            if rule.remove_prefix is None
-            else {"From": rule.source, "RemovePrefix": rule.remove_prefix}
-            for rule in endpoint.fields
-        }
-        or None,
+        "Fields": describe_fields(endpoint.fields),
         "Csv": None
         if csv is None
         else {
@@ -114,6 +110,7 @@ def _describe_endpoint(endpoint: EndpointSettings) -> dict[str, Any]:
             "HasHeader": csv.has_header,
             "Columns": list(csv.columns) or None,
         },
+        "Filter": describe_filters(endpoint.filters),
     }
 
 

@@ -13,7 +13,8 @@ file). Every failure is a ``ConfigError`` whose key is the colon path
 
 A backup endpoint inherits nothing from its primary: headers in particular are not
 copied, so a token meant for one host never reaches another. An endpoint's
-``Paging``, ``Fields`` and ``Csv`` are read by ``payload.py``.
+``Paging`` and ``Csv`` are read by ``payload.py``, ``Fields`` by ``fields.py``, ``Filter``
+by ``filters.py``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from catalog_refresher.config.fields import field_rules
+from catalog_refresher.config.filters import record_filters
 from catalog_refresher.config.paths import parse_path
-from catalog_refresher.config.payload import csv_format, field_rules, paging_settings
+from catalog_refresher.config.payload import csv_format, paging_settings
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
     AlertSettings,
@@ -36,6 +39,7 @@ from catalog_refresher.config.settings import (
     EndpointSettings,
     EndpointType,
     FieldRule,
+    FilterCondition,
     LogFormat,
     LoggingSettings,
     RefreshSettings,
@@ -72,6 +76,7 @@ _ENDPOINT_KEYS = (
     "Paging",
     "Fields",
     "Csv",
+    "Filter",
 )
 _SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup")
 _DEFAULT_REPOSITORY = RepositoryOptions()
@@ -200,7 +205,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         records_path = parse_path(records_path, f"{key}:RecordsPath")
     timeout = get(tree, "RequestTimeout")
     if type_ is not EndpointType.HTTP:
-        for option in ("Paging", "Fields", "Csv"):
+        for option in ("Paging", "Fields", "Csv", "Filter"):
             if get(tree, option) is not None:
                 raise ConfigError(f"{key}:{option}", f"only for Type http, not {type_}")
     csv = None if get(tree, "Csv") is None else csv_format(get(tree, "Csv"), f"{key}:Csv")
@@ -213,7 +218,10 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         paging = paging_settings(get(tree, "Paging"), f"{key}:Paging", records_path, spec)
     fields: tuple[FieldRule, ...] = ()
     if get(tree, "Fields") is not None:
-        fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec)
+        fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec, csv=csv is not None)
+    filters: tuple[FilterCondition, ...] = ()
+    if get(tree, "Filter") is not None:
+        filters = record_filters(get(tree, "Filter"), f"{key}:Filter", csv=csv is not None)
     return EndpointSettings(
         type=type_,
         url=None if url is None else url.value,
@@ -227,6 +235,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         paging=paging,
         fields=fields,
         csv=csv,
+        filters=filters,
     )
 
 

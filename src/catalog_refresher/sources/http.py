@@ -185,6 +185,7 @@ class HttpSource:
             origin=self._origin,
             fields=endpoint.fields,
             csv=endpoint.csv,
+            filters=endpoint.filters,
         )
 
     async def _get_page(self, url: httpx.URL, headers: dict[str, str], where: str) -> bytes | Path:
