@@ -242,3 +242,12 @@ def test_a_rule_without_a_parsed_path_reads_one_key() -> None:
     """Made in code without `path`, a rule's source is one key, dots and all (a CSV column)."""
     made = FieldRule(field="stock", source="stav.mj")
     assert (made.path.text, made.path.steps) == ("stav.mj", ("stav.mj",))
+
+
+def test_only_the_first_and_last_index_of_a_single_value_are_the_value() -> None:
+    """`[0]` and `[-1]` of one object read it; `[1]` of it is absent."""
+    fields = (rule("product_code", "cenik[-1].kod"), rule("stock", "stavMJ"))
+    assert list(erp([{"cenik": {"kod": "A"}, "stavMJ": 1}], fields).rows) == ["A"]
+    fields = (rule("product_code", "cenik[1].kod"), rule("stock", "stavMJ"))
+    (reason,) = erp([{"cenik": {"kod": "A"}, "stavMJ": 1}], fields).reasons
+    assert reason.endswith("(cenik is not an array)")

@@ -224,3 +224,12 @@ def test_a_snapshot_date_from_a_shoptet_datetime() -> None:
     body = b'[{"product_code": "A", "date": "2026-11-15T09:14:03+0200", "amount_new": "5"}]'
     (taking,) = validate(SPECS["stock_taking"], Payload(pages=[body]), None).rows.values()
     assert taking == StockTaking(product_code="A", date="2026-11-15", amount_new=5.0)
+
+
+def test_configured_texts_are_values_never_code() -> None:
+    """Quotes, backslashes and line breaks in a rule are matched as text (the loops are
+    written out per endpoint, but configured values only ever travel as values)."""
+    tricky = "'\"\\\n__import__('os').exit(1)#"
+    assert name_of(f"{tricky}Krém", remove_prefix=tricky) == "Krém"
+    assert name_of(f"a{tricky}b", after=tricky) == "b"
+    assert name_of("x", value_map=(("x", tricky),)) == tricky

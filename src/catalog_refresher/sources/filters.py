@@ -13,63 +13,77 @@ a path that finds nothing (absent, null, an object) equals nothing, so
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
 from catalog_refresher.config.settings import FilterCondition, FilterOperator
-from catalog_refresher.sources.values import text_of
+from catalog_refresher.sources.codegen import compile_function, indent
+from catalog_refresher.sources.values import MISSING, text_of
 
-__all__ = ["Predicate", "keep", "predicate"]
+__all__ = ["Condition", "condition", "keep"]
 
-#: Whether one decoded record (a wire struct, or a raw dict) is kept.
-Predicate = Callable[[Any], bool]
-
-
-def predicate(condition: FilterCondition, read: Callable[[Any], Any]) -> Predicate:
-    """``condition`` as a test of a record, ``read`` giving the value at its path."""
-    operator, values = condition.operator, condition.values
-
-    # Each test takes the text inline for the common case, a string: a call to
-    # ``text_of`` per record would cost as much as the test itself.
-    if operator is FilterOperator.EQUALS or operator is FilterOperator.NOT_EQUALS:
-        expected, wanted = values[0], operator is FilterOperator.EQUALS
-
-        def equals(item: Any) -> bool:
-            value = read(item)
-            text = value.strip() if value.__class__ is str else text_of(value)
-            return (text == expected) is wanted
-
-        return equals
-    if operator is FilterOperator.IN or operator is FilterOperator.NOT_IN:
-        among, wanted = frozenset(values), operator is FilterOperator.IN
-
-        def is_in(item: Any) -> bool:
-            value = read(item)
-            text = value.strip() if value.__class__ is str else text_of(value)
-            return (text in among) is wanted
-
-        return is_in
-    pattern = re.compile(values[0])
-
-    def matches(item: Any) -> bool:
-        value = read(item)
-        text = value.strip() if value.__class__ is str else text_of(value)
-        return text is not None and pattern.search(text) is not None
-
-    return matches
+#: Each operator's test of ``t``, the value's text (``None`` for no value).
+_TESTS = {
+    FilterOperator.EQUALS: "t == EXPECTED",
+    FilterOperator.NOT_EQUALS: "t != EXPECTED",
+    FilterOperator.IN: "t in AMONG",
+    FilterOperator.NOT_IN: "t not in AMONG",
+    FilterOperator.MATCHES: "t is not None and SEARCH(t) is not None",
+}
 
 
-def keep(items: list[Any], predicates: Sequence[Predicate]) -> tuple[list[Any], list[int]]:
-    """The items every predicate keeps, and their positions in ``items``.
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One ``FilterCondition`` as the reader applies it."""
 
-    Each predicate sees only what the ones before it kept; the loops are C's
-    (``map``, ``compress``), only the predicates are Python.
+    test: Callable[[list[Any]], list[bool]]
+    """Whether each of a list of records passes: one loop, the path and test written out."""
+
+    def keeps(self, item: Any) -> bool:
+        """Whether one record passes (the one-by-one path)."""
+        return self.test([item])[0]
+
+
+def condition(
+    given: FilterCondition, read: list[str], names: Mapping[str, Any] | None = None
+) -> Condition:
+    """``given`` as a test of records, ``read`` the statements setting ``v`` from ``item``
+    to the value at its path (``sources/wire.py``), using ``names``."""
+    namespace: dict[str, Any] = {
+        **(names or {}),
+        "EXPECTED": given.values[0],
+        "AMONG": frozenset(given.values),
+        "SEARCH": re.compile(given.values[0]).search
+        if given.operator is FilterOperator.MATCHES
+        else None,
+        "MISSING": MISSING,
+        "text_of": text_of,
+    }
+    body = [
+        "passed = []",
+        "append = passed.append",
+        "for item in items:",
+        *indent(read),
+        # The text inline for the common case, a string: a call per record would cost
+        # as much as the test itself.
+        "    t = v.strip() if v.__class__ is str else text_of(v)",
+        f"    append({_TESTS[given.operator]})",
+        "return passed",
+    ]
+    return Condition(test=compile_function("test", "items", body, namespace))
+
+
+def keep(items: list[Any], conditions: Sequence[Condition]) -> tuple[list[Any], list[int]]:
+    """The items every condition keeps, and their positions in ``items``.
+
+    Each condition sees only what the ones before it kept.
     """
     kept: list[Any] = items
     positions: list[int] = list(range(len(items)))
-    for test in predicates:
-        mask = list(map(test, kept))
-        kept = list(compress(kept, mask))
-        positions = list(compress(positions, mask))
+    for each in conditions:
+        passed = each.test(kept)
+        kept = list(compress(kept, passed))
+        positions = list(compress(positions, passed))
     return kept, positions

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +46,8 @@ import msgspec
 from catalog_refresher.config.settings import FieldRule, FilterCondition, JsonPath
 from catalog_refresher.domain import records
 from catalog_refresher.domain.rules import trimmed_fields
-from catalog_refresher.sources.filters import Predicate, keep, predicate
+from catalog_refresher.sources.codegen import compile_function, indent
+from catalog_refresher.sources.filters import Condition, condition, keep
 from catalog_refresher.sources.values import MISSING, FieldValue, compile_value
 from catalog_refresher.sources.wire import ReadPath, walk, wire_struct
 
@@ -56,47 +56,29 @@ __all__ = ["RecordReader", "reader_for"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Field:
-    """One record field the reader sets or converts: where it is read, and its rules."""
+    """One record field the reader sets: where it is read, its rules, and the loop doing both."""
 
     value: FieldValue
     read: ReadPath | None
     """Where a computed field is read from; ``None`` for a direct one (its own attribute)."""
+    fill: Callable[[list[Any]], None]
+    """Set the field in every item of a list: one loop, the path and rules written out."""
 
-    def fill(self, items: list[Any]) -> None:
-        """Set the field in every item of ``items``: a tight loop, as it runs per record."""
-        name, convert, missing = self.value.name, self.value.convert, self.value.missing
-        if self.read is None:
-            self._in_place(items)
-            return
-        get, steps = operator.attrgetter(self.read.attribute), self.read.steps
-        for item in items:
-            value = walk(get(item), steps) if steps else get(item)
-            if convert is not None:
-                value = convert(value)
-            setattr(item, name, missing if value is MISSING else value)
 
-    def _in_place(self, items: list[Any]) -> None:
-        name, convert, missing = self.value.name, self.value.convert, self.value.missing
-        get = operator.attrgetter(name)
-        if self.value.only_defaults:
-            trim, empty_as_null = self.value.trim, self.value.empty_as_null
-            for item in items:
-                value = get(item)
-                if value.__class__ is str:
-                    text = value.strip() if trim else value
-                    if empty_as_null and not text:
-                        setattr(item, name, None)
-                    elif text is not value:
-                        setattr(item, name, text)
-            return
-        assert convert is not None
-        for item in items:
-            value = get(item)
-            converted = convert(value)
-            if converted is MISSING:
-                converted = missing
-            if converted is not value:
-                setattr(item, name, converted)
+def _field(value: FieldValue, read: ReadPath | None) -> _Field:
+    """``value``'s rules on the value at ``read`` (or in place), as one loop over the items."""
+    name = value.name
+    assert name.isidentifier()
+    body = read.lines() if read is not None else [f"v = item.{name}"]
+    body += value.lines
+    if value.missing is not MISSING:
+        body += ["if v is MISSING:", "    v = FALLBACK"]  # absent: the record's default
+    body.append(f"item.{name} = v")
+    namespace = {**value.constants, "MISSING": MISSING, "FALLBACK": value.missing}
+    fill = compile_function(
+        f"fill_{name}", "items", ["for item in items:", *indent(body)], namespace
+    )
+    return _Field(value=value, read=read, fill=fill)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,14 +92,14 @@ class RecordReader:
     numeric_names: frozenset[str]
     """The payload's names of the numeric fields (where a CSV decimal comma may appear)."""
     record_type: Any = None
-    filters: tuple[Predicate, ...] = ()
+    filters: tuple[Condition, ...] = ()
     fields: tuple[_Field, ...] = ()
     """Computed fields first, then direct ones with rules (which overwrite what they read)."""
     paths: dict[str, JsonPath] = field(default_factory=dict)
     """Where each record field is read, for messages."""
     read: dict[str, ReadPath] = field(default_factory=dict)
     """How each computed field is read, for messages."""
-    attribute_rules: tuple[tuple[FieldValue, JsonPath], ...] = ()
+    attribute_rules: tuple[tuple[str, Callable[[Any], Any] | None, JsonPath], ...] = ()
     """For attributes (raw dicts): every mapped field, its rules and its path."""
 
     def keep(self, items: list[Any]) -> tuple[list[Any], list[int] | None]:
@@ -128,14 +110,14 @@ class RecordReader:
 
     def keeps(self, item: Any) -> bool:
         """Whether the filters keep one item (the one-by-one path)."""
-        return all(test(item) for test in self.filters)
+        return all(each.keeps(item) for each in self.filters)
 
     def finish(self, items: list[Any]) -> list[Any]:
         """Kept items as the record type validation expects; only called when ``mapped``."""
         if self.record_type is records.Attributes:
             return [self._attributes(raw) for raw in items]
-        for rule in self.fields:
-            rule.fill(items)
+        for field_ in self.fields:
+            field_.fill(items)
         converted: list[Any] = msgspec.convert(
             items, GenericAlias(list, self.record_type), from_attributes=True, strict=False
         )
@@ -145,9 +127,9 @@ class RecordReader:
         """``finish`` for a single item; a refusal names the payload's path of the field."""
         if self.record_type is records.Attributes:
             return self._attributes(item)
-        found = {rule.value.name: getattr(item, rule.value.name) for rule in self.fields}
-        for rule in self.fields:
-            rule.fill([item])
+        found = {field_.value.name: getattr(item, field_.value.name) for field_ in self.fields}
+        for field_ in self.fields:
+            field_.fill([item])
         try:
             return msgspec.convert(item, self.record_type, from_attributes=True, strict=False)
         except msgspec.ValidationError as exc:
@@ -166,8 +148,8 @@ class RecordReader:
                 reason += f" ({self.read[name].why_missing(item)})"
             return reason
         shown = f"{match['what']} - at `$.{path}{match['rest']}`"
-        rule = next((rule for rule in self.fields if rule.value.name == name), None)
-        if "got `null`" not in match["what"] or rule is None or rule.value.convert is None:
+        rule = next((each for each in self.fields if each.value.name == name), None)
+        if "got `null`" not in match["what"] or rule is None or not rule.value.changes:
             return shown
         raw = rule.read.read(item) if rule.read is not None else found[name]
         return shown if raw is None else f"{shown} ({rule.value.why_null(raw)})"
@@ -175,12 +157,10 @@ class RecordReader:
     def _attributes(self, raw: dict[str, Any]) -> dict[str, Any]:
         # Take every mapped value out first, so that rules may swap two names.
         moved: dict[str, Any] = {}
-        for value, path in self.attribute_rules:
+        for name, convert, path in self.attribute_rules:
             found = walk(raw.get(str(path.steps[0]), MISSING), path.steps[1:])
-            if value.convert is not None:
-                found = value.convert(found)
-            moved[value.name] = found
-        for _, path in self.attribute_rules:
+            moved[name] = found if convert is None else convert(found)
+        for _, _, path in self.attribute_rules:
             raw.pop(str(path.steps[0]), None)
         raw.update((name, found) for name, found in moved.items() if found is not MISSING)
         return raw
@@ -217,9 +197,18 @@ def reader_for(
             mapped=bool(rules or filters),
             numeric_names=numeric,
             record_type=record_type,
-            filters=tuple(predicate(f, _dict_reader(f.path)) for f in filters),
+            filters=tuple(
+                condition(
+                    f,
+                    ["v = walk(item.get(KEY, MISSING), STEPS)"],
+                    {"walk": walk, "KEY": f.path.steps[0], "STEPS": f.path.steps[1:]},
+                )
+                for f in filters
+            ),
             attribute_rules=tuple(
-                (_value(rule, info, defaults, frozenset()), rule.path) for rule in rules
+                (rule.field, value.convert() if value.changes else None, rule.path)
+                for rule in rules
+                for value in [_value(rule, info, defaults, frozenset())]
             ),
         )
     if not rules and not filters:
@@ -241,7 +230,7 @@ def _mapped_reader(
         # Unmapped fields keep their contract names and never get the rules' defaults.
         name: _value(rule_of[name], info, defaults, validated)
         if name in rule_of
-        else FieldValue(name=name, convert=None, missing=defaults[name])
+        else FieldValue(name=name, missing=defaults[name])
         for name in info
     }
     paths = {name: (rule_of[name].path if name in rule_of else _flat(name)) for name in info}
@@ -257,11 +246,10 @@ def _mapped_reader(
     for name, path in paths.items():
         key = str(path.steps[0])
         if path.is_flat and fields_at[key] == 1 and key not in deep:
-            # Absent, the field takes its record default, unless a rule (Default) wants
-            # to know that it was absent.
-            own = values[name]
-            plain = own.convert is None or own.only_defaults
-            direct[key] = (name, own.missing if plain else MISSING)
+            # Absent, the field takes its record default, unless its Default wants to know
+            # that it was absent.
+            wants = name in rule_of and rule_of[name].default is not None
+            direct[key] = (name, MISSING if wants else values[name].missing)
         else:
             computed.append(name)
     wire, read = wire_struct(
@@ -270,18 +258,14 @@ def _mapped_reader(
         computed=computed,
         paths=[paths[name] for name in computed] + [f.path for f in filters],
     )
-    fields = [_Field(value=values[name], read=read[paths[name]]) for name in computed]
-    fields += [
-        _Field(value=values[name], read=None)
-        for name, _ in direct.values()
-        if values[name].convert is not None
-    ]
+    fields = [_field(values[name], read[paths[name]]) for name in computed]
+    fields += [_field(values[name], None) for name, _ in direct.values() if values[name].changes]
     return RecordReader(
         wire_type=wire,
         mapped=True,
         numeric_names=numeric,
         record_type=record_type,
-        filters=tuple(predicate(f, _wire_reader(read[f.path])) for f in filters),
+        filters=tuple(condition(f, read[f.path].lines()) for f in filters),
         fields=tuple(fields),
         paths=paths,
         read={name: read[paths[name]] for name in computed},
@@ -307,13 +291,3 @@ def _value(
 
 def _flat(name: str) -> JsonPath:
     return JsonPath(text=name, steps=(name,))
-
-
-def _wire_reader(found: ReadPath) -> Callable[[Any], Any]:
-    """How a filter reads its path from a wire struct: a C attribute read where it can."""
-    return operator.attrgetter(found.attribute) if not found.steps else found.read
-
-
-def _dict_reader(path: JsonPath) -> Callable[[Any], Any]:
-    key, steps = str(path.steps[0]), path.steps[1:]
-    return lambda raw: walk(raw.get(key, MISSING), steps)

@@ -1,4 +1,4 @@
-"""The value rules of one field (``Fields``), compiled once per endpoint into one function.
+"""The value rules of one field (``Fields``), written out once per endpoint.
 
 In order: the value at the rule's path; ``Default`` when it is absent or null; then,
 on text only, ``Trim``, ``RemovePrefix``, ``After``, ``Before``, ``Pattern`` and
@@ -6,22 +6,26 @@ on text only, ``Trim``, ``RemovePrefix``, ``After``, ``Before``, ``Pattern`` and
 text are not a rule: the record's type takes them (``msgspec.convert`` with
 ``strict=False``), and dates are ``domain/rules.py``'s.
 
-Each rule is a test of a local in one closure, called once per record: a chain
-of small functions would cost a call per rule per record. ``why_null`` says, for
-messages only, which rule left a field empty.
+``compile_value`` writes a field's rules as statements on a local ``v``
+(``sources/codegen.py``), which the reader puts inline into the field's loop
+(``sources/mapping.py``): only the rules that are set, each a line or two, no
+call per record. ``convert`` is the same statements as a function, for raw
+dicts (attributes). ``why_null`` says, for messages only, which rule left a
+field empty.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from catalog_refresher.config.settings import FieldRule
 from catalog_refresher.config.settings import comparable_text as text_of
+from catalog_refresher.sources.codegen import compile_function, indent
 
 __all__ = ["MISSING", "FieldValue", "compile_value", "text_of"]
 
@@ -35,16 +39,27 @@ class FieldValue:
 
     name: str
     """The record field."""
-    convert: Callable[[Any], Any] | None
-    """The rules as one function (``MISSING`` in, ``MISSING`` out); ``None``: none apply."""
-    only_defaults: bool = False
-    """Only ``trim`` and ``empty_as_null`` apply (on text): the caller runs them inline,
-    which is cheaper than a call per record."""
-    trim: bool = False
-    empty_as_null: bool = False
+    lines: tuple[str, ...] = ()
+    """The rules as statements on ``v`` (``MISSING`` in, ``MISSING`` out); empty: none."""
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    """The names ``lines`` use: the configured values, never written into the source."""
     missing: Any = MISSING
     """What an absent value becomes: the record field's default, or ``MISSING`` (required)."""
     rule: FieldRule | None = None
+
+    @property
+    def changes(self) -> bool:
+        """Whether any rule applies (else the value is taken as the path found it)."""
+        return bool(self.lines)
+
+    def convert(self) -> Callable[[Any], Any]:
+        """The rules as a function of one value."""
+        return compile_function(
+            f"convert_{self.name}" if self.name.isidentifier() else "convert",
+            "v",
+            [*self.lines, "return v"],
+            {**self.constants},
+        )
 
     def why_null(self, value: Any) -> str:
         """Why the rules made ``value`` (as the path found it) null, for a message."""
@@ -69,69 +84,56 @@ def compile_value(
     """
     empty_as_null = text and (optional if rule.empty_as_null is None else rule.empty_as_null)
     trim = text and rule.trim
-    if rule.transforms:
-        convert = _converter(rule, empty_as_null=empty_as_null)
-        return FieldValue(
-            name=rule.field, convert=convert, trim=trim, empty_as_null=empty_as_null,
-            missing=missing, rule=rule,
-        )  # fmt: skip
-    if validated and rule.empty_as_null is None:
+    if validated and not rule.transforms and rule.empty_as_null is None:
         trim = empty_as_null = False
-    if not (trim or empty_as_null):
-        return FieldValue(name=rule.field, convert=None, missing=missing, rule=rule)
+    lines, constants = _rule_lines(rule, trim=trim, empty_as_null=empty_as_null)
     return FieldValue(
-        name=rule.field,
-        convert=_converter(rule, empty_as_null=empty_as_null),
-        only_defaults=True,
-        trim=trim,
-        empty_as_null=empty_as_null,
-        missing=missing,
-        rule=rule,
+        name=rule.field, lines=tuple(lines), constants=constants, missing=missing, rule=rule
     )
 
 
-def _converter(rule: FieldRule, *, empty_as_null: bool) -> Callable[[Any], Any]:
-    """``rule``'s value rules as one function of the value its path found."""
-    trim = rule.trim
-    default = rule.default
-    prefix, after, before = rule.remove_prefix, rule.after, rule.before
-    cut = len(prefix or "")
-    skip = len(after or "")
-    pattern = None if rule.pattern is None else re.compile(rule.pattern)
-    group = 1 if pattern is not None and pattern.groups else 0
-    mapping = dict(rule.value_map) or None
-    map_default = rule.map_default
-
-    def convert(value: Any) -> Any:
-        if value is None or value is MISSING:
-            if default is None:
-                return value
-            value = default
-        if value.__class__ is str:
-            if trim:
-                value = value.strip()
-            if prefix is not None and value.startswith(prefix):
-                value = value[cut:].strip() if trim else value[cut:]
-            if after is not None and (at := value.find(after)) >= 0:
-                value = value[at + skip :].strip() if trim else value[at + skip :]
-            if before is not None and (at := value.find(before)) >= 0:
-                value = value[:at].strip() if trim else value[:at]
-            if pattern is not None:
-                found = pattern.search(value)
-                if found is None:
-                    return None
-                value = found.group(group) or ""
-                if trim:
-                    value = value.strip()
-            if empty_as_null and not value:
-                return None
-        if mapping is not None and value is not None:
-            key = value if value.__class__ is str else text_of(value)
-            mapped = None if key is None else mapping.get(key)
-            if mapped is not None:
-                return mapped
-            if map_default is not None:
-                return map_default
-        return value
-
-    return convert
+def _rule_lines(
+    rule: FieldRule, *, trim: bool, empty_as_null: bool
+) -> tuple[list[str], dict[str, Any]]:
+    """``rule``'s statements on ``v``, and the constants they name."""
+    constants: dict[str, Any] = {"MISSING": MISSING, "text_of": text_of}
+    lines: list[str] = []
+    if rule.default is not None:
+        constants["DEFAULT"] = rule.default
+        lines += ["if v is None or v is MISSING:", "    v = DEFAULT"]
+    strip = ".strip()" if trim else ""
+    text: list[str] = [f"v = v{strip}"] if trim else []
+    if rule.remove_prefix is not None:
+        constants["PREFIX"] = rule.remove_prefix
+        text += ["if v.startswith(PREFIX):", f"    v = v[{len(rule.remove_prefix)}:]{strip}"]
+    if rule.after is not None:
+        constants["AFTER"] = rule.after
+        skip = len(rule.after)
+        text += ["at = v.find(AFTER)", "if at >= 0:", f"    v = v[at + {skip}:]{strip}"]
+    if rule.before is not None:
+        constants["BEFORE"] = rule.before
+        text += ["at = v.find(BEFORE)", "if at >= 0:", f"    v = v[:at]{strip}"]
+    if rule.pattern is not None:
+        pattern = re.compile(rule.pattern)
+        constants["SEARCH"] = pattern.search
+        group = 1 if pattern.groups else 0
+        # No match: nothing (null); an optional group that took no part: empty text.
+        text += [
+            "found = SEARCH(v)",
+            f"v = None if found is None else (found[{group}] or ''){strip}",
+        ]
+    if empty_as_null:
+        text += ["if not v:", "    v = None"]
+    if text:
+        lines += ["if v.__class__ is str:", *indent(text)]
+    if rule.value_map:
+        constants["MAP"] = dict(rule.value_map)
+        # A text not in the map stays as it is, unless MapDefault says what it becomes.
+        otherwise = "v" if rule.map_default is None else "MAP_DEFAULT"
+        constants["MAP_DEFAULT"] = rule.map_default
+        lines += [
+            "if v is not None and v is not MISSING:",
+            "    key = v if v.__class__ is str else text_of(v)",
+            f"    v = MAP.get(key, {otherwise}) if key is not None else v",
+        ]
+    return lines, constants

@@ -5,7 +5,7 @@ field, ``cenik[0].kod`` for a nested one, ``doklSklad[0].typPohybuK`` for a filt
 ``wire_struct`` makes, once per endpoint, a msgspec struct holding exactly what those
 paths reach. Every top-level key a path starts with is one of its fields; where a
 path goes deeper, the field's type takes any JSON value: a small struct of the keys
-wanted below (an object), a list of what is wanted in the elements (an array), or a
+wanted below (an object), a tuple of what is wanted in the elements (an array), or a
 scalar. msgspec decodes a page straight into it and skips in C every key no path
 asks for. Nothing on the way can fail to decode, so a record of another shape (one
 a filter will drop) never sends its page down the slow path; the values' types
@@ -25,16 +25,17 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from catalog_refresher.config.settings import JsonPath
+from catalog_refresher.sources.codegen import compile_function
 from catalog_refresher.sources.values import MISSING
 
-__all__ = ["ReadPath", "walk", "why_missing", "wire_struct"]
+__all__ = ["ReadPath", "read_lines", "reader", "walk", "why_missing", "wire_struct"]
 
 #: The JSON values a deeper node may also be, besides an object and an array.
 _SCALARS = (str, int, float, bool, type(None))
@@ -49,21 +50,57 @@ class ReadPath:
     """The wire struct's field that holds the path's first key."""
     steps: tuple[str | int, ...]
     """The rest of the path; keys as the attribute names of the nested structs."""
+    read: Callable[[Any], Any]
+    """The value at the path in a wire struct, or ``MISSING`` (``reader``)."""
 
-    def read(self, item: Any) -> Any:
-        """The value at the path in ``item`` (a wire struct), or ``MISSING``."""
-        return walk(getattr(item, self.attribute), self.steps)
+    def lines(self) -> list[str]:
+        """The reading as statements setting ``v`` from ``item`` (``read_lines``)."""
+        return read_lines(self.attribute, self.steps)
 
     def why_missing(self, item: Any) -> str:
         """Where the path stops finding anything in ``item``, for a message."""
         return why_missing(getattr(item, self.attribute), self.steps, self.path)
 
 
-def walk(value: Any, steps: tuple[str | int, ...]) -> Any:
-    """Follow ``steps`` from ``value`` (a wire struct's, or a decoded dict's, field)."""
+def read_lines(attribute: str, steps: tuple[str | int, ...]) -> list[str]:
+    """Statements that set ``v`` to the value at ``attribute`` then ``steps`` of ``item``.
+
+    They run once per record and path, so they are written out for the path
+    (``sources/codegen.py``): a loop over the steps, testing each one's kind, costs
+    twice as much.
+    """
+    assert attribute.isidentifier()
+    lines = [f"v = item.{attribute}"]
     for step in steps:
         if isinstance(step, int):
-            if value.__class__ is list:
+            # A single value (not an array) is its own [0] and [-1].
+            lines.append("if v.__class__ is tuple:")
+            if step in (0, -1):
+                lines.append(f"    v = v[{step}] if v else MISSING")
+            else:
+                needs = step + 1 if step >= 0 else -step  # the length that has this element
+                lines += [f"    v = v[{step}] if len(v) >= {needs} else MISSING", "else:"]
+                lines.append("    v = MISSING")
+        else:
+            assert step.isidentifier()
+            # Absent, null, a text or an array has no key: MISSING.
+            lines.append(f"v = getattr(v, {step!r}, MISSING)")
+    return lines
+
+
+def reader(attribute: str, steps: tuple[str | int, ...]) -> Callable[[Any], Any]:
+    """A function of a wire struct: the value at ``attribute`` then ``steps``, or ``MISSING``."""
+    if not steps:
+        return operator.attrgetter(attribute)
+    lines = [*read_lines(attribute, steps), "return v"]
+    return compile_function("read", "item", lines, {"MISSING": MISSING})
+
+
+def walk(value: Any, steps: tuple[str | int, ...]) -> Any:
+    """Follow ``steps`` from ``value`` (a decoded dict's field: attributes, CSV rows)."""
+    for step in steps:
+        if isinstance(step, int):
+            if isinstance(value, list | tuple):
                 if not -len(value) <= step < len(value):
                     return MISSING
                 value = value[step]
@@ -88,7 +125,7 @@ def why_missing(value: Any, steps: tuple[str | int, ...], path: JsonPath) -> str
         if value is None:
             return f"{where} is null"
         if isinstance(step, int):
-            if isinstance(value, list):
+            if isinstance(value, list | tuple):
                 if not -len(value) <= step < len(value):
                     return f"{where} has {len(value)} elements"
                 value = value[step]
@@ -101,7 +138,8 @@ def why_missing(value: Any, steps: tuple[str | int, ...], path: JsonPath) -> str
         elif isinstance(value, dict):
             value = value.get(step, MISSING)
         else:
-            kind = "an array (index it: [0])" if isinstance(value, list) else repr(value)
+            array = isinstance(value, list | tuple)
+            kind = "an array (index it: [0])" if array else repr(value)
             return f"{where} is {kind}, not an object"
         if value is MISSING:
             return f"{where} has no {shown}"
@@ -157,8 +195,12 @@ class _Builder:
             fields.merge(_Trie(keys=node.keys))
             node = node.index
         whole = self.struct(fields.keys) if fields.keys else dict[str, Any]
-        items = list[self.node_type(trie.index)] if trie.index else list[Any]  # type: ignore[misc]
-        return functools.reduce(operator.or_, (whole, items, *_SCALARS))
+        # An array as a tuple: msgspec leaves a tuple of untracked values untracked by the
+        # garbage collector, where a million lists would make each collection walk them all
+        # (four times the decoding time).
+        element = self.node_type(trie.index) if trie.index else Any
+        array = tuple[element, ...]  # type: ignore[valid-type]
+        return functools.reduce(operator.or_, (whole, array, *_SCALARS))
 
     def struct(self, keys: Mapping[str, _Trie]) -> Any:
         return msgspec.defstruct(
@@ -216,5 +258,7 @@ def wire_struct(
         top = str(path.steps[0])
         attribute = direct[top][0] if top in direct else builder.attribute(top)
         steps = tuple(s if isinstance(s, int) else builder.attribute(s) for s in path.steps[1:])
-        read[path] = ReadPath(path=path, attribute=attribute, steps=steps)
+        read[path] = ReadPath(
+            path=path, attribute=attribute, steps=steps, read=reader(attribute, steps)
+        )
     return wire, read
