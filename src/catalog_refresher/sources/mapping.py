@@ -15,8 +15,8 @@ it, skipping every other field in C. Then, per page:
 
 1. the filters drop the records that are not this source's (``sources/filters.py``);
 2. a field read at a deeper path, or from a key another field reads too, is
-   *computed*: one tight loop per field walks its path and applies its value rules
-   (``sources/values.py``), writing the result under the field's own name;
+   *computed*: one loop per field, written out for its path and value rules
+   (``sources/codegen.py``, ``sources/values.py``), sets it under its own name;
 3. a field read whole from a key of its own is *direct*: it sits under its own name
    already, and only a field with value rules is touched, in place;
 4. one C call turns the list into the record type (``msgspec.convert`` with
