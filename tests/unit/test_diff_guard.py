@@ -13,8 +13,9 @@ from catalog_refresher.domain.rules import KEY_SEPARATOR
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import PublishRejected
+from catalog_refresher.refresh import guard as publish_guard
 from catalog_refresher.refresh.diff import Diff, FingerprintIndex, changeset, diff
-from catalog_refresher.refresh.guard import check_publish
+from catalog_refresher.refresh.guard import REASON_LENGTH, check_publish
 from catalog_refresher.refresh.validate import Batch
 from catalog_refresher.store.base import RowDelete
 from tests.helpers import TODAY, record, validated
@@ -207,3 +208,28 @@ def test_partly_invalid_batch_is_not_rejected_for_its_invalid_records() -> None:
     """A batch with some valid records publishes; only an all-invalid batch is refused."""
     batch = validated("erp_stock", [record("erp_stock", "A"), {"product_code": "B"}])
     guard("erp_stock", batch, diff(ERP, FingerprintIndex(version=0), batch, None))
+
+
+def test_an_all_invalid_rejection_shows_the_first_reasons() -> None:
+    """`every record (3) was invalid: record 0: ...; record 1: ...`: the operator sees why."""
+    batch = validated("erp_stock", [{"product_code": "A"}, {"stock": 1}, {"product_code": ""}])
+    with pytest.raises(PublishRejected) as caught:
+        guard("erp_stock", batch, diff(ERP, FingerprintIndex(version=0), batch, None))
+    assert str(caught.value) == (
+        "every record (3) was invalid: record 0: Object missing required field `stock`;"
+        " record 1: Object missing required field `product_code`;"
+        " record 2: Object missing required field `stock`"
+    )
+
+
+def test_an_all_invalid_rejection_shows_at_most_three_clipped_reasons() -> None:
+    """Of many reasons three are shown, each at most REASON_LENGTH long, and how many more."""
+    batch = Batch(fetched=5, invalid=5, reasons=[f"record {i}: " + "x" * 500 for i in range(5)])
+    message = publish_guard.all_invalid(batch)
+    shown = message.removeprefix("every record (5) was invalid: ").split("; ")
+    assert [reason[:9] for reason in shown[:3]] == ["record 0:", "record 1:", "record 2:"]
+    assert all(len(reason) == REASON_LENGTH and reason.endswith("…") for reason in shown[:3])
+    assert shown[3] == "and 2 more"
+    assert publish_guard.all_invalid(Batch(fetched=1, invalid=1, reasons=["record 0: short"])) == (
+        "every record (1) was invalid: record 0: short"
+    )

@@ -360,6 +360,24 @@ async def test_invalid_records_are_counted_and_skipped(tmp_path: Path, clock: Fa
     await h.stop()
 
 
+async def test_an_all_invalid_run_says_why_in_its_error_and_log_line(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every record invalid: the rejected run's error and the log line show the first reasons."""
+    caplog.set_level(logging.INFO, "catalog_refresher")
+    rows = [{"product_code": "A"}, {"product_code": "B", "stock": "lots"}]
+    h = build(tmp_path / "c.db", clock, {"erp_stock": StaticSource("erp_stock", rows)})
+    await h.start()
+    (run,) = h.runs("erp_stock")
+    assert run.status is RunStatus.REJECTED
+    assert run.error == (
+        "every record (2) was invalid: record 0: Object missing required field `stock`;"
+        " record 1: Expected `float`, got `str` - at `$.stock`"
+    )
+    assert f"Rejected ERP stock refresh: {run.error}" in caplog.messages
+    await h.stop()
+
+
 async def test_data_and_runs_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None:
     """After a restart the last good data is served at once and a source not yet due waits."""
     erp = StaticSource("erp_stock", ERP)

@@ -13,6 +13,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from catalog_refresher.config.fields import describe_fields
+from catalog_refresher.config.filters import describe_filters
 from catalog_refresher.config.paging import COUNT_OPTIONS, POSITION_OPTIONS
 from catalog_refresher.config.request import REQUEST_OPTIONS
 from catalog_refresher.config.settings import (
@@ -106,13 +108,7 @@ def _describe_endpoint(endpoint: EndpointSettings, is_history: bool) -> dict[str
         "RecordsPath": _text(endpoint.records_path),
         "RequestTimeout": format_timespan(endpoint.request_timeout),
         "Paging": None if endpoint.paging is None else _describe_paging(endpoint.paging),
-        "Fields": {
-            rule.field: rule.source
-            if rule.remove_prefix is None
-            else {"From": rule.source, "RemovePrefix": rule.remove_prefix}
-            for rule in endpoint.fields
-        }
-        or None,
+        "Fields": describe_fields(endpoint.fields),
         "Csv": None
         if csv is None
         else {
@@ -122,6 +118,7 @@ def _describe_endpoint(endpoint: EndpointSettings, is_history: bool) -> dict[str
             "HasHeader": csv.has_header,
             "Columns": list(csv.columns) or None,
         },
+        "Filter": describe_filters(endpoint.filters),
         **_describe_request(endpoint, is_history),
     }
 

@@ -14,8 +14,9 @@ file). Every failure is a ``ConfigError`` whose key is the colon path
 
 A backup endpoint inherits nothing from its primary: headers in particular are not
 copied, so a token meant for one host never reaches another. An endpoint's
-``Fields`` and ``Csv`` are read by ``payload.py``, its ``Paging`` by ``paging.py``,
-and how it is requested (``Method``, ``Body``, ``Tls``...) by ``request.py``.
+``Csv`` is read by ``payload.py``, ``Paging`` by ``paging.py``, ``Fields`` by
+``fields.py``, ``Filter`` by ``filters.py``, and how it is requested (``Method``,
+``Body``, ``Tls``...) by ``request.py``.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from catalog_refresher.config.fields import field_rules
+from catalog_refresher.config.filters import record_filters
 from catalog_refresher.config.paging import paging_settings
 from catalog_refresher.config.paths import parse_path
-from catalog_refresher.config.payload import csv_format, field_rules
+from catalog_refresher.config.payload import csv_format
 from catalog_refresher.config.request import REQUEST_OPTIONS, check_url_template, request_settings
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
@@ -40,6 +43,7 @@ from catalog_refresher.config.settings import (
     EndpointSettings,
     EndpointType,
     FieldRule,
+    FilterCondition,
     LogFormat,
     LoggingSettings,
     RefreshSettings,
@@ -76,6 +80,7 @@ _ENDPOINT_KEYS = (
     "Paging",
     "Fields",
     "Csv",
+    "Filter",
     *REQUEST_OPTIONS,
 )
 _SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup")
@@ -206,7 +211,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         records_path = parse_path(records_path, f"{key}:RecordsPath")
     timeout = get(tree, "RequestTimeout")
     if type_ is not EndpointType.HTTP:
-        for option in ("Paging", "Fields", "Csv", *REQUEST_OPTIONS):
+        for option in ("Paging", "Fields", "Csv", "Filter", *REQUEST_OPTIONS):
             if get(tree, option) is not None:
                 raise ConfigError(f"{key}:{option}", f"only for Type http, not {type_}")
     request = request_settings(
@@ -234,7 +239,10 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         )
     fields: tuple[FieldRule, ...] = ()
     if get(tree, "Fields") is not None:
-        fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec)
+        fields = field_rules(get(tree, "Fields"), f"{key}:Fields", spec, csv=csv is not None)
+    filters: tuple[FilterCondition, ...] = ()
+    if get(tree, "Filter") is not None:
+        filters = record_filters(get(tree, "Filter"), f"{key}:Filter", csv=csv is not None)
     return EndpointSettings(
         type=type_,
         url=None if url is None else url.value,
@@ -249,6 +257,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         fields=fields,
         csv=csv,
         request=request,
+        filters=filters,
     )
 
 

@@ -268,16 +268,103 @@ class RequestSettings:
     """Where an error envelope holds the system's message."""
 
 
+#: A ``Default`` value: what a field takes when the payload has nothing for it.
+Scalar = str | int | float | bool
+
+#: ``FieldRule.path`` until ``__post_init__`` sets it.
+_UNSET_PATH = JsonPath(text="", steps=())
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FieldRule:
-    """One record field read from a differently named field of the payload."""
+    """One record field read from somewhere else in the payload, and the value rules on it.
+
+    The rules apply in the order of the fields below (``sources/values.py``); the
+    text rules only to text. Each is checked when the configuration is read
+    (``config/fields.py``).
+    """
 
     field: str
     """The record field of contract section 4 (``product_code``)."""
     source: str
-    """The name the payload uses for it (``cenik``)."""
+    """Where the payload has it, as the configuration wrote it (``cenik[0].kod``)."""
     remove_prefix: str | None = None
     """Dropped from the start of the (trimmed) value: ``code:`` of an ABRA Flexi relation."""
+    trim: bool = True
+    """Strip white space around a text (and around each part the rules below cut)."""
+    after: str | None = None
+    """Keep the text after the first occurrence (``": "`` of ``"KRM001: name"``)."""
+    before: str | None = None
+    """Keep the text before the first occurrence (applied after ``after``)."""
+    pattern: str | None = None
+    """A regular expression searched in the text: its first group, or the whole match."""
+    empty_as_null: bool | None = None
+    """``""`` becomes null; ``None`` is the default: true for optional fields."""
+    default: Scalar | None = None
+    """The value when the payload has none (absent or null); ``None``: no default."""
+    value_map: tuple[tuple[str, str], ...] = ()
+    """Exact text -> value, applied last (``typPohybu.vydej`` -> ``issue``)."""
+    map_default: str | None = None
+    """The value of a text that is not in ``value_map``; ``None`` keeps it as it is."""
+    path: JsonPath = _UNSET_PATH
+    """``source`` parsed (``config/paths.py``); by default ``source`` is one key (a name)."""
+
+    def __post_init__(self) -> None:
+        if not self.path.steps:
+            # Frozen: set the way dataclasses set fields themselves.
+            object.__setattr__(self, "path", JsonPath(text=self.source, steps=(self.source,)))
+
+    @property
+    def has_value_rules(self) -> bool:
+        """Whether any rule is set to other than its default (else a path says it all)."""
+        return self != FieldRule(field=self.field, source=self.source, path=self.path)
+
+    @property
+    def transforms(self) -> bool:
+        """Whether a rule other than ``Trim`` and ``EmptyAsNull`` is set."""
+        plain = FieldRule(
+            field=self.field,
+            source=self.source,
+            path=self.path,
+            trim=self.trim,
+            empty_as_null=self.empty_as_null,
+        )
+        return self != plain
+
+
+class FilterOperator(enum.StrEnum):
+    """How a ``Filter`` condition compares the value at its path (``sources/filters.py``)."""
+
+    EQUALS = "Equals"
+    NOT_EQUALS = "NotEquals"
+    IN = "In"
+    NOT_IN = "NotIn"
+    MATCHES = "Matches"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilterCondition:
+    """One condition of an endpoint's ``Filter``: a record is kept only if all hold."""
+
+    path: JsonPath
+    operator: FilterOperator
+    values: tuple[str, ...]
+    """The texts compared with (``comparable_text``); for ``Matches`` the one expression."""
+
+
+def comparable_text(value: object) -> str | None:
+    """A JSON value as ``Filter`` and ``Map`` compare it: text trimmed; numbers and booleans
+    as JSON writes them (``1``, ``1.5``, ``true``), so ``1``, ``1.0`` and ``"1"`` are equal;
+    ``None`` for no value (absent, null, an object or an array), which equals nothing."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -311,6 +398,8 @@ class EndpointSettings:
     csv: CsvFormat | None = None
     request: RequestSettings = field(default_factory=RequestSettings)
     """How each request is made: method, body, query, timeouts, TLS, proxy, error envelope."""
+    filters: tuple[FilterCondition, ...] = ()
+    """Only records for which every condition holds are this source's (``Filter``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

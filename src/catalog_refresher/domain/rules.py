@@ -1,7 +1,8 @@
 """The per-record rules: when a record is valid, and its row key (contract sections 1 and 4).
 
 A record arrives decoded (``sources/decoding.py``) and leaves normalised: codes
-without stray white space, dates as ``YYYY-MM-DD``, a sale booked to its
+without stray white space, dates (``date``, ``expiration``) as ``YYYY-MM-DD``
+from a date or datetime with any offset, an empty optional date null, a sale booked to its
 period, history rows inside the run's window, attributes typed with the
 free-form rest kept as sorted JSON. A record that breaks a rule raises
 ``InvalidRecord`` saying which; ``refresh/validate.py`` counts it and goes on.
@@ -22,15 +23,22 @@ from typing import Any
 import msgspec
 
 from catalog_refresher.domain import records
-from catalog_refresher.domain.specs import SourceSpec
+from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import InvalidRecord
 
 #: Separates the parts of a composite row key; cannot occur in a stripped code.
 KEY_SEPARATOR = "\x1f"
 
-# ISO date, optionally followed by the offset older ERP versions append.
-_DATE = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[+-][0-9]{2}:?[0-9]{2}|Z)?$")
+# An ISO date, or the date of a datetime, as the system wrote it: an offset after the
+# date (older Flexi: 2017-05-26+02:00), a time with or without fractions, and an
+# offset with or without a colon (Shoptet: +0200) or Z. The day is kept as written,
+# never moved to UTC: it is the day the system booked.
+_DATE = re.compile(
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$"
+)
 _PERIOD = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 # Control characters (the key separator among them) never belong in a code.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -93,16 +101,32 @@ def _day(value: str, name: str) -> str:
         raise InvalidRecord(f"{name} {value!r} is not a date: {exc}") from None
 
 
+def _optional_day(value: str | None, name: str) -> str | None:
+    """An optional date: ``""`` (Flexi's "none") is null, anything else a date."""
+    return None if value is None or not value.strip() else _day(value, name)
+
+
+def trimmed_fields(record_type: type[records.Record]) -> frozenset[str]:
+    """The text fields these rules trim themselves: the codes of the row key and the dates.
+
+    Their optional ones are also null when empty, so a field rule need not do either.
+    """
+    spec = next(spec for spec in SPECS.values() if spec.record_type is record_type)
+    dates = {"date", "expiration"} & set(record_type.__struct_fields__)
+    return frozenset({"product_code", *spec.key_fields, *dates})
+
+
 def _snapshot_normaliser(spec: SourceSpec) -> Normaliser:
     key_fields = spec.key_fields
     code_fields = tuple(f for f in key_fields if f != "date")
     is_attributes = spec.record_type is records.Attributes
     has_date = "date" in spec.record_type.__struct_fields__
+    has_expiration = "expiration" in spec.record_type.__struct_fields__
 
     def normalise(record: Any) -> tuple[str, records.Record]:
         if is_attributes:
             record = _attributes(record)
-        changes: dict[str, str] = {}
+        changes: dict[str, str | None] = {}
         for name in code_fields:
             value = getattr(record, name)
             clean = _code(value, name)
@@ -110,6 +134,8 @@ def _snapshot_normaliser(spec: SourceSpec) -> Normaliser:
                 changes[name] = clean
         if has_date:
             changes["date"] = _day(record.date, "date")
+        if has_expiration and record.expiration is not None:
+            changes["expiration"] = _optional_day(record.expiration, "expiration")
         if changes:
             record = msgspec.structs.replace(record, **changes)
         return KEY_SEPARATOR.join(getattr(record, f) for f in key_fields), record
@@ -171,7 +197,7 @@ def _sales_when(record: records.Sale, window: Window) -> dict[str, Any]:
         if last < window.date_from or first > window.date_to:
             raise InvalidRecord(f"period {period} is outside the window {_show(window)}")
         return {"period": period, "date": None}
-    if record.date is None:
+    if record.date is None or not record.date.strip():
         raise InvalidRecord("needs a period or a date")
     day = _day(record.date, "date")
     if not window.date_from.isoformat() <= day <= window.date_to.isoformat():

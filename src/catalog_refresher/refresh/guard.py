@@ -3,7 +3,8 @@
 A snapshot that comes back empty while the source had rows, or that would
 remove more than ``MaxDeleteShare`` of them, is far more often an outage at the
 source than a real emptied catalog. The run is ``rejected`` and the previous
-data stays served; an operator who knows better forces the refresh.
+data stays served; an operator who knows better forces the refresh. A batch whose
+every record was invalid is refused too, its message showing the first reasons.
 """
 
 from __future__ import annotations
@@ -13,6 +14,24 @@ from catalog_refresher.errors import PublishRejected
 from catalog_refresher.refresh.diff import Diff
 from catalog_refresher.refresh.validate import Batch
 
+#: How many of the invalid records' reasons a rejection shows, and at most how long each.
+REASONS_SHOWN = 3
+REASON_LENGTH = 200
+
+
+def all_invalid(batch: Batch) -> str:
+    """Why a batch without a valid record is refused: its first reasons, so that an operator
+    sees the mistake (a wrong path, a missing field) without looking further."""
+    reasons = [_clip(reason) for reason in batch.reasons[:REASONS_SHOWN]]
+    if batch.invalid > len(reasons) and reasons:
+        reasons.append(f"and {batch.invalid - len(reasons)} more")
+    listed = f": {'; '.join(reasons)}" if reasons else ""
+    return f"every record ({batch.invalid}) was invalid{listed}"
+
+
+def _clip(reason: str) -> str:
+    return reason if len(reason) <= REASON_LENGTH else reason[: REASON_LENGTH - 1] + "…"
+
 
 def check_publish(
     *, spec: SourceSpec, batch: Batch, diff: Diff, max_delete_share: float, force: bool
@@ -21,7 +40,7 @@ def check_publish(
     if force:
         return
     if batch.fetched and not batch.rows:
-        raise PublishRejected(f"every record ({batch.invalid}) was invalid")
+        raise PublishRejected(all_invalid(batch))
     if diff.scope and not batch.rows:
         what = "history window" if spec.is_history else "snapshot"
         raise PublishRejected(f"empty {what} while {diff.scope} rows are stored")

@@ -5,7 +5,8 @@ Two halves meet here: ``sources/decoding.py`` turns each page into records,
 A payload that cannot be decoded fails the whole run (``InvalidPayloadError``).
 Inside a good payload each record stands alone: an invalid one is counted with
 its reason and left out, and of two records with one key the last wins, the
-earlier counted as invalid.
+earlier counted as invalid. A record the endpoint's ``Filter`` drops is not this
+source's: it is not fetched, nor invalid, in the counts.
 """
 
 from __future__ import annotations
@@ -51,18 +52,23 @@ def validate(spec: SourceSpec, payload: Payload, window: Window | None) -> Batch
         where = f"page {page_number} record" if several else "record"
         batch.fetched += len(page.records)
         may_hold_unfit = page.may_hold_unfit
+        # Messages name a record by its place in the page, filtered-out records included.
+        at = page.positions
         for index, record in enumerate(page.records):
             if may_hold_unfit and isinstance(record, Unfit):
-                batch.refuse(f"{where} {index}", record.reason)
+                batch.refuse(f"{where} {index if at is None else at[index]}", record.reason)
                 continue
             try:
                 key, clean = normalise(record)
             except InvalidRecord as exc:
-                batch.refuse(f"{where} {index}", str(exc))
+                batch.refuse(f"{where} {index if at is None else at[index]}", str(exc))
                 continue
             size = len(rows)
             rows[key] = clean
             if len(rows) == size:
                 # Contract: the last occurrence wins, the earlier one counts as invalid.
-                batch.refuse(f"{where} {index}", f"duplicate key {show_key(key)}, replaces earlier")
+                batch.refuse(
+                    f"{where} {index if at is None else at[index]}",
+                    f"duplicate key {show_key(key)}, replaces earlier",
+                )
     return batch

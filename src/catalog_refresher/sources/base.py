@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from catalog_refresher.config.settings import CsvFormat, FieldRule, JsonPath
+from catalog_refresher.config.settings import CsvFormat, FieldRule, FilterCondition, JsonPath
 from catalog_refresher.domain.window import Window
 
 
@@ -37,6 +37,8 @@ class Payload:
     """Record fields the pages name differently (``sources/mapping.py``)."""
     csv: CsvFormat | None = None
     """Set when the pages are CSV documents instead of JSON (``sources/csv_payload.py``)."""
+    filters: tuple[FilterCondition, ...] = ()
+    """Which of the pages' records are this source's (``sources/filters.py``)."""
 
     def discard(self) -> None:
         """Delete spooled pages; the payload is not read after this."""

@@ -9,9 +9,9 @@ path differently, as they always have: the pager names the option it was
 following, the pipeline the object it was in.
 
 A CSV page becomes raw rows first (``sources/csv_payload.py``), and a payload
-that names its fields differently is decoded under its own names
-(``sources/mapping.py``); both are told by the payload itself, so a backup
-endpoint may differ from its primary.
+that is shaped differently (``Fields``, ``Filter``) is decoded under its own names
+and filtered (``sources/mapping.py``); both are told by the payload itself, so a
+backup endpoint may differ from its primary.
 
 ``decode_pages`` gives each page's records. The common case, a page with no
 invalid record, is decoded in one msgspec call straight into frozen structs;
@@ -64,12 +64,14 @@ class Unfit:
 
 @dataclass(frozen=True, slots=True)
 class PageRecords:
-    """The records of one page, in payload order."""
+    """The records of one page, in payload order: the ones its ``Filter`` keeps."""
 
     records: list[Any]
     """Each decoded for the record type (a struct; a raw dict for attributes), or an ``Unfit``."""
     may_hold_unfit: bool
     """False on the fast path: no item is an ``Unfit``, so nobody needs to look."""
+    positions: list[int] | None = None
+    """Where each record is in the page, when a filter left some out (for messages)."""
 
 
 def read_page(page: bytes | Path) -> bytes:
@@ -79,7 +81,7 @@ def read_page(page: bytes | Path) -> bytes:
 
 def decode_pages(payload: Payload, record_type: type[records.Record]) -> Iterator[PageRecords]:
     """The records of each page of ``payload``, one page read at a time."""
-    reader = reader_for(record_type, payload.fields)
+    reader = reader_for(record_type, payload.fields, payload.filters)
     for page_number, page in enumerate(payload.pages, start=1):
         body = read_page(page)
         items: bytes | list[dict[str, str]]
@@ -98,18 +100,24 @@ def decode_records(reader: RecordReader, items: bytes | list[dict[str, str]]) ->
             decoded = msgspec.json.decode(items, type=many, strict=False)
         else:
             decoded = msgspec.convert(items, many, strict=False)
+        positions = None
         if reader.mapped:
+            decoded, positions = reader.keep(decoded)
             decoded = reader.finish(decoded)
-        return PageRecords(records=decoded, may_hold_unfit=False)
+        return PageRecords(records=decoded, may_hold_unfit=False, positions=positions)
     except msgspec.ValidationError:
         pass  # at least one record does not fit: find which, one by one
     except msgspec.DecodeError as exc:
         raise InvalidPayloadError(f"the payload is not valid JSON: {exc}") from exc
-    return PageRecords(records=_one_by_one(reader, items), may_hold_unfit=True)
+    return _one_by_one(reader, items)
 
 
-def _one_by_one(reader: RecordReader, items: bytes | list[dict[str, str]]) -> list[Any]:
-    """Each record decoded alone: the record, or an ``Unfit`` in its place."""
+def _one_by_one(reader: RecordReader, items: bytes | list[dict[str, str]]) -> PageRecords:
+    """Each record decoded alone: the record, or an ``Unfit`` in its place.
+
+    A record the filters drop is left out; one that cannot be read far enough to
+    tell (not an object) is an ``Unfit``.
+    """
     one: Any = reader.wire_type
     raws: list[Any]
     if isinstance(items, bytes):
@@ -122,18 +130,25 @@ def _one_by_one(reader: RecordReader, items: bytes | list[dict[str, str]]) -> li
     else:
         raws = items
     decoded: list[Any] = []
-    for raw in raws:
+    positions: list[int] = []
+    for position, raw in enumerate(raws):
         try:
             if isinstance(raw, msgspec.Raw):
                 record = msgspec.json.decode(raw, type=one, strict=False)
             else:
                 record = msgspec.convert(raw, one, strict=False)
+            if reader.filters and not reader.keeps(record):
+                continue
             if reader.mapped:
                 record = reader.finish_one(record)
             decoded.append(record)
         except msgspec.ValidationError as exc:
             decoded.append(Unfit(str(exc)))
-    return decoded
+        positions.append(position)
+    filtered = len(positions) < len(raws)
+    return PageRecords(
+        records=decoded, may_hold_unfit=True, positions=positions if filtered else None
+    )
 
 
 # --- dotted paths ---------------------------------------------------------------

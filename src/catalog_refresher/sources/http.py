@@ -208,6 +208,7 @@ class HttpSource:
             origin=self._origin,
             fields=endpoint.fields,
             csv=endpoint.csv,
+            filters=endpoint.filters,
         )
 
     async def _get_page(self, outgoing: Outgoing, where: str) -> _Answer:
