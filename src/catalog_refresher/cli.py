@@ -84,6 +84,8 @@ def _secret_values(settings: Settings) -> list[str]:
         for endpoint in (source.primary, source.backup):
             if endpoint is not None:
                 values += [h.value for h in endpoint.headers.values() if isinstance(h, Secret)]
+                if endpoint.url is not None and endpoint.url_reference is not None:
+                    values.append(endpoint.url)
     for maybe in (settings.api.admin_token, settings.store.url):
         if isinstance(maybe, Secret):
             values.append(maybe.value)

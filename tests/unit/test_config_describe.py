@@ -220,3 +220,27 @@ def test_describe_writes_every_key_in_order_with_secrets_masked(tmp_path: Path) 
     assert described == EXPECTED
     # Equal dicts may still differ in order; the JSON text, as check-config prints it, may not.
     assert json.dumps(described, indent=2) == json.dumps(EXPECTED, indent=2)
+
+
+def test_a_url_read_from_a_secret_store_is_shown_by_its_name_only(tmp_path: Path) -> None:
+    """A source URL, a webhook URL and a store URL given as env:/file: never print their text:
+    an export's ?hash= or a webhook's path is the credential itself."""
+    secret_file = tmp_path / "webhook"
+    secret_file.write_text("https://hooks.example/T000/B000/s3cr3tpath\n")
+    config = tmp_path / "appsettings.json"
+    config.write_text(
+        '{"Sources": {"EshopStock": {"Url": "https://shop/x", "Backup": {"Url": "env:SHOP_URL"}}},'
+        ' "Store": {"Url": "env:STORE_URL"}, "Alerts": {"WebhookUrl": "file:webhook"}}'
+    )
+    environ = {
+        "SHOP_URL": "https://www.shop.example/export/products.csv?hash=5e4d3c9a",
+        "STORE_URL": "postgresql://catalog@db.example/catalog",
+    }
+    described = describe(load(config, environment=None, environ=environ))
+    text = json.dumps(described)
+    assert described["Sources"]["EshopStock"]["Backup"]["Url"] == "***(env:SHOP_URL)"
+    assert described["Sources"]["EshopStock"]["Url"] == "https://shop/x"
+    assert described["Store"]["Url"] == "***(env:STORE_URL)"
+    assert described["Alerts"]["WebhookUrl"] == "***(file:webhook)"
+    for secret in ("5e4d3c9a", "s3cr3tpath", "db.example"):
+        assert secret not in text

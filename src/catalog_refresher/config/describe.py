@@ -55,7 +55,7 @@ def describe(settings: Settings) -> dict[str, Any]:
             for source in settings.sources.values()
         },
         "Store": {
-            "Url": mask_url(reveal(settings.store.url)),
+            "Url": _masked_url(settings.store.url),
             "Lease": format_timespan(settings.store.lease),
         },
         "Api": {
@@ -69,7 +69,7 @@ def describe(settings: Settings) -> dict[str, Any]:
         "Alerts": {
             "WebhookUrl": None
             if settings.alerts.webhook_url is None
-            else mask_url(reveal(settings.alerts.webhook_url)),
+            else _masked_url(settings.alerts.webhook_url),
             "Headers": dict.fromkeys(settings.alerts.headers, "***"),
             "Timeout": format_timespan(settings.alerts.timeout),
         },
@@ -100,7 +100,7 @@ def _describe_endpoint(endpoint: EndpointSettings, is_history: bool) -> dict[str
     csv = endpoint.csv
     return {
         "Type": endpoint.type.value,
-        "Url": None if endpoint.url is None else mask_url(endpoint.url),
+        "Url": _describe_url(endpoint),
         "Headers": {
             name: value.masked() if isinstance(value, Secret) else "***"
             for name, value in endpoint.headers.items()
@@ -199,3 +199,18 @@ def _describe_paging(paging: PagingSettings) -> dict[str, Any]:
 
 def _text(path: JsonPath | None) -> str | None:
     return None if path is None else path.text
+
+
+def _describe_url(endpoint: EndpointSettings) -> str | None:
+    if endpoint.url is None:
+        return None
+    return _masked_url(Secret(endpoint.url, endpoint.url_reference))
+
+
+def _masked_url(url: str | Secret) -> str:
+    """A URL read from a secret store (``env:``, ``file:``) by its name alone: a webhook's
+    path or an export's ``?hash=`` is the credential; any other with its password and
+    credential-like query values masked."""
+    if isinstance(url, Secret) and url.reference is not None:
+        return url.masked()
+    return mask_url(reveal(url))

@@ -246,6 +246,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
     return EndpointSettings(
         type=type_,
         url=None if url is None else url.value,
+        url_reference=None if url is None else url.reference,
         headers=headers,
         records_path=records_path,
         request_timeout=(

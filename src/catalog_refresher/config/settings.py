@@ -387,6 +387,9 @@ class EndpointSettings:
 
     type: EndpointType
     url: str | None = None
+    url_reference: str | None = None
+    """How the file named the URL when it came from a secret store (``env:SHOP_URL``):
+    such a URL (a Shoptet export's ``?hash=``) is a credential, never printed."""
     headers: Mapping[str, str | Secret] = field(default_factory=lambda: MappingProxyType({}))
     records_path: JsonPath | None = None
     """Where the records array is inside a JSON page (``data.items``)."""

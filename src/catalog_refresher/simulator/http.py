@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from catalog_refresher.simulator.answers import Reply, Simulator
 
@@ -31,9 +32,34 @@ log = logging.getLogger("catalog_refresher.simulator")
 TRICKLE_CHUNKS = 20
 
 
+#: How long the end waits for answers still being sent (and their log lines).
+CLOSE_WAIT = 2.0
+
+
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a body still trickling never holds up the end
+    daemon_threads = True  # a body still trickling never holds up the end for long
+    block_on_close = False  # ``close`` below waits, but only so long
     allow_reuse_address = True
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._handlers: list[threading.Thread] = []
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # ThreadingMixIn's, keeping the thread: daemon, yet waited for (briefly) at the end.
+        handler = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
+        self._handlers = [t for t in self._handlers if t.is_alive()]
+        self._handlers.append(handler)
+        handler.start()
+
+    def close(self) -> None:
+        """Stop serving; answers under way get ``CLOSE_WAIT`` to finish and be logged."""
+        self.server_close()
+        deadline = time.monotonic() + CLOSE_WAIT
+        for handler in self._handlers:
+            handler.join(max(0.0, deadline - time.monotonic()))
 
 
 @contextmanager
@@ -56,7 +82,7 @@ def serving(simulator: Simulator, host: str = "127.0.0.1", port: int = 8100) -> 
         yield url
     finally:
         server.shutdown()
-        server.server_close()
+        server.close()
         thread.join()
         log.info("Simulator stopped", extra=_fields(None))
 
