@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from catalog_refresher.domain.records import EshopStock
+from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.errors import InvalidPayloadError
+from catalog_refresher.refresh.validate import validate
+from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.decoding import (
     Unfit,
     count_at,
@@ -84,3 +89,18 @@ def test_a_record_that_does_not_fit_comes_as_unfit_in_its_place() -> None:
         Unfit("Object missing required field `stock`"),
         EshopStock(product_code="B", stock=2),
     ]
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_a_payload_nested_too_deep_is_an_invalid_payload_naming_the_cause() -> None:
+    """100,000 nested arrays fail as an invalid payload that says so, not as a bug."""
+    with pytest.raises(InvalidPayloadError) as pipeline:
+        validate(SPECS["erp_stock"], Payload(pages=[DEEP]), None)
+    with pytest.raises(InvalidPayloadError) as pager:
+        count_at(b'{"total": ' + DEEP + b"}", json_path("total"), 2, "TotalPath")
+    limit = sys.getrecursionlimit()
+    assert str(pipeline.value) == f"page 1: the payload nests deeper than {limit} levels"
+    assert str(pager.value) == f"page 2: the payload nests deeper than {limit} levels"
+    assert pipeline.value.error_type == "invalid_payload"

@@ -27,7 +27,9 @@ duplicate keys, counting) is ``refresh/validate.py``'s.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import GenericAlias
@@ -85,11 +87,30 @@ def decode_pages(payload: Payload, record_type: type[records.Record]) -> Iterato
     for page_number, page in enumerate(payload.pages, start=1):
         body = read_page(page)
         items: bytes | list[dict[str, str]]
-        if payload.csv is not None:
-            items = read_rows(body, payload.csv, reader.numeric_names, page_number)
-        else:
-            items = records_array(body, payload.records_path, page_number)
-        yield decode_records(reader, items)
+        with bounded_nesting(page_number):
+            if payload.csv is not None:
+                items = read_rows(body, payload.csv, reader.numeric_names, page_number)
+            else:
+                items = records_array(body, payload.records_path, page_number)
+            decoded = decode_records(reader, items)
+        yield decoded
+
+
+@contextmanager
+def bounded_nesting(page_number: int) -> Iterator[None]:
+    """A page nested deeper than the decoder can follow is an invalid payload, said so.
+
+    msgspec decodes nested values recursively and gives up with ``RecursionError``
+    past the interpreter's recursion limit; left alone, that reached the run as an
+    "unexpected" error, the label of a bug.
+    """
+    try:
+        yield
+    except RecursionError:
+        levels = sys.getrecursionlimit()
+        raise InvalidPayloadError(
+            f"page {page_number}: the payload nests deeper than {levels} levels"
+        ) from None
 
 
 def decode_records(reader: RecordReader, items: bytes | list[dict[str, str]]) -> PageRecords:
@@ -173,7 +194,8 @@ def record_count(body: bytes, records_path: JsonPath | None, page_number: int) -
     """How many records one page holds (the pager's reading)."""
     array = _envelope_at(body, records_path, page_number, "RecordsPath")
     try:
-        return len(msgspec.json.decode(array, type=list[msgspec.Raw]))
+        with bounded_nesting(page_number):
+            return len(msgspec.json.decode(array, type=list[msgspec.Raw]))
     except msgspec.DecodeError as exc:  # ValidationError included
         where = f"at RecordsPath {records_path.text!r}" if records_path else "(no RecordsPath)"
         raise InvalidPayloadError(
@@ -184,7 +206,8 @@ def record_count(body: bytes, records_path: JsonPath | None, page_number: int) -
 def count_at(body: bytes, path: JsonPath, page_number: int, option: str) -> int:
     """A whole number at ``path``: a JSON number, or a string of digits (Flexi ``"5"``)."""
     raw = _envelope_at(body, path, page_number, option)
-    value = msgspec.json.decode(raw)
+    with bounded_nesting(page_number):
+        value = msgspec.json.decode(raw)
     if isinstance(value, str) and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
@@ -201,7 +224,7 @@ def value_at(body: bytes, path: JsonPath) -> bytes | None:
     """The JSON text at ``path``, or ``None`` where the document has nothing there."""
     try:
         found = _walk(body, path)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return None if isinstance(found, _Missing) else found
 
@@ -209,7 +232,8 @@ def value_at(body: bytes, path: JsonPath) -> bytes | None:
 def _envelope_at(body: bytes, path: JsonPath | None, page_number: int, option: str) -> bytes:
     """The JSON text at ``path``, which the pager follows for ``option``."""
     try:
-        found = _walk(body, path)
+        with bounded_nesting(page_number):
+            found = _walk(body, path)
     except msgspec.DecodeError as exc:
         assert path is not None  # the whole body is not walked, so it cannot fail to decode
         raise InvalidPayloadError(
