@@ -502,7 +502,7 @@ class _TruncatedBody:
 
     source_id = "erp_stock"
 
-    async def fetch(self, window: Window | None) -> Payload:
+    async def fetch(self, window: Window | None, state: object = None) -> Payload:
         return Payload(pages=[b'[{"product_code": "A", "stock": 1'], origin="test")
 
     async def aclose(self) -> None:
