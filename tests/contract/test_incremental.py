@@ -54,7 +54,7 @@ def test_the_cursor_and_validators_are_kept_and_reset_in_the_store(store: Store)
     assert sync.cursor == world.stamp(2)
     assert sync.full_at == T0
     world.put("P-3", 3)
-    mode, processed = refresh(store, pipeline, world)
+    mode, _processed = refresh(store, pipeline, world)
     assert mode is RunMode.INCREMENTAL
     run = store.get_run(max(r.id for r in store.list_runs(RunQuery())[0]))
     assert run is not None
