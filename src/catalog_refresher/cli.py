@@ -234,6 +234,9 @@ def refresh(
     config_path: ConfigOption = None,
     environment: EnvironmentOption = None,
     force: Annotated[bool, typer.Option(help="Override the publish guard.")] = False,
+    full: Annotated[
+        bool, typer.Option(help="Forget the incremental cursor first: a full, unconditional run.")
+    ] = False,
 ) -> None:
     """Run one refresh now; exit 0 on success, non-zero with a one-line reason."""
     source_id = _source_id(source)
@@ -242,7 +245,7 @@ def refresh(
     if source_id not in settings.sources:
         _fail(f"{source_id}: not configured in Sources", code=2)
     try:
-        run = asyncio.run(_refresh_once(settings, source_id, force))
+        run = asyncio.run(_refresh_once(settings, source_id, force, full=full))
     except CatalogRefresherError as exc:
         _fail(f"{source_id}: {describe(exc)}", code=1)
     c = run.counts
@@ -255,10 +258,14 @@ def refresh(
     typer.echo(summary)
 
 
-async def _refresh_once(settings: Settings, source_id: str, force: bool) -> Run:
+async def _refresh_once(
+    settings: Settings, source_id: str, force: bool, *, full: bool = False
+) -> Run:
     application = Application.build(_in_process(settings))
     try:
         await application.service.prepare(recover=False)
+        if full:
+            await asyncio.to_thread(application.store.reset_sync, source_id)
         return await application.service.refresh(source_id, force=force)
     finally:
         await application.aclose()

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from catalog_refresher.domain.window import Window
-from catalog_refresher.sources.base import Payload
+from catalog_refresher.sources.base import FetchState, Payload
 
 #: How many event-loop turns ``settle()`` gives pending callbacks. Everything
 #: the service does between two clock waits (in-memory HTTP transports, inline
@@ -139,6 +139,7 @@ class StaticSource:
         self.clock = clock
         self.delay = delay
         self.windows: list[Window | None] = []
+        self.states: list[FetchState | None] = []
         self.active = 0
         self.most_active = 0
 
@@ -150,8 +151,9 @@ class StaticSource:
     def calls(self) -> int:
         return len(self.windows)
 
-    async def fetch(self, window: Window | None) -> Payload:
+    async def fetch(self, window: Window | None, state: FetchState | None = None) -> Payload:
         self.windows.append(window)
+        self.states.append(state)
         self.active += 1
         self.most_active = max(self.most_active, self.active)
         try:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import Any
 
 from fastapi.routing import APIRoute
 
 from catalog_refresher.api.app import ROUTERS
 from catalog_refresher.api.params import KnownQueryOnly
+from catalog_refresher.domain.runs import RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.store.base import Changeset, SyncState
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.api.support import ERP, Api, ApiFactory, assert_problem, failing
+from tests.helpers import T0, start_run
 
 SOURCE_FIELDS = {
     "id",
@@ -49,6 +53,10 @@ RUN_FIELDS = {
     "error_type",
     "forced",
     "invalid_reasons",
+    "mode",
+    "cursor_before",
+    "cursor_after",
+    "not_modified",
 }
 
 
@@ -274,3 +282,27 @@ async def test_a_refresh_while_the_service_stops_is_503_with_retry_after(api: Ap
     assert body["type"] == "urn:catalog-refresher:problem:service-stopping"
     assert response.headers["retry-after"] == "1"
     assert (await api.client.get("/api/runs")).json()["items"] == []
+
+
+async def test_reset_cursor_forgets_the_sources_sync_state(api: Api) -> None:
+    """POST reset-cursor answers 204 and clears the stored cursor and validators; an
+    unknown source is a 404 and an unknown query parameter a 422."""
+    store = api.harness.store
+    store.reset_sync("erp_stock")
+    _write_sync(store)
+    assert store.sync_state("erp_stock").cursor == "42"
+    response = await api.client.post("/api/sources/erp_stock/reset-cursor")
+    assert response.status_code == 204
+    assert store.sync_state("erp_stock") == SyncState()
+    assert_problem(await api.client.post("/api/sources/nope/reset-cursor"), 404)
+    assert_problem(await api.client.post("/api/sources/erp_stock/reset-cursor?x=1"), 422)
+
+
+def _write_sync(store: Any) -> None:
+    """Give erp_stock a cursor and an ETag, as an incremental run's apply would."""
+    run = start_run(store, "erp_stock")
+    outcome = RunOutcome(status=RunStatus.SUCCEEDED, finished_at=T0)
+    changes = Changeset(
+        source="erp_stock", expected_version=0, sync=SyncState(cursor="42", etag='"a"')
+    )
+    store.apply(run.id, changes, outcome)

@@ -26,7 +26,7 @@ class _NotJson:
 
     source_id = "erp_stock"
 
-    async def fetch(self, window: Window | None) -> Payload:
+    async def fetch(self, window: Window | None, state: object = None) -> Payload:
         return Payload(pages=[b"<html><body>Service Unavailable</body></html>"], origin="test")
 
     async def aclose(self) -> None:

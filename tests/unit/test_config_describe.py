@@ -119,6 +119,7 @@ EXPECTED: dict[str, Any] = {
             **GET_REQUEST,
             "Priority": 3,
             "MaxDeleteShare": 0.1,
+            "Incremental": None,
             "Backup": {
                 "Type": "http",
                 "Url": "http://replica.example/stock",
@@ -154,6 +155,7 @@ EXPECTED: dict[str, Any] = {
             **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
+            "Incremental": None,
             "Backup": None,
         },
         "Attributes": {
@@ -175,6 +177,7 @@ EXPECTED: dict[str, Any] = {
             **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
+            "Incremental": None,
             "Backup": None,
         },
         "Lots": {
@@ -190,6 +193,7 @@ EXPECTED: dict[str, Any] = {
             **dict.fromkeys(GET_REQUEST),  # not set: a demo endpoint makes no requests
             "Priority": 0,
             "MaxDeleteShare": None,
+            "Incremental": None,
             "Backup": None,
         },
     },

@@ -258,7 +258,7 @@ async def test_malformed_payload_is_not_retried(tmp_path: Path, clock: FakeClock
     """A payload that is not JSON fails the run at once, with one attempt."""
     erp = StaticSource("erp_stock", ERP)
 
-    async def broken(window: Window | None) -> object:
+    async def broken(window: Window | None, state: object = None) -> object:
         from catalog_refresher.sources.base import Payload
 
         erp.windows.append(window)
@@ -502,7 +502,7 @@ class _TruncatedBody:
 
     source_id = "erp_stock"
 
-    async def fetch(self, window: Window | None) -> Payload:
+    async def fetch(self, window: Window | None, state: object = None) -> Payload:
         return Payload(pages=[b'[{"product_code": "A", "stock": 1'], origin="test")
 
     async def aclose(self) -> None:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from catalog_refresher.catalog import CacheStats
 from catalog_refresher.domain.aggregate import ProductAggregate
-from catalog_refresher.domain.runs import Run, RunStatus, Trigger
+from catalog_refresher.domain.runs import Run, RunMode, RunStatus, Trigger
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.status import Health, HealthReport, SourceStatus
 
@@ -43,6 +43,12 @@ class RunOut(msgspec.Struct, kw_only=True):
     """The metrics label of the failure: connection, timeout, http_status, ..."""
     forced: bool
     invalid_reasons: list[str]
+    mode: RunMode
+    """``full`` (the whole snapshot) or ``incremental`` (the changes since ``cursor_before``)."""
+    cursor_before: str | None
+    cursor_after: str | None
+    not_modified: bool
+    """The source answered 304, or the very body of the last good run: nothing was read."""
 
 
 class RunPage(msgspec.Struct, kw_only=True):
@@ -165,6 +171,10 @@ def run_out(run: Run) -> RunOut:
         error_type=run.error_type,
         forced=run.forced,
         invalid_reasons=list(run.invalid_reasons),
+        mode=run.mode,
+        cursor_before=run.cursor_before,
+        cursor_after=run.cursor_after,
+        not_modified=run.not_modified,
     )
 
 

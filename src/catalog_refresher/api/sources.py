@@ -93,6 +93,22 @@ async def refresh_source(
     )
 
 
+@router.post(
+    "/{source}/reset-cursor",
+    summary="Forget the source's cursor: its next run is full",
+    dependencies=[Admin, KnownQueryOnly],
+    status_code=204,
+    responses=responses(None, 401, 403, 404, 422),
+)
+async def reset_cursor(context: Ctx, source: str) -> Response:
+    """204: the incremental cursor and the last fetch's validators are forgotten in the
+    store (so on every replica); the next run reads the whole snapshot, unconditionally."""
+    if source not in SPECS:
+        raise UnknownSourceError(source)
+    await context.offload(context.store.reset_sync, source)
+    return Response(status_code=204)
+
+
 async def wait_for_end(done: asyncio.Future[Run], clock: Clock, seconds: float) -> bool:
     """Wait until ``done`` or until ``seconds`` pass on ``clock``; true if it ended.
 

@@ -22,6 +22,7 @@ from catalog_refresher.config.settings import (
     EndpointSettings,
     EndpointType,
     HttpMethod,
+    IncrementalSettings,
     JsonPath,
     PagingKind,
     PagingSettings,
@@ -48,6 +49,7 @@ def describe(settings: Settings) -> dict[str, Any]:
                 **_describe_endpoint(source.primary, source.spec.is_history),
                 "Priority": source.priority,
                 "MaxDeleteShare": source.max_delete_share,
+                "Incremental": _describe_incremental(source.incremental),
                 "Backup": None
                 if source.backup is None
                 else _describe_endpoint(source.backup, source.spec.is_history),
@@ -214,3 +216,19 @@ def _masked_url(url: str | Secret) -> str:
     if isinstance(url, Secret) and url.reference is not None:
         return url.masked()
     return mask_url(reveal(url))
+
+
+def _describe_incremental(incremental: IncrementalSettings | None) -> dict[str, Any] | None:
+    if incremental is None:
+        return None
+    tombstone = incremental.tombstone
+    every = incremental.full_every
+    return {
+        "CursorField": incremental.cursor_field.text,
+        "CursorParameter": incremental.cursor_parameter,
+        "Tombstone": None
+        if tombstone is None
+        else {"Path": tombstone.path.text, "Equals": tombstone.equals},
+        "FullEvery": None if every is None else format_timespan(every),
+        "FullEveryRuns": incremental.full_every_runs,
+    }

@@ -31,6 +31,7 @@ from typing import Any
 
 from catalog_refresher.config.fields import field_rules
 from catalog_refresher.config.filters import record_filters
+from catalog_refresher.config.incremental import incremental_settings
 from catalog_refresher.config.paging import paging_settings
 from catalog_refresher.config.paths import parse_path
 from catalog_refresher.config.payload import csv_format
@@ -83,7 +84,7 @@ _ENDPOINT_KEYS = (
     "Filter",
     *REQUEST_OPTIONS,
 )
-_SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup")
+_SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup", "Incremental")
 _DEFAULT_REPOSITORY = RepositoryOptions()
 # Every CatalogRepository option, in the order check-config shows them.
 _REPOSITORY_OPTIONS = (
@@ -184,12 +185,19 @@ def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
             reject_unknown(backup, f"{key}:Backup", _ENDPOINT_KEYS)
         priority = get(source, "Priority")
         share = get(source, "MaxDeleteShare")
+        primary = _endpoint(source, key, context, spec)
         found[spec.id] = SourceSettings(
             id=spec.id,
-            primary=_endpoint(source, key, context, spec),
+            primary=primary,
             backup=None if backup is None else _endpoint(backup, f"{key}:Backup", context, spec),
             priority=0 if priority is None else as_int(priority, f"{key}:Priority"),
             max_delete_share=None if share is None else as_share(share, f"{key}:MaxDeleteShare"),
+            incremental=incremental_settings(
+                get(source, "Incremental"),
+                f"{key}:Incremental",
+                is_history=spec.is_history,
+                csv=primary.csv is not None,
+            ),
         )
     # In SPECS order, so every listing of the sources is stable.
     return MappingProxyType({id_: found[id_] for id_ in SPECS if id_ in found})

@@ -13,7 +13,15 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TypeVar
 
+from catalog_refresher.config.incremental_settings import IncrementalSettings, Tombstone
+from catalog_refresher.config.json_path import JsonPath
 from catalog_refresher.domain.specs import SPECS, SourceSpec
+
+__all__ = [  # defined beside, read by all as settings
+    "IncrementalSettings",
+    "JsonPath",
+    "Tombstone",
+]
 
 _T = TypeVar("_T")
 
@@ -111,23 +119,6 @@ def _complete(
     if unknown := sorted(set(given) - set(defaults)):
         raise ValueError(f"{', '.join(unknown)} given {refusal}")
     return MappingProxyType({id_: given.get(id_, default) for id_, default in defaults.items()})
-
-
-@dataclass(frozen=True, slots=True)
-class JsonPath:
-    """A path into a JSON document (``cenik[0].kod``), parsed by ``config/paths.py``:
-    ``text`` as written, ``steps`` its object keys (``str``) and array indexes (``int``)."""
-
-    text: str
-    steps: tuple[str | int, ...]
-
-    def __str__(self) -> str:
-        return self.text
-
-    @property
-    def is_flat(self) -> bool:
-        """One key, no nesting: what a plain field name is."""
-        return len(self.steps) == 1 and isinstance(self.steps[0], str)
 
 
 class EndpointType(enum.StrEnum):
@@ -415,6 +406,8 @@ class SourceSettings:
     priority: int = 0
     max_delete_share: float | None = None
     """Overrides ``CatalogRepository.MaxDeleteShare`` for this source."""
+    incremental: IncrementalSettings | None = None
+    """Read only the changes since the stored cursor between full runs (``Incremental``)."""
 
     @property
     def spec(self) -> SourceSpec:

@@ -27,6 +27,13 @@ class RunStatus(enum.StrEnum):
         return self in (RunStatus.FAILED, RunStatus.TIMED_OUT)
 
 
+class RunMode(enum.StrEnum):
+    """Whether a run read the whole snapshot or only the changes since the cursor."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
 class Trigger(enum.StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
@@ -56,6 +63,13 @@ class RunOutcome:
     error: str | None = None
     error_type: str | None = None
     invalid_reasons: tuple[str, ...] = ()
+    mode: RunMode = RunMode.FULL
+    cursor_before: str | None = None
+    """The incremental cursor the run started from (sent, on an incremental run)."""
+    cursor_after: str | None = None
+    """The cursor the run left (its largest ``CursorField`` value, or the one before)."""
+    not_modified: bool = False
+    """The source answered 304, or the very body of the last good run: nothing was read."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,3 +88,10 @@ class Run:
     error: str | None = None
     error_type: str | None = None
     invalid_reasons: tuple[str, ...] = ()
+    mode: RunMode = RunMode.FULL
+    cursor_before: str | None = None
+    """The incremental cursor the run started from (sent, on an incremental run)."""
+    cursor_after: str | None = None
+    """The cursor the run left (its largest ``CursorField`` value, or the one before)."""
+    not_modified: bool = False
+    """The source answered 304, or the very body of the last good run: nothing was read."""

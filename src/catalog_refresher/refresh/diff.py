@@ -25,7 +25,7 @@ from catalog_refresher.domain.rules import KEY_SEPARATOR, row_day
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.refresh.validate import Batch
-from catalog_refresher.store.base import Changeset, RowDelete, RowWrite
+from catalog_refresher.store.base import Changeset, RowDelete, RowWrite, SyncState
 
 _encoder = msgspec.json.Encoder()
 
@@ -91,7 +91,29 @@ def diff(spec: SourceSpec, index: FingerprintIndex, batch: Batch, window: Window
     return result
 
 
-def changeset(spec: SourceSpec, result: Diff, batch: Batch, version: int) -> Changeset:
+def upserts(index: FingerprintIndex, batch: Batch, tombstones: Set[str]) -> Diff:
+    """An incremental answer's delta: its records inserted or updated by key, its
+    tombstones' keys deleted (where stored), nothing else deleted. A key both sent and
+    tombstoned in one answer is deleted: the batch drops it first."""
+    stored = index.fingerprints
+    for key in tombstones:
+        batch.rows.pop(key, None)
+    result = Diff(scope=len(stored))
+    inserts, updates = result.inserts, result.updates
+    get = stored.get
+    for key, record in batch.rows.items():
+        old = get(key)
+        if old is None:
+            inserts.append(key)
+        elif old != hash(record):
+            updates.append(key)
+    result.deletes = [key for key in tombstones if key in stored]
+    return result
+
+
+def changeset(
+    spec: SourceSpec, result: Diff, batch: Batch, version: int, sync: SyncState | None = None
+) -> Changeset:
     """The rows to write and delete, encoded for the store."""
     rows, encode = batch.rows, _encoder.encode
     history = spec.is_history
@@ -106,7 +128,9 @@ def changeset(spec: SourceSpec, result: Diff, batch: Batch, version: int) -> Cha
         for key in keys
     ]
     deletes = [RowDelete(key, product_of_key(spec, key)) for key in result.deletes]
-    return Changeset(source=spec.id, writes=writes, deletes=deletes, expected_version=version)
+    return Changeset(
+        source=spec.id, writes=writes, deletes=deletes, expected_version=version, sync=sync
+    )
 
 
 def product_of_key(spec: SourceSpec, key: str) -> str:

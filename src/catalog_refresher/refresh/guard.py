@@ -51,3 +51,21 @@ def check_publish(
             f"would remove {len(diff.deletes)} of {diff.scope} rows ({share:.0%}),"
             f" more than MaxDeleteShare {max_delete_share:.0%}"
         )
+
+
+def check_incremental(
+    *, batch: Batch, diff: Diff, tombstones: int, max_delete_share: float, force: bool
+) -> None:
+    """The guard of an incremental answer: nothing is deleted but what its tombstones
+    name, so only a flood of them (more than ``MaxDeleteShare`` of the stored rows) and
+    an answer of invalid records alone are refused."""
+    if force:
+        return
+    if batch.fetched and not batch.rows and not tombstones:
+        raise PublishRejected(all_invalid(batch))
+    share = len(diff.deletes) / diff.scope if diff.scope else 0.0
+    if share > max_delete_share:
+        raise PublishRejected(
+            f"tombstones would remove {len(diff.deletes)} of {diff.scope} rows ({share:.0%}),"
+            f" more than MaxDeleteShare {max_delete_share:.0%}"
+        )

@@ -13,15 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus
+from catalog_refresher.config.settings import IncrementalSettings
+from catalog_refresher.domain.runs import RunCounts, RunMode, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced
 from catalog_refresher.refresh import diff as diffing
-from catalog_refresher.refresh.guard import check_publish
+from catalog_refresher.refresh.guard import check_incremental, check_publish
+from catalog_refresher.refresh.incremental import Plan, next_sync, probe
 from catalog_refresher.refresh.validate import Batch, validate
 from catalog_refresher.sources.base import Payload
-from catalog_refresher.store.base import Applied, Store
+from catalog_refresher.store.base import Applied, Store, SyncState
 
 #: Above this many changed products a run reports "everything changed" instead.
 MANY_PRODUCTS = 50_000
@@ -38,6 +40,10 @@ class Job:
     max_delete_share: float
     attempts: int
     used_backup: bool
+    plan: Plan | None = None
+    """The run's mode and what its fetch was told; ``None``: a full run that keeps no
+    ``SyncState`` (callers from before incremental runs)."""
+    incremental: IncrementalSettings | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,24 +68,61 @@ class Pipeline:
         ``InvalidPayloadError``, ``StoreError`` or ``RunFenced`` when the run fails.
         """
         spec = SPECS[job.source]
-        batch = validate(spec, payload, job.window)
+        mode = RunMode.FULL if job.plan is None else job.plan.mode
+        probed = None
+        if job.incremental is not None and not payload.not_modified:
+            probed = probe(spec, job.incremental, payload, mode=mode)
+        batch = (
+            Batch()
+            if payload.not_modified
+            else validate(spec, payload, job.window, probed.skip if probed else ())
+        )
+        if probed is not None:
+            for reason in probed.invalid:
+                batch.refuse("tombstone", reason)
+        sync = None
+        if job.plan is not None:
+            seen = None if probed is None else probed.cursor
+            incremental = job.incremental is not None
+            sync = next_sync(job.plan, payload, seen, incremental=incremental, now=self.now)
+        upserting = mode is RunMode.INCREMENTAL
         try:
             for _ in range(2):  # a second pass only if the data moved under the first diff
                 index = self._index(spec)
-                found = diffing.diff(spec, index, batch, job.window)
+                if payload.not_modified:
+                    found = diffing.Diff()
+                elif upserting:
+                    assert probed is not None
+                    found = diffing.upserts(index, batch, probed.tombstones.keys())
+                else:
+                    found = diffing.diff(spec, index, batch, job.window)
                 try:
-                    check_publish(
-                        spec=spec,
-                        batch=batch,
-                        diff=found,
-                        max_delete_share=job.max_delete_share,
-                        force=job.forced,
-                    )
+                    if payload.not_modified:
+                        pass  # nothing read: nothing to refuse
+                    elif upserting:
+                        assert probed is not None
+                        check_incremental(
+                            batch=batch,
+                            diff=found,
+                            tombstones=len(probed.tombstones),
+                            max_delete_share=job.max_delete_share,
+                            force=job.forced,
+                        )
+                    else:
+                        check_publish(
+                            spec=spec,
+                            batch=batch,
+                            diff=found,
+                            max_delete_share=job.max_delete_share,
+                            force=job.forced,
+                        )
                 except PublishRejected as exc:
                     rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
                     return Processed(outcome=rejected, valid=len(batch.rows))
-                changes = diffing.changeset(spec, found, batch, index.version)
-                succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
+                changes = diffing.changeset(spec, found, batch, index.version, sync)
+                succeeded = self._outcome(
+                    job, batch, RunStatus.SUCCEEDED, found, None, sync, payload.not_modified
+                )
                 try:
                     applied = self.store.apply(job.run_id, changes, succeeded, stamp=self.now)
                 except IndexOutOfDate:
@@ -104,6 +147,8 @@ class Pipeline:
         status: RunStatus,
         found: diffing.Diff | None,
         error: str | None,
+        sync: SyncState | None = None,
+        not_modified: bool = False,
     ) -> RunOutcome:
         counts = RunCounts(fetched=batch.fetched, invalid=batch.invalid)
         if found is not None:
@@ -122,6 +167,14 @@ class Pipeline:
             error=error,
             error_type="rejected" if status is RunStatus.REJECTED else None,
             invalid_reasons=tuple(batch.reasons),
+            mode=RunMode.FULL if job.plan is None else job.plan.mode,
+            cursor_before=None if job.plan is None else job.plan.before.cursor,
+            cursor_after=(
+                (None if job.plan is None else job.plan.before.cursor)
+                if sync is None
+                else sync.cursor
+            ),
+            not_modified=not_modified,
         )
 
     def _index(self, spec: SourceSpec) -> diffing.FingerprintIndex:

@@ -17,7 +17,7 @@ from datetime import UTC, date, timedelta
 from typing import ParamSpec, Protocol, TypeVar
 
 from catalog_refresher.clock import Clock, timeout
-from catalog_refresher.config.settings import RepositoryOptions
+from catalog_refresher.config.settings import IncrementalSettings, RepositoryOptions
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
@@ -29,9 +29,10 @@ from catalog_refresher.refresh.events import (
     RunFinished,
     RunRetrying,
 )
+from catalog_refresher.refresh.incremental import plan as plan_run
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
-from catalog_refresher.sources.base import Payload, Source
+from catalog_refresher.sources.base import FetchState, Payload, Source
 from catalog_refresher.store.base import Applied, Store
 
 log = logging.getLogger("catalog_refresher.refresh")
@@ -114,7 +115,12 @@ class Runner:
         self.process: Process = process
 
     async def execute(
-        self, run: Run, endpoints: Endpoints, *, max_delete_share: float
+        self,
+        run: Run,
+        endpoints: Endpoints,
+        *,
+        max_delete_share: float,
+        incremental: IncrementalSettings | None = None,
     ) -> RunFinished:
         """Take a ``running`` run to its end; returns it as recorded, for the caller to announce.
 
@@ -129,7 +135,9 @@ class Runner:
         try:
             async with timeout(self.clock, self.options.refresh_timeout.total_seconds()):
                 deadline = started + self.options.refresh_timeout.total_seconds()
-                result = await self._refresh(run, endpoints, max_delete_share, progress, deadline)
+                result = await self._refresh(
+                    run, endpoints, max_delete_share, incremental, progress, deadline
+                )
         except TimeoutError:
             limit = self.options.refresh_timeout
             result = self._failed(
@@ -185,13 +193,17 @@ class Runner:
         run: Run,
         endpoints: Endpoints,
         max_delete_share: float,
+        incremental: IncrementalSettings | None,
         progress: _Progress,
         deadline: float,
     ) -> _Result:
         spec = SPECS[run.source]
         assert run.started_at is not None
         window = window_for(spec, self.options, run.started_at.astimezone(UTC).date())
-        payload = await self._fetch(run, endpoints, window, progress, deadline)
+        # Read from the store, shared by the replicas: the last good fetch, whoever made it.
+        sync = await self.offload(self.store.sync_state, run.source)
+        plan = plan_run(incremental, sync, forced=run.forced, now=self.clock.now())
+        payload = await self._fetch(run, endpoints, window, plan.state, progress, deadline)
         job = Job(
             run_id=run.id,
             source=run.source,
@@ -200,6 +212,8 @@ class Runner:
             max_delete_share=max_delete_share,
             attempts=progress.attempts,
             used_backup=progress.used_backup,
+            plan=plan,
+            incremental=incremental,
         )
         try:
             processed = await self.process(job, payload)
@@ -212,6 +226,7 @@ class Runner:
         run: Run,
         endpoints: Endpoints,
         window: Window | None,
+        state: FetchState,
         progress: _Progress,
         deadline: float,
     ) -> Payload:
@@ -230,7 +245,7 @@ class Runner:
         async def fetch_from(source: Source) -> Payload:
             try:
                 payload, _ = await with_retries(
-                    lambda: source.fetch(window),
+                    lambda: source.fetch(window, state),
                     attempts=options.retry_attempts,
                     base_delay=options.retry_base_delay,
                     clock=self.clock,
@@ -250,6 +265,8 @@ class Runner:
                 raise
             self.bus.emit(FailingOver(run=run, error=describe(primary_error)))
             progress.used_backup = True
+            # The validators are the primary's: the backup is another system, asked whole.
+            state = FetchState(cursor=state.cursor, cursor_parameter=state.cursor_parameter)
             try:
                 return await fetch_from(endpoints.backup)
             except SourceError as backup_error:

@@ -325,6 +325,7 @@ class RefreshService:
                     run,
                     self.endpoints[source],
                     max_delete_share=self.options.max_delete_share if share is None else share,
+                    incremental=config.incremental,
                 )
         except asyncio.CancelledError:
             breaker.record_neutral()

@@ -11,6 +11,7 @@ source's: it is not fetched, nor invalid, in the counts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
 from catalog_refresher.domain import records
@@ -40,8 +41,15 @@ class Batch:
             self.reasons.append(f"{where}: {reason}")
 
 
-def validate(spec: SourceSpec, payload: Payload, window: Window | None) -> Batch:
-    """Decode and validate every page of ``payload`` for ``spec``'s source."""
+def validate(
+    spec: SourceSpec,
+    payload: Payload,
+    window: Window | None,
+    skip: Sequence[Set[int]] = (),
+) -> Batch:
+    """Decode and validate every page of ``payload`` for ``spec``'s source; ``skip`` holds,
+    per page, the positions of records that are not records (an incremental answer's
+    tombstones: ``refresh/incremental.py``), neither counted nor validated."""
     batch = Batch()
     normalise = normaliser(spec, window)
     rows = batch.rows
@@ -54,7 +62,12 @@ def validate(spec: SourceSpec, payload: Payload, window: Window | None) -> Batch
         may_hold_unfit = page.may_hold_unfit
         # Messages name a record by its place in the page, filtered-out records included.
         at = page.positions
+        skipped = skip[page_number - 1] if len(skip) >= page_number else None
+        if skipped:
+            batch.fetched -= len(skipped)
         for index, record in enumerate(page.records):
+            if skipped and (index if at is None else at[index]) in skipped:
+                continue
             if may_hold_unfit and isinstance(record, Unfit):
                 batch.refuse(f"{where} {index if at is None else at[index]}", record.reason)
                 continue

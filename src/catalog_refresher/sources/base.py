@@ -20,6 +20,23 @@ from catalog_refresher.domain.window import Window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FetchState:
+    """What a fetch is told of the last good one (the store's ``SyncState``).
+
+    ``cursor`` set: an incremental run, which asks only for the changes since it.
+    ``etag``/``last_modified`` set: the request is conditional; ``body_hash`` set:
+    a body identical to the last good one comes back as ``not_modified``.
+    """
+
+    cursor: str | None = None
+    cursor_parameter: str | None = None
+    """Where the cursor goes: the query parameter of an HTTP source (``Incremental``)."""
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Payload:
     """What a source returned: one document per page, and how to read the records in it.
 
@@ -39,6 +56,13 @@ class Payload:
     """Set when the pages are CSV documents instead of JSON (``sources/csv_payload.py``)."""
     filters: tuple[FilterCondition, ...] = ()
     """Which of the pages' records are this source's (``sources/filters.py``)."""
+    not_modified: bool = False
+    """The source answered 304, or with the very body of ``FetchState.body_hash``: no pages."""
+    etag: str | None = None
+    """The answer's validators, to send on the next fetch (the first page's, when paged)."""
+    last_modified: str | None = None
+    body_hash: str | None = None
+    """A hash of every page's bytes, computed as they were read; ``None``: not computed."""
 
     def discard(self) -> None:
         """Delete spooled pages; the payload is not read after this."""
@@ -54,8 +78,10 @@ class Source(Protocol):
     @property
     def source_id(self) -> str: ...
 
-    async def fetch(self, window: Window | None) -> Payload:
-        """Fetch the current records; ``window`` is given to history sources."""
+    async def fetch(self, window: Window | None, state: FetchState | None = None) -> Payload:
+        """Fetch the current records; ``window`` is given to history sources, ``state``
+        (what the last good fetch left) to sources that read incrementally or conditionally;
+        a source that cannot ignores it."""
         ...
 
     async def aclose(self) -> None:

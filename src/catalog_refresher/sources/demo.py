@@ -34,7 +34,7 @@ import msgspec
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, UnknownSourceError
-from catalog_refresher.sources.base import Payload
+from catalog_refresher.sources.base import FetchState, Payload
 
 __all__ = ["DemoSource", "DemoWorld"]
 
@@ -439,7 +439,7 @@ class DemoSource:
         if self.source_id not in SPECS:
             raise UnknownSourceError(self.source_id)
 
-    async def fetch(self, window: Window | None) -> Payload:
+    async def fetch(self, window: Window | None, state: FetchState | None = None) -> Payload:
         """The records as one bare JSON array; may raise ``SourceConnectionError``."""
         await asyncio.sleep(0)  # a real fetch yields to the loop, so the simulation does too
         return Payload(pages=[self.world.fetch(self.source_id, window)], origin="demo")

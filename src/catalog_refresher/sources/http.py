@@ -29,11 +29,12 @@ they are quoted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -54,12 +55,19 @@ from catalog_refresher.errors import (
     SourceTimeoutError,
     UnknownSourceError,
 )
-from catalog_refresher.sources.base import Payload, Source
+from catalog_refresher.sources.base import FetchState, Payload, Source
+from catalog_refresher.sources.chunks import HASH_SIZE, Chunks, conditional_headers, hashed
 from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.http_client import USER_AGENT, RateLimiter, build_client
 from catalog_refresher.sources.paging import PageRead, pager_for
-from catalog_refresher.sources.requests import Outgoing, PageAsk, RequestBuilder, safe_url
+from catalog_refresher.sources.requests import (
+    Outgoing,
+    PageAsk,
+    RequestBuilder,
+    safe_url,
+    with_parameters,
+)
 from catalog_refresher.sources.responses import (
     ENVELOPE_LIMIT,
     HEAD,
@@ -83,7 +91,8 @@ _LOGIN = "a login page?"
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    content: bytes | Path
+    content: bytes | Path | None
+    """``None`` for a 304 Not Modified."""
     headers: httpx.Headers
 
 
@@ -137,6 +146,10 @@ class HttpSource:
         )
         self._spool = spool
         self._clock = clock or SystemClock()
+        # What turns these bytes into records: an identical body read otherwise is not the same.
+        self._read_instructions = hashlib.blake2b(
+            repr((endpoint.records_path, endpoint.fields, endpoint.csv, endpoint.filters)).encode()
+        ).digest()
         self._builder = RequestBuilder(endpoint, endpoint.url, is_history=spec.is_history)
         self._headers = {name: reveal(value) for name, value in endpoint.headers.items()}
         has_body = request.body is not None or self._builder.sends_body
@@ -157,7 +170,7 @@ class HttpSource:
     def source_id(self) -> str:
         return self._source_id
 
-    async def fetch(self, window: Window | None) -> Payload:
+    async def fetch(self, window: Window | None, state: FetchState | None = None) -> Payload:
         """Request the records, every page of them; raises a ``SourceError`` subclass on any
         failure.
 
@@ -165,25 +178,44 @@ class HttpSource:
         (so a 503 on page 7 is as transient as on page 1): the runner retries
         the whole fetch, because pages read at different times do not make one
         snapshot.
+
+        With ``state``: its cursor goes in the ``Incremental`` cursor parameter on every
+        page; its validators make the first request conditional (``If-None-Match``,
+        ``If-Modified-Since``), and a 304 answers a payload ``not_modified`` with no
+        pages. Later pages are never conditional: a page's validator says nothing of
+        the collection, and the first page's 304 is taken to speak for all of it. A
+        hash of every page's bytes is computed as they are read; equal to
+        ``state.body_hash``, the payload is ``not_modified`` too (its pages dropped).
         """
         if self._is_history and window is None:
             raise ValueError(f"{self._source_id} is a history source and needs a window")
+        state = state or FetchState()
         # The run's date: a history window ends on it; a snapshot reads it off the clock.
         today = window.date_to if window is not None else self._clock.now().astimezone(UTC).date()
         started = self._builder.start(window if self._is_history else None, today)
         paging = self._endpoint.paging
+        hasher = hashlib.blake2b(self._read_instructions, digest_size=HASH_SIZE)
+        conditional = conditional_headers(state)
         pages: list[bytes | Path] = []
         if paging is None:
-            answer = await self._get_page(self._builder.request(started, PageAsk()), self._origin)
+            outgoing = self._with_cursor(self._builder.request(started, PageAsk()), state)
+            answer = await self._get_page(outgoing, self._origin, conditional, hasher)
+            if answer.content is None:
+                return self._not_modified(answer.headers, state)
             pages.append(answer.content)
-            return self._payload(pages)
+            return self._finished(pages, hasher, answer.headers, state)
         pager = pager_for(paging, self._endpoint.records_path, self._url)
         try:
+            first: httpx.Headers | None = None
             for number in range(1, paging.max_pages + 1):
                 ask = pager.ask()
-                outgoing = self._builder.request(started, ask)
+                outgoing = self._with_cursor(self._builder.request(started, ask), state)
                 where = f"{self._origin} (page {number}: {ask.shown})"
-                answer = await self._get_page(outgoing, where)
+                answer = await self._get_page(outgoing, where, conditional, hasher)
+                if answer.content is None:
+                    return self._not_modified(answer.headers, state)
+                conditional = None
+                first = first or answer.headers
                 pages.append(answer.content)
                 read = PageRead(
                     body=read_page(answer.content),
@@ -191,7 +223,7 @@ class HttpSource:
                     links=answer.headers.get_list("link"),
                 )
                 if not pager.advance(read, number):
-                    return self._payload(pages)
+                    return self._finished(pages, hasher, first, state)
             raise InvalidPayloadError(
                 f"{self._origin}: more than {paging.max_pages} pages (MaxPages);"
                 " the source does not end, or MaxPages is too low for its size"
@@ -199,6 +231,40 @@ class HttpSource:
         except BaseException:
             self._payload(pages).discard()  # no spooled page of a failed fetch stays behind
             raise
+
+    def _with_cursor(self, outgoing: Outgoing, state: FetchState) -> Outgoing:
+        if state.cursor is None or state.cursor_parameter is None:
+            return outgoing
+        url = with_parameters(str(outgoing.url), [(state.cursor_parameter, state.cursor)])
+        return Outgoing(method=outgoing.method, url=httpx.URL(url), content=outgoing.content)
+
+    def _not_modified(self, headers: httpx.Headers, state: FetchState) -> Payload:
+        return dataclasses.replace(
+            self._payload([]),
+            not_modified=True,
+            etag=headers.get("etag", state.etag),
+            last_modified=headers.get("last-modified", state.last_modified),
+            body_hash=state.body_hash,
+        )
+
+    def _finished(
+        self,
+        pages: list[bytes | Path],
+        hasher: hashlib.blake2b,
+        headers: httpx.Headers,
+        state: FetchState,
+    ) -> Payload:
+        """The payload of a whole read, or ``not_modified`` if its bytes are the last good's."""
+        body_hash = hasher.hexdigest()
+        if state.body_hash is not None and body_hash == state.body_hash:
+            self._payload(pages).discard()
+            return self._not_modified(headers, state)
+        return dataclasses.replace(
+            self._payload(pages),
+            etag=headers.get("etag"),
+            last_modified=headers.get("last-modified"),
+            body_hash=body_hash,
+        )
 
     def _payload(self, pages: list[bytes | Path]) -> Payload:
         endpoint = self._endpoint
@@ -211,13 +277,22 @@ class HttpSource:
             filters=endpoint.filters,
         )
 
-    async def _get_page(self, outgoing: Outgoing, where: str) -> _Answer:
-        """One request, httpx's errors translated; ``where`` names the URL (and page)."""
+    async def _get_page(
+        self,
+        outgoing: Outgoing,
+        where: str,
+        conditional: dict[str, str] | None = None,
+        hasher: hashlib.blake2b | None = None,
+    ) -> _Answer:
+        """One request, httpx's errors translated; ``where`` names the URL (and page).
+
+        ``conditional``: headers that make it conditional (a 304 is an answer without
+        content); ``hasher`` is fed the body's bytes as they arrive."""
         if self._limiter is not None:
             await self._limiter.wait()
         try:
             async with timeout(self._clock, self._timeout_s):
-                answer = await self._get(outgoing, where)
+                answer = await self._get(outgoing, where, conditional, hasher)
         except TimeoutError as exc:
             raise SourceTimeoutError(
                 f"no whole answer from {where} within {self._timeout_s:g} s (RequestTimeout)"
@@ -241,11 +316,17 @@ class HttpSource:
             ) from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"request to {where} failed: {self._describe(exc)}") from exc
-        if self._envelope:
+        if self._envelope and answer.content is not None:
             self._check_envelope(answer.content, where)
         return answer
 
-    async def _get(self, outgoing: Outgoing, where: str) -> _Answer:
+    async def _get(
+        self,
+        outgoing: Outgoing,
+        where: str,
+        conditional: dict[str, str] | None,
+        hasher: hashlib.blake2b | None,
+    ) -> _Answer:
         """The body in memory, or streamed to a file in the spool folder if there is one.
 
         Spooling never holds the whole body in this process: no large join, and a
@@ -255,16 +336,20 @@ class HttpSource:
             outgoing.method,
             outgoing.url,
             content=outgoing.content,
-            headers=self._headers,
+            headers=self._headers if not conditional else {**self._headers, **conditional},
             timeout=self._timeout,
         ) as response:
+            if response.status_code == httpx.codes.NOT_MODIFIED and conditional:
+                return _Answer(None, response.headers)
             if not response.is_success:
                 raise await self._status_error(response, where)
-            chunks = _Chunks(response.aiter_bytes())
+            chunks = Chunks(response.aiter_bytes())
             head = await chunks.head(HEAD)
             if looks_like_html(response.headers.get("content-type"), head):
                 size, more = await chunks.drain(ENVELOPE_LIMIT)
                 raise InvalidPayloadError(f"{html_problem(size, more=more)} from {where}: {_LOGIN}")
+            if hasher is not None:
+                chunks = Chunks(hashed(aiter(chunks), hasher))
             if self._spool is None:
                 return _Answer(b"".join([c async for c in chunks]), response.headers)
             suffix = ".json" if self._endpoint.csv is None else ".csv"
@@ -289,7 +374,7 @@ class HttpSource:
             wait = retry_after(response.headers, self._clock.now())
         detail = None
         with contextlib.suppress(httpx.HTTPError):  # the status is the news, not the body
-            chunks = _Chunks(response.aiter_bytes())
+            chunks = Chunks(response.aiter_bytes())
             head = await chunks.head(HEAD)
             if looks_like_html(response.headers.get("content-type"), head):
                 size, more = await chunks.drain(ENVELOPE_LIMIT)
@@ -345,51 +430,6 @@ class HttpSource:
             if len(secret) >= _MIN_SCRUB_LENGTH:
                 text = text.replace(secret, "***")
         return text
-
-
-class _Chunks:
-    """A response's body chunks, with a look at its head first."""
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self._held: list[bytes] = []
-
-    async def head(self, size: int) -> bytes:
-        """At least ``size`` bytes of the body's start (less if it is shorter); kept for later."""
-        held = sum(map(len, self._held))
-        async for chunk in self._chunks:
-            self._held.append(chunk)
-            held += len(chunk)
-            if held >= size:
-                break
-        return b"".join(self._held)
-
-    async def read(self, limit: int) -> bytes | None:
-        """The whole body, or ``None`` when it is longer than ``limit``."""
-        body = bytearray()
-        async for chunk in self:
-            body += chunk
-            if len(body) > limit:
-                return None
-        return bytes(body)
-
-    async def drain(self, limit: int) -> tuple[int, bool]:
-        """Read on up to ``limit`` bytes: how many there were, and whether there were more."""
-        size = 0
-        async for chunk in self:
-            size += len(chunk)
-            if size > limit:
-                return limit, True
-        return size, False
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        while self._held:
-            yield self._held.pop(0)
-        async for chunk in self._chunks:
-            yield chunk
 
 
 def _seconds(value: timedelta | None, default: float) -> float:

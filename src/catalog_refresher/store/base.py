@@ -47,6 +47,23 @@ class RowDelete:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SyncState:
+    """Where a source's reading stands: its incremental cursor and the last good fetch's
+    validators. Kept per source in the store, so that every replica reads the same."""
+
+    cursor: str | None = None
+    """The largest ``CursorField`` value applied; ``None``: the next run is full."""
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    """A hash of the last good body (every page), to skip an identical one."""
+    full_at: datetime | None = None
+    """When the last full run succeeded; ``None``: never (or reset)."""
+    runs_since_full: int = 0
+    """Incremental runs since the last full one."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Changeset:
     """What one run changes in one source, computed by ``refresh/diff.py``."""
 
@@ -55,6 +72,8 @@ class Changeset:
     deletes: Sequence[RowDelete] = ()
     expected_version: int
     """The source's ``data_version`` the diff was computed against."""
+    sync: SyncState | None = None
+    """The source's new ``SyncState``, written with the data; ``None`` leaves it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +181,14 @@ class Store(Protocol):
         ...
 
     def data_version(self, source: str) -> int: ...
+
+    def sync_state(self, source: str) -> SyncState:
+        """The source's cursor and validators (empty for a source never read)."""
+        ...
+
+    def reset_sync(self, source: str) -> None:
+        """Forget the source's cursor and validators: its next run is full and unconditional."""
+        ...
 
     def iter_rows(self, source: str) -> Iterator[tuple[str, bytes]]:
         """Every stored ``(key, data)`` of a source, for rebuilding fingerprints."""

@@ -11,13 +11,13 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from catalog_refresher.domain.runs import Run, RunCounts, RunStatus, Trigger
+from catalog_refresher.domain.runs import Run, RunCounts, RunMode, RunStatus, Trigger
 from catalog_refresher.store.base import RunQuery, SourceHistory, StoredPart
 
 RUN_COLUMNS = (
     "id, source, trigger, status, forced, queued_at, started_at, finished_at, attempts,"
     " fetched, inserted, updated, deleted, invalid, used_backup, error, error_type,"
-    " invalid_reasons"
+    " invalid_reasons, mode, cursor_before, cursor_after, not_modified"
 )
 UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 
@@ -45,6 +45,10 @@ def run_from_row(row: Sequence[object], time: TimeOf) -> Run:
         error,
         error_type,
         reasons,
+        mode,
+        cursor_before,
+        cursor_after,
+        not_modified,
     ) = row
     if isinstance(reasons, str):
         reasons = json.loads(reasons)
@@ -69,6 +73,10 @@ def run_from_row(row: Sequence[object], time: TimeOf) -> Run:
         error=str(error) if error is not None else None,
         error_type=str(error_type) if error_type is not None else None,
         invalid_reasons=tuple(str(r) for r in reasons) if isinstance(reasons, list) else (),
+        mode=RunMode(str(mode)),
+        cursor_before=None if cursor_before is None else str(cursor_before),
+        cursor_after=None if cursor_after is None else str(cursor_after),
+        not_modified=bool(not_modified),
     )
 
 
@@ -76,6 +84,10 @@ def run_from_row(row: Sequence[object], time: TimeOf) -> Run:
 RECENT_RUNS = (
     "SELECT status, started_at, finished_at, used_backup, error FROM runs WHERE source = {p}"
     " ORDER BY id DESC LIMIT 200"
+)
+SYNC_STATE = (
+    "SELECT sync_cursor, sync_etag, sync_last_modified, sync_body_hash, sync_full_at,"
+    " sync_runs_since_full FROM source_state WHERE source = {p}"
 )
 SOURCE_STATE = (
     "SELECT data_version, row_count, last_success_run_id, last_success_at"

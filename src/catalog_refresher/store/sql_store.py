@@ -42,12 +42,14 @@ from catalog_refresher.store.base import (
     RowWrite,
     RunQuery,
     SourceHistory,
+    SyncState,
 )
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
 from catalog_refresher.store.rows import (
     RECENT_RUNS,
     RUN_COLUMNS,
     SOURCE_STATE,
+    SYNC_STATE,
     UNFINISHED,
     history_from,
     run_filter,
@@ -81,7 +83,8 @@ _START = "UPDATE runs SET status = {p}, started_at = {p} WHERE id = {p} AND stat
 _FINISH = (
     "UPDATE runs SET status = {p}, finished_at = {p}, attempts = {p}, fetched = {p},"
     " inserted = {p}, updated = {p}, deleted = {p}, invalid = {p}, used_backup = {p},"
-    " error = {p}, error_type = {p}, invalid_reasons = {p} WHERE id = {p} AND status IN ({p}, {p})"
+    " error = {p}, error_type = {p}, invalid_reasons = {p}, mode = {p}, cursor_before = {p},"
+    " cursor_after = {p}, not_modified = {p} WHERE id = {p} AND status IN ({p}, {p})"
 )
 _CANCEL = "UPDATE runs SET status = {p}, finished_at = {p}, error = {p} WHERE status IN ({p}, {p})"
 _ADD_STATE = "INSERT INTO source_state (source) VALUES ({p}) ON CONFLICT DO NOTHING"
@@ -89,6 +92,10 @@ _VERSION = "SELECT data_version FROM source_state WHERE source = {p}"
 _APPLIED_STATE = (
     "UPDATE source_state SET data_version = {p}, row_count = row_count + {p},"
     " last_success_run_id = {p}, last_success_at = {p} WHERE source = {p}"
+)
+_SYNC = (
+    "UPDATE source_state SET sync_cursor = {p}, sync_etag = {p}, sync_last_modified = {p},"
+    " sync_body_hash = {p}, sync_full_at = {p}, sync_runs_since_full = {p} WHERE source = {p}"
 )
 _PURGE = "DELETE FROM records WHERE source = {p} AND day < {p} RETURNING product_code"
 _PURGED_STATE = (
@@ -255,6 +262,10 @@ class SqlStore(ABC, Generic[Conn]):
                 outcome.error,
                 outcome.error_type,
                 reasons,
+                outcome.mode.value,
+                outcome.cursor_before,
+                outcome.cursor_after,
+                outcome.not_modified,
                 run_id,
                 *UNFINISHED,
             ),
@@ -336,6 +347,8 @@ class SqlStore(ABC, Generic[Conn]):
                     source,
                 ),
             )
+            if changeset.sync is not None:
+                self._write_sync(conn, source, changeset.sync)
             if not self._finish(conn, run_id, outcome):  # pragma: no cover - fenced above
                 raise RunFenced(f"run {run_id} finished meanwhile; not applied")
         return Applied(products=frozenset(touched), version=version)
@@ -364,6 +377,41 @@ class SqlStore(ABC, Generic[Conn]):
         for statement in self._refresh_products:
             conn.execute(statement)
         conn.execute(self._q(_CHANGED), (at,))
+
+    def _write_sync(self, conn: Conn, source: str, sync: SyncState) -> None:
+        full_at = None if sync.full_at is None else self._time_param(sync.full_at)
+        conn.execute(
+            self._q(_SYNC),
+            (
+                sync.cursor,
+                sync.etag,
+                sync.last_modified,
+                sync.body_hash,
+                full_at,
+                sync.runs_since_full,
+                source,
+            ),
+        )
+
+    def sync_state(self, source: str) -> SyncState:
+        with self._read() as conn:
+            row = conn.execute(self._q(SYNC_STATE), (source,)).fetchone()
+        if row is None:
+            return SyncState()
+        cursor, etag, modified, body_hash, full_at, runs = row
+        return SyncState(
+            cursor=cursor,
+            etag=etag,
+            last_modified=modified,
+            body_hash=body_hash,
+            full_at=self._time_value(full_at),
+            runs_since_full=int(runs),
+        )
+
+    def reset_sync(self, source: str) -> None:
+        with self._write() as conn:
+            conn.execute(self._q(_ADD_STATE), (source,))
+            self._write_sync(conn, source, SyncState())
 
     def data_version(self, source: str) -> int:
         with self._read() as conn:

@@ -27,7 +27,11 @@ CREATE TABLE runs (
     error           TEXT,
     error_type      TEXT,
     invalid_reasons JSONB,
-    owner           TEXT        -- the replica running it
+    owner           TEXT,       -- the replica running it
+    mode            TEXT        NOT NULL DEFAULT 'full',
+    cursor_before   TEXT,
+    cursor_after    TEXT,
+    not_modified    BOOLEAN     NOT NULL DEFAULT false
 );
 CREATE INDEX runs_by_source ON runs (source, id);
 CREATE INDEX runs_unfinished ON runs (status) WHERE status IN ('queued', 'running');
@@ -70,7 +74,13 @@ CREATE TABLE source_state (
     data_version        BIGINT NOT NULL DEFAULT 0,
     row_count           BIGINT NOT NULL DEFAULT 0,
     last_success_run_id BIGINT,
-    last_success_at     TIMESTAMPTZ
+    last_success_at     TIMESTAMPTZ,
+    sync_cursor         TEXT,
+    sync_etag           TEXT,
+    sync_last_modified  TEXT,
+    sync_body_hash      TEXT,
+    sync_full_at        TIMESTAMPTZ,
+    sync_runs_since_full INTEGER NOT NULL DEFAULT 0
 );
 
 -- Replicas prove they are alive by moving heartbeat_at; one whose heartbeat is

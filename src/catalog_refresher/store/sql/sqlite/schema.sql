@@ -22,7 +22,11 @@ CREATE TABLE runs (
     used_backup     INTEGER NOT NULL DEFAULT 0,
     error           TEXT,
     error_type      TEXT,
-    invalid_reasons TEXT    -- JSON array of the first few reasons
+    invalid_reasons TEXT,   -- JSON array of the first few reasons
+    mode            TEXT    NOT NULL DEFAULT 'full',  -- full or incremental
+    cursor_before   TEXT,
+    cursor_after    TEXT,
+    not_modified    INTEGER NOT NULL DEFAULT 0        -- a 304 or an identical body
 );
 CREATE INDEX runs_by_source ON runs (source, id);
 CREATE INDEX runs_unfinished ON runs (status) WHERE status IN ('queued', 'running');
@@ -72,5 +76,12 @@ CREATE TABLE source_state (
     data_version        INTEGER NOT NULL DEFAULT 0,
     row_count           INTEGER NOT NULL DEFAULT 0,
     last_success_run_id INTEGER,
-    last_success_at     TEXT
+    last_success_at     TEXT,
+    -- Where reading stands (refresh/incremental.py), written with the data.
+    sync_cursor         TEXT,
+    sync_etag           TEXT,
+    sync_last_modified  TEXT,
+    sync_body_hash      TEXT,
+    sync_full_at        TEXT,
+    sync_runs_since_full INTEGER NOT NULL DEFAULT 0
 );
