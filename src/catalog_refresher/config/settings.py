@@ -133,6 +133,24 @@ class JsonPath:
 class EndpointType(enum.StrEnum):
     HTTP = "http"
     DEMO = "demo"
+    SQL = "sql"
+    """A query on a database SQLAlchemy reaches (``sources/sql.py``)."""
+    FILE = "file"
+    """A file, or a glob of files, that together hold the snapshot (``sources/files.py``)."""
+
+
+class FileFormat(enum.StrEnum):
+    """How a ``Type`` file endpoint's files are written."""
+
+    CSV = "csv"
+    JSON = "json"
+    NDJSON = "ndjson"
+    """One JSON record per line."""
+
+
+#: The bound parameters a ``Type`` sql ``Query`` may use: the history window's first and
+#: last day (history sources only) and the incremental cursor (``NULL`` until there is one).
+SQL_PARAMETERS = ("date_from", "date_to", "cursor")
 
 
 class PagingKind(enum.StrEnum):
@@ -400,6 +418,12 @@ class EndpointSettings:
     """How each request is made: method, body, query, timeouts, TLS, proxy, error envelope."""
     filters: tuple[FilterCondition, ...] = ()
     """Only records for which every condition holds are this source's (``Filter``)."""
+    sql: str | None = None
+    """``Type`` sql: the ``Query`` text, its parameters bound (``SQL_PARAMETERS``)."""
+    path: str | None = None
+    """``Type`` file: the absolute path or glob of the files (``Path``)."""
+    format: FileFormat | None = None
+    """``Type`` file: how the files are written (``Format``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,8 @@ class Payload:
     """Set when the pages are CSV documents instead of JSON (``sources/csv_payload.py``)."""
     filters: tuple[FilterCondition, ...] = ()
     """Which of the pages' records are this source's (``sources/filters.py``)."""
+    ndjson: bool = False
+    """Set when each page holds one JSON record per line (``sources/decoding.py``)."""
 
     def discard(self) -> None:
         """Delete spooled pages; the payload is not read after this."""

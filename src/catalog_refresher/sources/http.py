@@ -57,6 +57,7 @@ from catalog_refresher.errors import (
 from catalog_refresher.sources.base import Payload, Source
 from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
+from catalog_refresher.sources.files import FileSource
 from catalog_refresher.sources.http_client import USER_AGENT, RateLimiter, build_client
 from catalog_refresher.sources.paging import PageRead, pager_for
 from catalog_refresher.sources.requests import Outgoing, PageAsk, RequestBuilder, safe_url
@@ -405,7 +406,8 @@ def open_source(
     spool: Path | None = None,
     clock: Clock | None = None,
 ) -> Source:
-    """The source for ``endpoint``: ``HttpSource`` or, for ``"Type": "demo"``, ``DemoSource``.
+    """The source for ``endpoint``: ``HttpSource``, or ``DemoSource``, ``FileSource`` for
+    ``"Type": "demo"``, ``"file"``.
 
     Demo sources need the one ``DemoWorld`` the caller shares among all ten, so
     that they describe the same products.
@@ -414,4 +416,6 @@ def open_source(
         if world is None:
             raise ValueError("a demo endpoint needs the shared DemoWorld")
         return DemoSource(source_id, world)
+    if endpoint.type is EndpointType.FILE:
+        return FileSource(source_id, endpoint, spool=spool)
     return HttpSource(source_id, endpoint, client, spool=spool, clock=clock)
