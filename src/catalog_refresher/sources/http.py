@@ -69,6 +69,7 @@ from catalog_refresher.sources.responses import (
     looks_like_html,
     retry_after,
 )
+from catalog_refresher.sources.sql import SqlSource
 
 __all__ = ["USER_AGENT", "HttpSource", "build_client", "open_source", "safe_url"]
 
@@ -406,8 +407,8 @@ def open_source(
     spool: Path | None = None,
     clock: Clock | None = None,
 ) -> Source:
-    """The source for ``endpoint``: ``HttpSource``, or ``DemoSource``, ``FileSource`` for
-    ``"Type": "demo"``, ``"file"``.
+    """The source for ``endpoint``: ``HttpSource``, or ``DemoSource``, ``FileSource``,
+    ``SqlSource`` for ``"Type": "demo"``, ``"file"``, ``"sql"``.
 
     Demo sources need the one ``DemoWorld`` the caller shares among all ten, so
     that they describe the same products.
@@ -418,4 +419,6 @@ def open_source(
         return DemoSource(source_id, world)
     if endpoint.type is EndpointType.FILE:
         return FileSource(source_id, endpoint, spool=spool)
+    if endpoint.type is EndpointType.SQL:
+        return SqlSource(source_id, endpoint, spool=spool)
     return HttpSource(source_id, endpoint, client, spool=spool, clock=clock)
