@@ -117,3 +117,20 @@ def test_describe_masks_the_sql_password_and_loads_back(tmp_path: Path) -> None:
     unmasked = json.loads(json.dumps(described))
     unmasked["ErpStock"]["Url"] = SQL["Url"]
     assert load_sources(tmp_path, unmasked).sources == settings.sources
+
+
+def test_the_readme_sql_and_file_example_is_accepted(tmp_path: Path) -> None:
+    """The README's "Databases and files" example loads: two sql sources and a file one."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Databases and files", 1)[1]
+    example = section.split("```jsonc\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "appsettings.json"
+    path.write_text('{"Sources": {' + example + "}}")
+    settings = load(path, environment=None, environ={"ERP_DB": "sqlite:///erp.db"})
+    types = {id_: source.primary.type for id_, source in settings.sources.items()}
+    assert types == {
+        "erp_stock": EndpointType.SQL,
+        "eshop_stock": EndpointType.FILE,
+        "sales_data": EndpointType.SQL,
+    }
+    assert settings.sources["eshop_stock"].primary.path == str(tmp_path / "drop/stock-*.csv")

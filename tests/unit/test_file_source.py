@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,12 @@ from catalog_refresher.config import load
 from catalog_refresher.config.settings import EndpointSettings, EndpointType, FileFormat
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.domain.specs import SPECS
+from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceError
 from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.files import FileSource, matching_files
+from catalog_refresher.sources.http import build_client, open_source
+from catalog_refresher.sources.sql import SqlSource
 from catalog_refresher.testing import FakeClock
 from tests.service_harness import build
 
@@ -184,3 +188,27 @@ async def test_a_glob_of_ten_files_with_one_changed_applies_only_its_rows(
     third = await h.service.refresh("erp_stock")
     assert (third.counts.inserted, third.counts.updated, third.counts.deleted) == (0, 0, 0)
     assert source.unchanged is True
+
+
+async def test_a_history_file_keeps_only_the_windows_rows(tmp_path: Path) -> None:
+    """A history source from a file: rows outside the run's window are refused, not stored."""
+    path = tmp_path / "sales.ndjson"
+    days = ["2024-03-01", "2024-03-10", "2024-04-01"]
+    path.write_text(
+        "".join(json.dumps({"product_code": "P", "date": d, "b2c_sold": 1}) + "\n" for d in days)
+    )
+    window = Window(date_from=date(2024, 3, 5), date_to=date(2024, 3, 31))
+    source = FileSource("sales_data", _endpoint(path, FileFormat.NDJSON))
+    batch = validate(SPECS["sales_data"], await source.fetch(window), window)
+    assert (batch.fetched, len(batch.rows), batch.invalid) == (3, 1, 2)
+
+
+def test_open_source_builds_file_and_sql_sources(tmp_path: Path) -> None:
+    """The application's factory gives a FileSource and a SqlSource for their types."""
+    client = build_client()
+    assert isinstance(
+        open_source("erp_stock", _endpoint(tmp_path / "x.json", FileFormat.JSON), client),
+        FileSource,
+    )
+    sql = EndpointSettings(type=EndpointType.SQL, url="sqlite:///x.db", sql="SELECT 1")
+    assert isinstance(open_source("erp_stock", sql, client), SqlSource)

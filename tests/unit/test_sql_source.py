@@ -142,3 +142,11 @@ async def test_a_run_from_sql_applies_the_changed_rows(tmp_path: Path) -> None:
     counts = second.counts
     assert (counts.fetched, counts.inserted, counts.updated, counts.deleted) == (10, 1, 1, 1)
     await source.aclose()
+
+
+async def test_a_column_named_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    """Two columns of one name would make one field from two values: refused, named."""
+    url = _database(tmp_path / "erp.db")
+    twice = SqlSource("erp_stock", _sql(url, "SELECT kod AS stock, qty AS stock FROM stock"))
+    with pytest.raises(SourceError, match="returns the column 'stock' twice"):
+        await twice.fetch(None)

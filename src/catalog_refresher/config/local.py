@@ -29,7 +29,6 @@ from catalog_refresher.config.filters import record_filters
 from catalog_refresher.config.paths import parse_path
 from catalog_refresher.config.payload import csv_format
 from catalog_refresher.config.settings import (
-    SQL_PARAMETERS,
     WINDOW_PLACEHOLDERS,
     EndpointSettings,
     EndpointType,
@@ -41,10 +40,13 @@ from catalog_refresher.config.values import as_choice, as_text
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.errors import ConfigError
 
-__all__ = ["LOCAL_OPTIONS", "local_endpoint"]
+__all__ = ["LOCAL_OPTIONS", "SQL_PARAMETERS", "local_endpoint"]
 
 _SQL_OPTIONS = ("Type", "Url", "Query", "Fields", "Filter")
 _FILE_OPTIONS = ("Type", "Path", "Format", "Csv", "RecordsPath", "Fields", "Filter")
+#: The bound parameters a ``Query`` may use: the history window's first and last day
+#: (history sources only) and the incremental cursor (``NULL`` until there is one).
+SQL_PARAMETERS = ("date_from", "date_to", "cursor")
 #: The options only these endpoints have (``Query`` is an HTTP option too, an object there).
 LOCAL_OPTIONS = ("Path", "Format")
 

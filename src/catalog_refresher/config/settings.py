@@ -133,24 +133,16 @@ class JsonPath:
 class EndpointType(enum.StrEnum):
     HTTP = "http"
     DEMO = "demo"
-    SQL = "sql"
-    """A query on a database SQLAlchemy reaches (``sources/sql.py``)."""
-    FILE = "file"
-    """A file, or a glob of files, that together hold the snapshot (``sources/files.py``)."""
+    SQL = "sql"  # a query on a database (sources/sql.py, config/local.py)
+    FILE = "file"  # a file or a glob of files: the snapshot (sources/files.py)
 
 
 class FileFormat(enum.StrEnum):
-    """How a ``Type`` file endpoint's files are written."""
+    """How a ``Type`` file endpoint's files are written (``ndjson``: a record per line)."""
 
     CSV = "csv"
     JSON = "json"
     NDJSON = "ndjson"
-    """One JSON record per line."""
-
-
-#: The bound parameters a ``Type`` sql ``Query`` may use: the history window's first and
-#: last day (history sources only) and the incremental cursor (``NULL`` until there is one).
-SQL_PARAMETERS = ("date_from", "date_to", "cursor")
 
 
 class PagingKind(enum.StrEnum):
@@ -418,12 +410,10 @@ class EndpointSettings:
     """How each request is made: method, body, query, timeouts, TLS, proxy, error envelope."""
     filters: tuple[FilterCondition, ...] = ()
     """Only records for which every condition holds are this source's (``Filter``)."""
+    # Type sql's Query text; Type file's absolute Path (or glob) and Format.
     sql: str | None = None
-    """``Type`` sql: the ``Query`` text, its parameters bound (``SQL_PARAMETERS``)."""
     path: str | None = None
-    """``Type`` file: the absolute path or glob of the files (``Path``)."""
     format: FileFormat | None = None
-    """``Type`` file: how the files are written (``Format``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

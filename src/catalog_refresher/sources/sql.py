@@ -10,8 +10,8 @@ Why JSON pages rather than handing rows straight to validation: the payload is
 the one thing that crosses to the worker processes (as bytes, or a spooled file
 they read), and decoding, mapping and the fast msgspec path exist once, for
 bytes. The cost is one msgspec encode per row on top of the decode (about a
-fifth of the decode's time, measured in docs/connectors.md), far below a
-database's own cost of producing the rows.
+fifth of decode and validation's time, measured in docs/connectors.md), well
+below the database's own cost of producing the rows.
 
 Parameters are bound, never formatted into the text: ``:date_from`` and
 ``:date_to`` are the history window's first and last day (``date`` values);
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -150,9 +151,9 @@ class SqlSource:
         result = streaming.execute(self._statement, parameters)
         if not result.returns_rows:
             raise SourceError("the query failed: it returns no rows (is it a SELECT?)")
-        names = list(result.keys())
+        row_type = _row_type(list(result.keys()))
         for rows in result.partitions(self._chunk_rows):
-            body = _ENCODER.encode([dict(zip(names, row, strict=True)) for row in rows])
+            body = _ENCODER.encode(list(itertools.starmap(row_type, rows)))
             pages.append(body if self._spool is None else self._spooled(body))
 
     def _spooled(self, body: bytes) -> Path:
@@ -175,3 +176,19 @@ class SqlSource:
         if self._password:
             text = text.replace(self._password, "***")
         return text
+
+
+def _row_type(names: list[str]) -> type[msgspec.Struct]:
+    """A struct that encodes a row as an object keyed by ``names``, the columns' names.
+
+    Built per query result: a struct made from the row's values and encoded is about
+    four times quicker than a dict zipped from them (measured in docs/connectors.md).
+    Columns are held as ``c0``, ``c1``... and renamed, so any name a database allows works.
+    """
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise SourceError(f"the query returns the column {twice!r} twice; name them apart")
+    slots = [f"c{index}" for index in range(len(names))]
+    return msgspec.defstruct(
+        "Row", [(slot, Any) for slot in slots], rename=dict(zip(slots, names, strict=True))
+    )
