@@ -212,3 +212,11 @@ def test_open_source_builds_file_and_sql_sources(tmp_path: Path) -> None:
     )
     sql = EndpointSettings(type=EndpointType.SQL, url="sqlite:///x.db", sql="SELECT 1")
     assert isinstance(open_source("erp_stock", sql, client), SqlSource)
+
+
+async def test_a_fetch_state_is_accepted_by_the_file_source(tmp_path: Path) -> None:
+    """The runner's second argument (the incremental branch's state) is accepted, ignored."""
+    path = tmp_path / "stock.json"
+    _write_json(path, [{"product_code": "A", "stock": 1}])
+    payload = await FileSource("erp_stock", _endpoint(path, FileFormat.JSON)).fetch(None, object())
+    assert len(payload.pages) == 1

@@ -150,3 +150,11 @@ async def test_a_column_named_twice_is_refused_naming_it(tmp_path: Path) -> None
     twice = SqlSource("erp_stock", _sql(url, "SELECT kod AS stock, qty AS stock FROM stock"))
     with pytest.raises(SourceError, match="returns the column 'stock' twice"):
         await twice.fetch(None)
+
+
+async def test_a_fetch_state_is_accepted_and_does_not_change_the_rows(tmp_path: Path) -> None:
+    """The runner's second argument (the incremental branch's state) is accepted, ignored."""
+    url = _database(tmp_path / "erp.db")
+    source = SqlSource("erp_stock", _sql(url, STOCK_QUERY))
+    payload = await source.fetch(None, object())
+    assert validate(SPECS["erp_stock"], payload, None).fetched == 10

@@ -86,8 +86,12 @@ class FileSource:
     def source_id(self) -> str:
         return self._id
 
-    async def fetch(self, window: Window | None) -> Payload:
-        """Every file of the set, copied; ``window`` is not used (files hold what they hold)."""
+    async def fetch(self, window: Window | None, state: object | None = None) -> Payload:
+        """Every file of the set, copied; ``window`` is not used (files hold what they hold).
+
+        ``state`` is the last good fetch's state, which the runner passes once the
+        "incremental" branch lands (its ``FetchState``); accepted and ignored until then.
+        """
         return await asyncio.to_thread(self._read)
 
     async def aclose(self) -> None:

@@ -101,8 +101,13 @@ class SqlSource:
     def source_id(self) -> str:
         return self._id
 
-    async def fetch(self, window: Window | None) -> Payload:
-        """Run the query with ``window`` (history sources) bound; the rows as JSON pages."""
+    async def fetch(self, window: Window | None, state: object | None = None) -> Payload:
+        """Run the query with ``window`` (history sources) bound; the rows as JSON pages.
+
+        ``state`` is the last good fetch's state, which the runner passes once the
+        "incremental" branch lands (its ``FetchState``, whose ``cursor`` is then bound
+        to ``:cursor``); accepted and ignored until then, ``:cursor`` being ``NULL``.
+        """
         return await asyncio.to_thread(self._read, self._parameters(window))
 
     async def aclose(self) -> None:
