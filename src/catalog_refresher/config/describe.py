@@ -19,6 +19,7 @@ from catalog_refresher.config.paging import COUNT_OPTIONS, POSITION_OPTIONS
 from catalog_refresher.config.request import REQUEST_OPTIONS
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
+    CsvFormat,
     EndpointSettings,
     EndpointType,
     HttpMethod,
@@ -99,7 +100,46 @@ def _plain(value: object) -> object:
 
 
 def _describe_endpoint(endpoint: EndpointSettings, is_history: bool) -> dict[str, Any]:
-    csv = endpoint.csv
+    if endpoint.type in (EndpointType.SQL, EndpointType.FILE):
+        return _describe_local(endpoint)
+    return _describe_http(endpoint, is_history)
+
+
+def _describe_local(endpoint: EndpointSettings) -> dict[str, Any]:
+    """A sql or file endpoint: only its own options (``config/local.py`` refuses others)."""
+    if endpoint.type is EndpointType.SQL:
+        assert endpoint.url is not None
+        return {
+            "Type": endpoint.type.value,
+            "Url": mask_url(endpoint.url),
+            "Query": endpoint.sql,
+            "Fields": describe_fields(endpoint.fields),
+            "Filter": describe_filters(endpoint.filters),
+        }
+    return {
+        "Type": endpoint.type.value,
+        "Path": endpoint.path,
+        "Format": None if endpoint.format is None else endpoint.format.value,
+        "Csv": _describe_csv(endpoint.csv),
+        "RecordsPath": _text(endpoint.records_path),
+        "Fields": describe_fields(endpoint.fields),
+        "Filter": describe_filters(endpoint.filters),
+    }
+
+
+def _describe_csv(csv: CsvFormat | None) -> dict[str, Any] | None:
+    if csv is None:
+        return None
+    return {
+        "Delimiter": csv.delimiter,
+        "Encoding": csv.encoding,
+        "DecimalComma": csv.decimal_comma,
+        "HasHeader": csv.has_header,
+        "Columns": list(csv.columns) or None,
+    }
+
+
+def _describe_http(endpoint: EndpointSettings, is_history: bool) -> dict[str, Any]:
     return {
         "Type": endpoint.type.value,
         "Url": _describe_url(endpoint),
@@ -111,15 +151,7 @@ def _describe_endpoint(endpoint: EndpointSettings, is_history: bool) -> dict[str
         "RequestTimeout": format_timespan(endpoint.request_timeout),
         "Paging": None if endpoint.paging is None else _describe_paging(endpoint.paging),
         "Fields": describe_fields(endpoint.fields),
-        "Csv": None
-        if csv is None
-        else {
-            "Delimiter": csv.delimiter,
-            "Encoding": csv.encoding,
-            "DecimalComma": csv.decimal_comma,
-            "HasHeader": csv.has_header,
-            "Columns": list(csv.columns) or None,
-        },
+        "Csv": _describe_csv(endpoint.csv),
         "Filter": describe_filters(endpoint.filters),
         **_describe_request(endpoint, is_history),
     }

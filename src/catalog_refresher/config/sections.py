@@ -16,7 +16,7 @@ A backup endpoint inherits nothing from its primary: headers in particular are n
 copied, so a token meant for one host never reaches another. An endpoint's
 ``Csv`` is read by ``payload.py``, ``Paging`` by ``paging.py``, ``Fields`` by
 ``fields.py``, ``Filter`` by ``filters.py``, and how it is requested (``Method``,
-``Body``, ``Tls``...) by ``request.py``.
+``Body``, ``Tls``...) by ``request.py``; a sql or file endpoint all by ``local.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 from catalog_refresher.config.fields import field_rules
 from catalog_refresher.config.filters import record_filters
 from catalog_refresher.config.incremental import incremental_settings
+from catalog_refresher.config.local import LOCAL_OPTIONS, local_endpoint
 from catalog_refresher.config.paging import paging_settings
 from catalog_refresher.config.paths import parse_path
 from catalog_refresher.config.payload import csv_format
@@ -83,6 +84,7 @@ _ENDPOINT_KEYS = (
     "Csv",
     "Filter",
     *REQUEST_OPTIONS,
+    *LOCAL_OPTIONS,
 )
 _SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup", "Incremental")
 _DEFAULT_REPOSITORY = RepositoryOptions()
@@ -206,6 +208,19 @@ def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
 def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> EndpointSettings:
     """One endpoint; the caller has checked the keys (a source has more than its backup)."""
     type_ = as_choice(get(tree, "Type"), f"{key}:Type", EndpointType, EndpointType.HTTP)
+    if type_ in (EndpointType.SQL, EndpointType.FILE):
+        return local_endpoint(
+            tree,
+            key,
+            type_,
+            options=_ENDPOINT_KEYS,
+            secret=context.secret,
+            base_dir=context.base_dir,
+            spec=spec,
+        )
+    for option in LOCAL_OPTIONS:
+        if get(tree, option) is not None:
+            raise ConfigError(f"{key}:{option}", f"only for Type file, not {type_}")
     url = get(tree, "Url")
     if url is not None:
         url = context.secret(url, f"{key}:Url")

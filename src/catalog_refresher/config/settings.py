@@ -124,6 +124,16 @@ def _complete(
 class EndpointType(enum.StrEnum):
     HTTP = "http"
     DEMO = "demo"
+    SQL = "sql"  # a query on a database (sources/sql.py, config/local.py)
+    FILE = "file"  # a file or a glob of files: the snapshot (sources/files.py)
+
+
+class FileFormat(enum.StrEnum):
+    """How a ``Type`` file endpoint's files are written (``ndjson``: a record per line)."""
+
+    CSV = "csv"
+    JSON = "json"
+    NDJSON = "ndjson"
 
 
 class PagingKind(enum.StrEnum):
@@ -394,6 +404,10 @@ class EndpointSettings:
     """How each request is made: method, body, query, timeouts, TLS, proxy, error envelope."""
     filters: tuple[FilterCondition, ...] = ()
     """Only records for which every condition holds are this source's (``Filter``)."""
+    # Type sql's Query text; Type file's absolute Path (or glob) and Format.
+    sql: str | None = None
+    path: str | None = None
+    format: FileFormat | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -63,6 +63,8 @@ class Payload:
     last_modified: str | None = None
     body_hash: str | None = None
     """A hash of every page's bytes, computed as they were read; ``None``: not computed."""
+    ndjson: bool = False
+    """Set when each page holds one JSON record per line (``sources/decoding.py``)."""
 
     def discard(self) -> None:
         """Delete spooled pages; the payload is not read after this."""

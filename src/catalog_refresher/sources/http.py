@@ -59,6 +59,7 @@ from catalog_refresher.sources.base import FetchState, Payload, Source
 from catalog_refresher.sources.chunks import HASH_SIZE, Chunks, conditional_headers, hashed
 from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
+from catalog_refresher.sources.files import FileSource
 from catalog_refresher.sources.http_client import USER_AGENT, RateLimiter, build_client
 from catalog_refresher.sources.paging import PageRead, pager_for
 from catalog_refresher.sources.requests import (
@@ -76,6 +77,7 @@ from catalog_refresher.sources.responses import (
     looks_like_html,
     retry_after,
 )
+from catalog_refresher.sources.sql import SqlSource
 
 __all__ = ["USER_AGENT", "HttpSource", "build_client", "open_source", "safe_url"]
 
@@ -445,7 +447,8 @@ def open_source(
     spool: Path | None = None,
     clock: Clock | None = None,
 ) -> Source:
-    """The source for ``endpoint``: ``HttpSource`` or, for ``"Type": "demo"``, ``DemoSource``.
+    """The source for ``endpoint``: ``HttpSource``, or ``DemoSource``, ``FileSource``,
+    ``SqlSource`` for ``"Type": "demo"``, ``"file"``, ``"sql"``.
 
     Demo sources need the one ``DemoWorld`` the caller shares among all ten, so
     that they describe the same products.
@@ -454,4 +457,8 @@ def open_source(
         if world is None:
             raise ValueError("a demo endpoint needs the shared DemoWorld")
         return DemoSource(source_id, world)
+    if endpoint.type is EndpointType.FILE:
+        return FileSource(source_id, endpoint, spool=spool)
+    if endpoint.type is EndpointType.SQL:
+        return SqlSource(source_id, endpoint, spool=spool)
     return HttpSource(source_id, endpoint, client, spool=spool, clock=clock)
