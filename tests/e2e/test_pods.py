@@ -101,8 +101,12 @@ def test_three_pods_serve_one_catalog_and_stop_within_the_grace_period(
         code = client.get(f"{pods[0].url}/api/products", params={"limit": 1}).json()["items"][0][
             "product_code"
         ]
-        products = [client.get(f"{pod.url}/api/products/{code}").json() for pod in pods]
-        assert all(p == products[0] for p in products)
+
+        def everywhere() -> list[dict[str, Any]]:
+            return [client.get(f"{pod.url}/api/products/{code}").json() for pod in pods]
+
+        # A change reaches every replica's API through the change feed within seconds.
+        poll(everywhere, lambda products: all(p == products[0] for p in products), 10)
 
         grace = pod_spec()["terminationGracePeriodSeconds"]
         for n, pod in enumerate(pods):
