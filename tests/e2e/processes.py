@@ -42,18 +42,44 @@ def poll(read: Callable[[], T], until: Callable[[T], bool], seconds: float = 10)
     return time.monotonic() - started
 
 
+def group_members(group: int) -> list[int]:
+    """The live (not zombie) processes of process group ``group``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after it.
+            state, _, pgrp = stat.read_text().rpartition(")")[2].split()[:3]
+            if int(pgrp) == group and state != "Z":
+                members.append(int(stat.parent.name))
+    return members
+
+
 class ServiceProcess:
-    """``catalog-refresher run --config <config>``, serving on ``url``."""
+    """``catalog-refresher run --config <config>``, serving on ``url``.
 
-    def __init__(self, config: Path, url: str, *, env: Mapping[str, str] | None = None) -> None:
-        self._start(url, ["run", "--config", str(config)], env)
+    ``command`` runs another command line instead (``config`` is then not used), with
+    ``environ`` as its whole environment when given (else ours and ``env``), in ``cwd``.
+    """
 
-    def _start(self, url: str, arguments: Sequence[str], env: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        config: Path | None,
+        url: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.url = url
         self.log: list[str] = []
+        if command is None:
+            assert config is not None
+            command = [sys.executable, "-m", "catalog_refresher", "run", "--config", str(config)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "catalog_refresher", *arguments],
-            env={**os.environ, **(env or {})},
+            list(command),
+            env=dict(environ) if environ is not None else {**os.environ, **(env or {})},
+            cwd=cwd,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
@@ -116,9 +142,11 @@ class ServiceProcess:
         return self.process.returncode
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group: the service and its refresh workers."""
-        if self.alive:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL to the whole process group: the service and its refresh workers, also
+        ones a service that died left behind (they hold its stderr open)."""
+        if self.alive or group_members(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
         self._reader.join(timeout=10)
 
@@ -126,11 +154,11 @@ class ServiceProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.alive:
-            try:
+        try:
+            if self.alive:
                 self.stop()
-            finally:
-                self.kill()
+        finally:
+            self.kill()  # whatever is left of its group: no process outlives the test
         assert self.process.stderr is not None
         self.process.stderr.close()
 
@@ -139,7 +167,8 @@ class SimulatorProcess(ServiceProcess):
     """``catalog-refresher simulate --port <port> <options>``: the ten systems, on ``url``."""
 
     def __init__(self, port: int, *options: str) -> None:
-        self._start(f"http://127.0.0.1:{port}", ["simulate", "--port", str(port), *options], None)
+        command = [sys.executable, "-m", "catalog_refresher", "simulate", "--port", str(port)]
+        super().__init__(None, f"http://127.0.0.1:{port}", command=[*command, *options])
 
     def wait_until_serving(self, seconds: float = 30) -> None:
         self.wait_for("Simulating the ten external systems on", seconds=seconds)

@@ -25,9 +25,11 @@ class _Held(SqliteStore):
         self.gate = threading.Event()
         self.gate.set()
         self.reads = 0
+        self.reading = threading.Event()
 
     def source_history(self, source: str) -> SourceHistory:
         self.reads += 1
+        self.reading.set()
         self.gate.wait(30)
         return super().source_history(source)
 
@@ -44,8 +46,12 @@ async def test_health_answers_in_time_while_the_store_is_held(tmp_path: Path) ->
     assert await control.ready() is True
     store.gate.clear()
     store.reads = 0
+    store.reading.clear()
     probes = [asyncio.ensure_future(control.health()) for _ in range(3)]
     ready = asyncio.ensure_future(control.ready())
+    await clock.settle()
+    # The read has reached the store on its thread (and is stuck there) before time runs out.
+    assert await asyncio.to_thread(store.reading.wait, 10)
     await clock.advance(HEALTH_BUDGET)
     reports = await asyncio.gather(*probes)
     assert {report.status for report in reports} == {Health.DEGRADED}
