@@ -17,7 +17,7 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.json"))
 SECRETS = {
     "FLEXI_AUTHORIZATION": "Basic YXBpOmZsZXhpLWUyZS0xOQ==",
     "SHOPTET_PRIVATE_API_TOKEN": "shoptet-e2e-9d8c7b6a",
-    "SHOPTET_PRODUCTS_EXPORT_URL": "https://www.example-eshop.cz/export/products.csv?hash=5e4d3c",
+    "SHOPTET_EXPORT_HASH": "5e4d3c2b",
     "CATALOG_ADMIN_TOKEN": "admin-e2e-1a2b3c",
 }
 

@@ -44,7 +44,11 @@ from tests.paged_server import Reply
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 #: The origins the examples are written with; the tests swap exactly these.
-ORIGINS = ("https://flexi.example.cz:5434", "https://api.myshoptet.com")
+ORIGINS = (
+    "https://flexi.example.cz:5434",
+    "https://api.myshoptet.com",
+    "https://www.example-eshop.cz",
+)
 #: The day the runs start: the fixtures' dates fall inside every history window.
 NOW = datetime(2024, 5, 10, 8, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -69,7 +73,7 @@ def example(name: str, systems: Systems, tmp_path: Path, **environ: str) -> Sett
     stand_ins = {
         "FLEXI_AUTHORIZATION": AUTHORIZATION,
         "SHOPTET_PRIVATE_API_TOKEN": TOKEN,
-        "SHOPTET_PRODUCTS_EXPORT_URL": f"{systems.url}{EXPORT}?patternId=-5&hash=0f1e2d3c",
+        "SHOPTET_EXPORT_HASH": "0f1e2d3c",
         "CATALOG_ADMIN_TOKEN": "admin-token-for-tests",
         "Store__Url": f"sqlite:///{tmp_path / 'catalog.db'}",
     }
@@ -473,7 +477,7 @@ def test_example_loads_and_describes_with_its_secrets_masked(name: str, tmp_path
     environ = {
         "FLEXI_AUTHORIZATION": AUTHORIZATION,
         "SHOPTET_PRIVATE_API_TOKEN": TOKEN,
-        "SHOPTET_PRODUCTS_EXPORT_URL": "https://www.example-eshop.cz/export/products.csv?hash=9a8b7c",
+        "SHOPTET_EXPORT_HASH": "9a8b7c5d",
         "CATALOG_ADMIN_TOKEN": "admin-token-for-tests",
     }
     settings = config.load(EXAMPLES / name, environment=None, environ=environ)
