@@ -115,6 +115,11 @@ class SnapshotServer:
         staged = self.root / ".erp.json.new"
         staged.unlink(missing_ok=True)
         os.link(self.files[which], staged)
+        # The service asks with If-Modified-Since (whole seconds): a switched snapshot must
+        # be newer by a whole second than the one served before, as a system's new export
+        # is, or http.server rightly answers 304 and the run measures nothing.
+        self.modified = max(int(time.time()) + 1, getattr(self, "modified", 0) + 1)
+        os.utime(staged, (self.modified, self.modified))
         os.replace(staged, self.root / "erp.json")
 
 
