@@ -26,9 +26,9 @@ from catalog_refresher.config.settings import (
 from catalog_refresher.config.templates import body_template, parse_template
 from catalog_refresher.config.tree import Tree, as_object, get, reject_unknown
 from catalog_refresher.config.values import (
-    EnvText,
     as_bool,
     as_duration,
+    as_number,
     as_text,
     check_url,
     json_kind,
@@ -169,13 +169,7 @@ def _content_type(value: Any, key: str, post: bool, headers: Mapping[str, object
 
 
 def _rate(value: Any, key: str) -> float:
-    if isinstance(value, EnvText):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ConfigError(key, f"cannot parse {str(value)!r} as a number") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"expected a number, got {json_kind(value)}")
+    value = as_number(value, key)
     if not 0 < value <= _MAX_RATE:  # also refuses NaN
         raise ConfigError(key, f"must be above 0 and at most {_MAX_RATE:g}, got {value}")
     return float(value)

@@ -159,8 +159,8 @@ def as_int(value: Any, key: str, low: int | None = None, high: int | None = None
     return value
 
 
-def as_share(value: Any, key: str) -> float:
-    """A fraction in [0, 1] (``MaxDeleteShare``)."""
+def as_number(value: Any, key: str) -> float:
+    """A JSON number (a boolean is not one), or text of one from an environment variable."""
     if isinstance(value, EnvText):
         try:
             value = float(value.strip())
@@ -168,6 +168,12 @@ def as_share(value: Any, key: str) -> float:
             raise ConfigError(key, f"cannot parse {str(value)!r} as a number") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(key, f"expected a number, got {json_kind(value)}")
+    return float(value)
+
+
+def as_share(value: Any, key: str) -> float:
+    """A fraction in [0, 1] (``MaxDeleteShare``)."""
+    value = as_number(value, key)
     if not 0 <= value <= 1:  # also refuses NaN, which json5 accepts
         raise ConfigError(key, f"must be between 0 and 1, got {value}")
     return float(value)
