@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,54 @@ def test_dashboard_says_when_the_api_cannot_be_reached(page: Page, service: Serv
     expect(page.locator("#connection")).to_contain_text("showing data from")
     expect(page.locator("#updated")).to_have_class(re.compile(r"\bstale\b"))
     expect(page.locator("#sources tbody tr")).to_have_count(len(SPECS))
+
+
+def test_dashboard_reads_times_as_ages_and_charts_each_sources_runs(
+    page: Page, service: Service
+) -> None:
+    """A healthy source's health says how long ago it refreshed ("… ago"), with the full
+    time on hover; its last success reads as an age too; and its row draws a chart with
+    one bar per finished run."""
+    page.goto(service().url + "/dashboard")
+
+    erp = page.locator('#sources tr[data-source="erp_stock"]')
+    expect(erp.locator(".description")).to_contain_text(
+        re.compile(r"refreshed (just now|\d+ s ago)")
+    )
+    expect(erp.locator(".description")).not_to_contain_text(re.compile(r"\d{4}-\d\d-\d\dT"))
+    expect(erp.locator(".description time")).to_have_attribute("title", re.compile(r"UTC\)$"))
+    last_success = erp.locator("td").nth(2).locator("time")
+    expect(last_success).to_have_text(re.compile(r"^(just now|\d+ s ago)$"))
+    expect(erp.locator("svg.run-chart")).to_have_attribute("data-runs", "1")
+    expect(erp.locator("svg.run-chart rect.bar.succeeded")).to_have_count(1)
+    failing = page.locator(f'#sources tr[data-source="{FAILING}"]')
+    expect(failing.locator("svg.run-chart rect.bar.failed")).to_have_count(1)
+
+
+def test_dashboard_finds_a_product_and_shows_its_aggregate_and_lineage(
+    page: Page, service: Service
+) -> None:
+    """Searching by a product's code lists it; opening it shows its name, its stock and a
+    lineage row per source that holds it, naming the run that last changed that part."""
+    running = service()
+    first = json.loads(
+        urllib.request.urlopen(running.url + "/api/products?limit=1", timeout=10).read()
+    )["items"][0]
+    code = first["product_code"]
+    page.goto(running.url + "/dashboard")
+
+    page.locator("#product-search").fill(code)
+    page.get_by_role("button", name="Search").click()
+    listed = page.locator(f'#products tr[data-product="{code}"]')
+    expect(listed).to_have_count(1)
+    expect(page.locator("#product-message")).to_contain_text("of")
+    listed.get_by_role("button", name=code).click()
+
+    expect(page.locator("#product")).to_be_visible()
+    expect(page.locator("#product-title")).to_have_text(f"{code} · {first['product_name']}")
+    erp_lineage = page.locator('#lineage tr[data-source="erp_stock"]')
+    expect(erp_lineage.locator("td").first).to_have_text(
+        str(first["lineage"]["erp_stock"]["run_id"])
+    )
+    expect(page.locator("#lineage tbody tr")).to_have_count(len(first["lineage"]))
+    expect(page.locator("#product-json")).to_contain_text(f'"product_code": "{code}"')

@@ -2,7 +2,9 @@
 
 One self-contained page, shipped as package data under ``static/`` (no build
 step, nothing from a CDN): it polls ``/health``, ``/api/sources``,
-``/api/runs`` and ``/api/cache`` and offers "Refresh now" per source. The page
+``/api/runs`` and ``/api/cache``, offers "Refresh now" per source, draws each
+source's recent runs as a small chart, and shows the catalog's products (search,
+one product's aggregate with its lineage and history). The page
 itself holds no data and needs no token; the browser sends the admin token
 (kept in ``sessionStorage``) with its API calls, so ``Api:ProtectReads``
 guards the data, not the page.
@@ -64,6 +66,11 @@ PAGE = _load("dashboard.html", "text/html")
 #: explicit list: nothing else in the package can be fetched through here.
 ASSETS = {
     "app.js": _load("dashboard.js", "text/javascript"),
+    # The modules app.js imports (relative to the page's dashboard/ path).
+    "api.js": _load("api.js", "text/javascript"),
+    "format.js": _load("format.js", "text/javascript"),
+    "chart.js": _load("chart.js", "text/javascript"),
+    "products.js": _load("products.js", "text/javascript"),
     "style.css": _load("dashboard.css", "text/css"),
     "favicon.svg": _load("favicon.svg", "image/svg+xml"),
 }

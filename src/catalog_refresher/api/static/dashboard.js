@@ -4,109 +4,24 @@
 // attribute, never through HTML parsing: a source's error can contain anything.
 // The admin token lives in sessionStorage only (gone with the tab), is sent in
 // the Authorization header only, and is asked for when the API answers 401/403.
+// The modules beside it: api.js (calls), format.js (ages, counts), chart.js (the
+// per-source run chart), products.js (the catalog view).
 
-const TOKEN_KEY = "catalog-refresher.admin-token";
+import { ApiError, AuthNeeded, TOKEN_KEY, call, getJson, problemDetail } from "./api.js";
+import { runChart } from "./chart.js";
+import { duration, integer, localTime, text, timeCell, utcLabel, withAges } from "./format.js";
+import { startProducts } from "./products.js";
+
 const POLL_KEY = "catalog-refresher.poll-seconds";
 const RUNS_SHOWN = 20;
+// The per-source charts: this many recent runs, read again at most this often.
+const CHART_RUNS = 30;
+const CHART_EVERY_MS = 15_000;
 // A source whose latest run did not succeed: its row shows that run's error.
 const FAILING_STATUSES = new Set(["failed", "timed_out"]);
 const HEALTH_STATES = { Healthy: "ok", Degraded: "degraded", Unhealthy: "failing" };
 
 const $ = (selector) => document.querySelector(selector);
-const localTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-const localClock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
-const integer = new Intl.NumberFormat();
-
-// ---- talking to the API ----------------------------------------------------
-
-class AuthNeeded extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
-class ApiError extends Error {}
-
-async function problemDetail(response) {
-  try {
-    const body = await response.json();
-    return String(body.detail || body.title || response.statusText);
-  } catch {
-    return response.statusText || "no details";
-  }
-}
-
-// A fetch relative to the page (so a path prefix in front of the service is kept),
-// with the token when there is one. 401/403 become AuthNeeded.
-async function call(path, init = {}) {
-  const headers = new Headers(init.headers);
-  headers.set("Accept", "application/json");
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token) headers.set("Authorization", `Bearer ${token}`);
-  const response = await fetch(path, { ...init, headers, cache: "no-store" });
-  if (response.status === 401 || response.status === 403) {
-    throw new AuthNeeded(response.status, await problemDetail(response));
-  }
-  return response;
-}
-
-// The JSON body; `alsoOk` lists error statuses whose body is still the answer
-// (/health is 503 with a full report when Unhealthy).
-async function getJson(path, alsoOk = []) {
-  const response = await call(path);
-  if (!response.ok && !alsoOk.includes(response.status)) {
-    throw new ApiError(`${path} answered ${response.status}: ${await problemDetail(response)}`);
-  }
-  return response.json();
-}
-
-// ---- formatting --------------------------------------------------------------
-
-function text(tag, value, className) {
-  const node = document.createElement(tag);
-  node.textContent = value === null || value === undefined || value === "" ? "–" : String(value);
-  if (className) node.className = className;
-  return node;
-}
-
-function utcLabel(date) {
-  return `${date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "")} UTC`;
-}
-
-// Today's times without the date: the tables stay narrow enough to read.
-function shortTime(date) {
-  const today = new Date().toDateString() === date.toDateString();
-  return (today ? localClock : localTime).format(date);
-}
-
-// Local time for reading, the UTC value in the tooltip for comparing with logs.
-function timeCell(iso) {
-  const cell = document.createElement("td");
-  if (!iso) {
-    cell.textContent = "–";
-    return cell;
-  }
-  const date = new Date(iso);
-  const time = document.createElement("time");
-  time.dateTime = iso;
-  time.textContent = shortTime(date);
-  time.title = utcLabel(date);
-  cell.append(time);
-  return cell;
-}
-
-function duration(seconds) {
-  if (!seconds) return "off";
-  const parts = [];
-  for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]]) {
-    if (seconds >= size) {
-      parts.push(`${Math.floor(seconds / size)} ${unit}`);
-      seconds %= size;
-    }
-  }
-  return parts.join(" ") || `${seconds} s`;
-}
 
 function sourceState(source, entry) {
   if (!source.enabled) return "disabled";
@@ -117,6 +32,18 @@ function sourceState(source, entry) {
 
 // ---- drawing -----------------------------------------------------------------
 
+const recentRuns = new Map(); // source id -> {runs, at}: what its chart draws
+
+// Each source's recent runs, read again when older than CHART_EVERY_MS.
+async function readRecentRuns(sources) {
+  const now = Date.now();
+  const due = sources.filter((s) => s.enabled && now - (recentRuns.get(s.id)?.at ?? 0) > CHART_EVERY_MS);
+  const pages = await Promise.all(
+    due.map((s) => getJson(`api/runs?source=${encodeURIComponent(s.id)}&limit=${CHART_RUNS}`)),
+  );
+  due.forEach((s, index) => recentRuns.set(s.id, { runs: pages[index].items, at: now }));
+}
+
 const refreshing = new Set(); // source ids whose "Refresh now" is on its way
 
 function drawHealth(health) {
@@ -124,7 +51,7 @@ function drawHealth(health) {
   overall.textContent = health.status;
   overall.dataset.state = HEALTH_STATES[health.status] || "unknown";
   const entry = (health.entries || {})["catalog-refresh"];
-  $("#overall-description").textContent = entry ? entry.description : "";
+  $("#overall-description").replaceChildren(withAges("span", entry ? entry.description : ""));
 }
 
 function drawSources(sources, health) {
@@ -141,12 +68,17 @@ function drawSources(sources, health) {
 
     const healthCell = document.createElement("td");
     healthCell.append(text("span", entry ? entry.status : "unknown", "badge"));
-    healthCell.append(text("div", entry ? entry.description : "", "description"));
+    healthCell.append(withAges("div", entry ? entry.description : "", "description"));
 
     const last = document.createElement("td");
     last.append(text("span", source.last_status || "never run", "status"));
     const error = source.last_error;
     if (error) last.append(text("div", error, "error"));
+
+    const chart = document.createElement("td");
+    chart.className = "chart";
+    const recent = recentRuns.get(source.id);
+    if (recent) chart.append(runChart(recent.runs));
 
     const action = document.createElement("td");
     const button = text("button", refreshing.has(source.id) ? "Starting…" : "Refresh now");
@@ -167,6 +99,7 @@ function drawSources(sources, health) {
       text("td", source.consecutive_failures, "num"),
       text("td", integer.format(source.record_count), "num"),
       text("td", duration(source.interval_seconds), "num"),
+      chart,
       action,
     );
     return row;
@@ -310,6 +243,7 @@ async function poll() {
       getJson(`api/runs?limit=${RUNS_SHOWN}`),
       getJson("api/cache"),
     ]);
+    await readRecentRuns(sources);
     drawHealth(health);
     drawSources(sources, health);
     drawRuns(runs);
@@ -361,6 +295,7 @@ function start() {
   $("#token-form").addEventListener("submit", tokenEntered);
   $("#token-cancel").addEventListener("click", tokenCancelled);
   document.addEventListener("visibilitychange", () => (document.hidden ? schedule() : poll()));
+  startProducts(askForToken);
   poll();
 }
 
