@@ -1,4 +1,4 @@
-"""The command line (contract section 2): run, demo, simulate, refresh, check-config.
+"""The command line (contract section 2): run, demo, simulate, refresh, check-config, status.
 
 Exit codes: 0 success; 1 a refresh that did not succeed; 2 a bad configuration
 or argument, with a message naming what is wrong.
@@ -13,11 +13,13 @@ import signal
 import threading
 from collections.abc import Coroutine
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
 
 from catalog_refresher import config
 from catalog_refresher.app import Application
@@ -30,6 +32,8 @@ from catalog_refresher.config.settings import (
     Settings,
     SourceSettings,
 )
+from catalog_refresher.console.client import ServiceClient, service_url
+from catalog_refresher.console.tables import STATUS_COLUMNS, plain, status_rows, status_table
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
 from catalog_refresher.errors import CatalogRefresherError, ConfigError, describe
@@ -283,6 +287,43 @@ def _source_id(name: str) -> str:
     if spec is None:
         _fail(f"unknown source {name!r}; known: {', '.join(SPECS)}", code=2)
     return spec.id
+
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(help="The running service's address (default: Api:Host and Api:Port)."),
+]
+
+
+def _client(settings: Settings, url: str | None) -> ServiceClient:
+    token = settings.api.admin_token
+    return ServiceClient(url or service_url(settings.api), token.value if token else None)
+
+
+@app.command()
+def status(
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+    url: UrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The API's answers as JSON.")] = False,
+) -> None:
+    """Print the sources as a table: health, last success, next run, circuit, paused, pinned."""
+    settings = _settings(config_path, environment)
+    try:
+        with _client(settings, url) as client:
+            health = client.get("/health", ok=(503,))
+            sources = client.get("/api/sources")
+    except CatalogRefresherError as exc:
+        _fail(f"status: {describe(exc)}", code=1)
+    if as_json:
+        typer.echo(json.dumps({"health": health, "sources": sources}, indent=2))
+        return
+    rows = status_rows(sources, health, datetime.now(UTC))
+    console = Console()
+    if console.is_terminal:
+        console.print(status_table(rows, health["status"]))
+    else:  # a pipe gets columns a script can cut, no colours, no box drawing
+        typer.echo(plain(rows, STATUS_COLUMNS))
 
 
 @app.command("check-config")
