@@ -33,6 +33,7 @@ from catalog_refresher.config.settings import (
     SourceSettings,
 )
 from catalog_refresher.console.client import ServiceClient, service_url
+from catalog_refresher.console.progress import terminal_progress
 from catalog_refresher.console.tables import STATUS_COLUMNS, plain, status_rows, status_table
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
@@ -249,7 +250,8 @@ def refresh(
     if source_id not in settings.sources:
         _fail(f"{source_id}: not configured in Sources", code=2)
     try:
-        run = asyncio.run(_refresh_once(settings, source_id, force, full=full))
+        with terminal_progress(source_id):
+            run = asyncio.run(_refresh_once(settings, source_id, force, full=full))
     except CatalogRefresherError as exc:
         _fail(f"{source_id}: {describe(exc)}", code=1)
     c = run.counts

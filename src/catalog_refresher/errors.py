@@ -25,6 +25,7 @@ chain into the one line an audit entry, a log line or the CLI shows::
     ├── AlertDeliveryError          the alert webhook did not take an alert
     │   └── AlertStatusError        it answered with an error status (transient for 429, 5xx)
     ├── ServeError                  the HTTP API could not be served
+    ├── ServiceCallError            an operator command's call to the running service failed
     └── ApiProblem                  an HTTP problem a route answers on purpose (404, 401...)
 
 Each class's docstring is its default message. ``transient`` tells whether the
@@ -191,6 +192,10 @@ def transient_status(status_code: int) -> bool:
 
 class ServeError(CatalogRefresherError):
     """The HTTP API could not be served."""
+
+
+class ServiceCallError(CatalogRefresherError):
+    """The running service did not answer, or refused the call."""
 
 
 class ApiProblem(CatalogRefresherError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import socket
 import sqlite3
@@ -99,9 +100,53 @@ def test_refresh_one_source_exits_zero(tmp_path: Path, erp_server: str) -> None:
     assert "erp_stock: succeeded" in result.stdout
     assert "inserted 2" in result.stdout
     assert "Completed ERP stock refresh. Updated 2 products" in result.stderr
+    assert "records decoded" not in result.stderr  # piped: no progress line
     assert TOKEN not in result.stdout + result.stderr
     with sqlite3.connect(tmp_path / "catalog.db") as db:
         assert db.execute("SELECT count(*) FROM records").fetchone() == (2,)
+
+
+def test_refresh_on_a_terminal_shows_its_progress(tmp_path: Path, erp_server: str) -> None:
+    """With stderr on a terminal (a pseudo-terminal here), `refresh` draws a progress line:
+    its last frame counts the page and bytes fetched, the records decoded and the rows
+    applied; the result still goes to stdout."""
+    config = write_config(tmp_path / "appsettings.json", erp_server)
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "catalog_refresher",
+            "refresh",
+            "erp_stock",
+            "--config",
+            str(config),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "ERP_AUTH": f"Bearer {TOKEN}", "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not chunk:
+            break
+        screen += chunk
+    stdout, _ = process.communicate(timeout=120)
+    os.close(leader)
+    drawn = screen.decode()
+
+    assert process.returncode == 0, drawn
+    assert "erp_stock: succeeded" in stdout
+    body = len(json.dumps({"data": {"items": ERP}}))
+    assert f"1 pages, {body} B fetched · 2 records decoded · 2 rows applied" in drawn, drawn
+    assert "erp_stock: applying" in drawn
 
 
 def test_refresh_failure_exits_nonzero_with_a_reason(tmp_path: Path, erp_server: str) -> None:

@@ -13,14 +13,10 @@ from typing import Any
 import httpx
 
 from catalog_refresher.config.settings import ApiSettings
-from catalog_refresher.errors import CatalogRefresherError
+from catalog_refresher.errors import ServiceCallError
 
 #: The commands answer a person: a service that does not answer in this long is down.
 TIMEOUT_SECONDS = 30.0
-
-
-class ServiceUnreachable(CatalogRefresherError):
-    """The running service did not answer, or answered with a problem."""
 
 
 def service_url(api: ApiSettings) -> str:
@@ -57,7 +53,7 @@ class ServiceClient:
         try:
             return self._http.request(method, path, params=params)
         except httpx.HTTPError as exc:
-            raise ServiceUnreachable(
+            raise ServiceCallError(
                 f"no answer from the service at {self._base_url} ({type(exc).__name__}: {exc});"
                 " is it running? (--url names another address)"
             ) from None
@@ -71,6 +67,6 @@ class ServiceClient:
             detail = problem.get("detail") or problem.get("title")
         except ValueError:
             detail = response.reason_phrase
-        raise ServiceUnreachable(
+        raise ServiceCallError(
             f"{response.request.url.path}: HTTP {response.status_code}: {detail}"
         )

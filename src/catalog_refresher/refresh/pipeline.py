@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from catalog_refresher import progress
 from catalog_refresher.config.settings import IncrementalSettings
 from catalog_refresher.domain.runs import RunCounts, RunMode, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
@@ -70,6 +71,7 @@ class Pipeline:
         spec = SPECS[job.source]
         mode = RunMode.FULL if job.plan is None else job.plan.mode
         probed = None
+        progress.phase("decoding")
         if job.incremental is not None and not payload.not_modified:
             probed = probe(spec, job.incremental, payload, mode=mode)
         batch = (
@@ -86,6 +88,7 @@ class Pipeline:
             incremental = job.incremental is not None
             sync = next_sync(job.plan, payload, seen, incremental=incremental, now=self.now)
         upserting = mode is RunMode.INCREMENTAL
+        progress.phase("diffing")
         try:
             for _ in range(2):  # a second pass only if the data moved under the first diff
                 index = self._index(spec)
@@ -123,6 +126,7 @@ class Pipeline:
                 succeeded = self._outcome(
                     job, batch, RunStatus.SUCCEEDED, found, None, sync, payload.not_modified
                 )
+                progress.phase("applying")
                 try:
                     applied = self.store.apply(job.run_id, changes, succeeded, stamp=self.now)
                 except IndexOutOfDate:

@@ -22,6 +22,7 @@ from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
+from catalog_refresher.progress import phase as report_phase
 from catalog_refresher.refresh.events import (
     DataChanged,
     EventBus,
@@ -203,6 +204,7 @@ class Runner:
         # Read from the store, shared by the replicas: the last good fetch, whoever made it.
         sync = await self.offload(self.store.sync_state, run.source)
         plan = plan_run(incremental, sync, forced=run.forced, now=self.clock.now())
+        report_phase("fetching")
         payload = await self._fetch(run, endpoints, window, plan.state, progress, deadline)
         job = Job(
             run_id=run.id,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
+from catalog_refresher import progress
 from catalog_refresher.domain import records
 from catalog_refresher.domain.rules import normaliser, show_key
 from catalog_refresher.domain.specs import SourceSpec
@@ -59,6 +60,7 @@ def validate(
     for page_number, page in enumerate(decode_pages(payload, spec.record_type), start=1):
         where = f"page {page_number} record" if several else "record"
         batch.fetched += len(page.records)
+        progress.advance(progress.RECORDS, len(page.records))
         may_hold_unfit = page.may_hold_unfit
         # Messages name a record by its place in the page, filtered-out records included.
         at = page.positions

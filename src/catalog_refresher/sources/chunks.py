@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 
+from catalog_refresher import progress
 from catalog_refresher.sources.base import FetchState
 
 __all__ = ["HASH_SIZE", "Chunks", "conditional_headers", "hashed"]
@@ -63,6 +64,13 @@ async def hashed(chunks: AsyncIterator[bytes], hasher: hashlib.blake2b) -> Async
     """``chunks`` as they come, each fed to ``hasher`` on the way."""
     async for chunk in chunks:
         hasher.update(chunk)
+        yield chunk
+
+
+async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` as they come, their sizes reported as progress (``progress.BYTES``)."""
+    async for chunk in chunks:
+        progress.advance(progress.BYTES, len(chunk))
         yield chunk
 
 

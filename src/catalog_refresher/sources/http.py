@@ -42,6 +42,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from catalog_refresher import progress
 from catalog_refresher.clock import Clock, SystemClock, timeout
 from catalog_refresher.config.settings import EndpointSettings, EndpointType, reveal
 from catalog_refresher.domain.specs import SPECS
@@ -56,7 +57,13 @@ from catalog_refresher.errors import (
     UnknownSourceError,
 )
 from catalog_refresher.sources.base import FetchState, Payload, Source
-from catalog_refresher.sources.chunks import HASH_SIZE, Chunks, conditional_headers, hashed
+from catalog_refresher.sources.chunks import (
+    HASH_SIZE,
+    Chunks,
+    conditional_headers,
+    counted,
+    hashed,
+)
 from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
 from catalog_refresher.sources.files import FileSource
@@ -352,8 +359,12 @@ class HttpSource:
                 raise InvalidPayloadError(f"{html_problem(size, more=more)} from {where}: {_LOGIN}")
             if hasher is not None:
                 chunks = Chunks(hashed(aiter(chunks), hasher))
+            if progress.active():
+                chunks = Chunks(counted(aiter(chunks)))
             if self._spool is None:
-                return _Answer(b"".join([c async for c in chunks]), response.headers)
+                body = b"".join([c async for c in chunks])
+                progress.advance(progress.PAGES)
+                return _Answer(body, response.headers)
             suffix = ".json" if self._endpoint.csv is None else ".csv"
             fd, name = tempfile.mkstemp(
                 prefix=f"{self._source_id}-", suffix=suffix, dir=self._spool
@@ -365,6 +376,7 @@ class HttpSource:
             except BaseException:
                 os.unlink(name)
                 raise
+            progress.advance(progress.PAGES)
             return _Answer(Path(name), response.headers)
 
     async def _status_error(self, response: httpx.Response, where: str) -> SourceStatusError:

@@ -33,6 +33,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from catalog_refresher import progress
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.errors import IndexOutOfDate, RunFenced
 from catalog_refresher.store.base import (
@@ -325,8 +326,10 @@ class SqlStore(ABC, Generic[Conn]):
                 )
             if changeset.deletes:
                 self._delete_rows(conn, source, changeset.deletes)
+                progress.advance(progress.ROWS, len(changeset.deletes))
             if changeset.writes:
                 self._write_rows(conn, source, changeset.writes, run_id, at)
+                progress.advance(progress.ROWS, len(changeset.writes))
             touched = {d.product_code for d in changeset.deletes}
             touched.update(w.product_code for w in changeset.writes)
             if touched:
