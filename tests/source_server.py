@@ -21,14 +21,22 @@ from catalog_refresher.domain.window import Window
 from catalog_refresher.sources.demo import DemoWorld
 from tests.local_http import serving
 
+#: The longest a held request waits for its event.
+HOLD_LIMIT = 120.0
+
 
 class SourceServer:
     def __init__(
-        self, world: DemoWorld, failing: Iterable[str] = (), slow: Mapping[str, float] = {}
+        self,
+        world: DemoWorld,
+        failing: Iterable[str] = (),
+        slow: Mapping[str, float] = {},
+        held: Mapping[str, threading.Event] = {},
     ) -> None:
         self.world = world
         self.failing = frozenset(failing)
         self.slow = dict(slow)
+        self.held = dict(held)
         self.lock = threading.Lock()  # the demo world is not thread-safe
         self.requests: list[str] = []
         self.url = ""
@@ -60,13 +68,21 @@ def _handler(state: SourceServer) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.requests.append(source)
                 body = state.world.fetch(source, window)
+            # A held source answers once its event is set: the request is surely in
+            # flight for as long as a test needs (bounded, so no thread outlives a test).
+            hold = state.held.get(source)
+            if hold is not None:
+                hold.wait(timeout=HOLD_LIMIT)
             # A slow system: the answer takes this long (a test's replica can die meanwhile).
             time.sleep(state.slow.get(source, 0.0))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the asker is gone (a test killed it while the answer was held)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -80,12 +96,18 @@ def serve_sources(
     seed: int = 11,
     failing: Iterable[str] = (),
     slow: Mapping[str, float] = {},
+    held: Mapping[str, threading.Event] = {},
 ) -> Iterator[SourceServer]:
     """Serve a demo world (no random failures but ``failing``; ``slow`` sources answer
-    after that many seconds) on 127.0.0.1 and a free port."""
+    after that many seconds; ``held`` ones once their event is set) on 127.0.0.1 and a
+    free port. Every held event is set when the block ends."""
     world = DemoWorld(
         products=products, seed=seed, failure_rate=0.0, clock_today=lambda: datetime.now(UTC).date()
     )
-    state = SourceServer(world, failing, slow)
+    state = SourceServer(world, failing, slow, held)
     with serving(_handler(state)) as state.url:
-        yield state
+        try:
+            yield state
+        finally:
+            for event in state.held.values():
+                event.set()  # the server's close waits for its request threads

@@ -7,9 +7,10 @@ import contextlib
 import itertools
 import json
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -252,13 +253,15 @@ def replicas_together(
 def test_a_dead_replicas_run_is_rerun_within_two_leases_not_at_its_next_slot(
     tmp_path: Path, store_url: str
 ) -> None:
-    """ERP every 60 s, lease 3 s, each fetch 8 s. A is killed (SIGKILL, its worker too) while
-    it fetches ERP; B, whose next ERP slot is a minute away, starts ERP within 2 leases of
-    the kill and finishes it a fetch later: the lost run does not wait for the schedule."""
-    lease, fetch = 3.0, 8.0
+    """ERP every 60 s, lease 3 s. A is killed (SIGKILL, its worker too) while it fetches ERP
+    (the source holds A's request until then, however long B takes to start); B, whose next
+    ERP slot is a minute away, starts ERP within 2 leases of the kill and finishes it: the
+    lost run does not wait for the schedule."""
+    lease, fetch = 3.0, 2.0
     options = {"ErpStockRefreshInterval": "00:01:00"}
+    hold = threading.Event()
     with (
-        serve_sources(products=50, slow={"erp_stock": fetch}) as sources,
+        serve_sources(products=50, held={"erp_stock": hold}) as sources,
         replica(
             tmp_path, "a", store_url, sources, wait_for=None, options=options, lease="00:00:03"
         ) as (_, a_log, a_process),
@@ -283,6 +286,9 @@ def test_a_dead_replicas_run_is_rerun_within_two_leases_not_at_its_next_slot(
                 if "Starting ERP stock refresh" in line
             ]
             a_process.kill()
+            killed_at = datetime.now(UTC)
+            sources.slow["erp_stock"] = fetch
+            hold.set()
 
             def rerun() -> dict[str, Any] | None:
                 runs = client.get(
@@ -291,7 +297,12 @@ def test_a_dead_replicas_run_is_rerun_within_two_leases_not_at_its_next_slot(
                 newer = [r for r in runs if r["id"] > orphan and r["status"] == "succeeded"]
                 return newer[0] if newer else None
 
-            took = poll(rerun, lambda run: run is not None, 40)
-            assert took <= 2 * lease + fetch + 3, (took, b_log)
+            poll(rerun, lambda run: run is not None, 60)
+            run = rerun()
+            assert run is not None
+            # Started within two leases (and a second of polling) of the death; how long
+            # the run itself takes on a loaded machine is not the point.
+            waited = (datetime.fromisoformat(run["started_at"]) - killed_at).total_seconds()
+            assert waited <= 2 * lease + 1, (waited, b_log)
             orphaned = client.get(f"{b}/api/runs/{orphan}").json()
             assert (orphaned["status"], "abandoned" in orphaned["error"]) == ("cancelled", True)
