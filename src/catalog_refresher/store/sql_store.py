@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -55,6 +55,7 @@ from catalog_refresher.store.rows import (
     run_filter,
     run_from_row,
 )
+from catalog_refresher.store.versions import Versioned
 
 
 class Cursor(Protocol):
@@ -120,7 +121,7 @@ def _sql(template: str, placeholder: str, lock: str) -> str:
     return template.format(p=placeholder, lock=lock)
 
 
-class SqlStore(ABC, Generic[Conn]):
+class SqlStore(Versioned, ABC, Generic[Conn]):
     """The ``Store`` moves both SQL stores make; subclasses give the dialect."""
 
     dialect: ClassVar[str]
@@ -172,6 +173,10 @@ class SqlStore(ABC, Generic[Conn]):
     @abstractmethod
     def _stage_touched(self, conn: Conn, codes: set[str]) -> None:
         """Fill the temporary table ``touched (code)`` with ``codes``."""
+
+    @abstractmethod
+    def _stage_keys(self, conn: Conn, keys: Iterable[tuple[str, str, date | None]]) -> None:
+        """Fill the temporary table ``vkeys (key, product_code, day)`` with ``keys``."""
 
     @abstractmethod
     def _search(self, search: str) -> tuple[str, list[object]]:
@@ -300,7 +305,9 @@ class SqlStore(ABC, Generic[Conn]):
         with self._read() as conn:
             recent = conn.execute(self._q(RECENT_RUNS), (source,)).fetchall()
             state = conn.execute(self._q(SOURCE_STATE), (source,)).fetchone()
-        return history_from(recent, state, self._time_value)
+            pinned = self.pinned_run(conn, source)
+        history = history_from(recent, state, self._time_value)
+        return dataclasses.replace(history, pinned_run_id=pinned)
 
     # --- data -------------------------------------------------------------------------
 
@@ -323,6 +330,8 @@ class SqlStore(ABC, Generic[Conn]):
                     f"{source} changed (version {version}, diffed against"
                     f" {changeset.expected_version})"
                 )
+            self.refuse_if_pinned(conn, source)
+            self.capture_before(conn, source, run_id, changeset)
             if changeset.deletes:
                 self._delete_rows(conn, source, changeset.deletes)
             if changeset.writes:
@@ -347,6 +356,8 @@ class SqlStore(ABC, Generic[Conn]):
                     source,
                 ),
             )
+            if touched:
+                self.record_version(conn, source, run_id, outcome, changeset.versions)
             if changeset.sync is not None:
                 self._write_sync(conn, source, changeset.sync)
             if not self._finish(conn, run_id, outcome):  # pragma: no cover - fenced above
@@ -361,6 +372,7 @@ class SqlStore(ABC, Generic[Conn]):
                 codes = {str(g[0]) for g in gone}
                 self._record_touched(conn, source, codes, None, self._time_param(at))
                 conn.execute(self._q(_PURGED_STATE), (version + 1, len(gone), source))
+            self.purge_versions(conn, source, day)
         return len(gone)
 
     def _lock_state(self, conn: Conn, source: str) -> int:
