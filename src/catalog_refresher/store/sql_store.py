@@ -45,6 +45,7 @@ from catalog_refresher.store.base import (
     SyncState,
 )
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
+from catalog_refresher.store.pins import Pinned
 from catalog_refresher.store.rows import (
     RECENT_RUNS,
     RUN_COLUMNS,
@@ -55,7 +56,6 @@ from catalog_refresher.store.rows import (
     run_filter,
     run_from_row,
 )
-from catalog_refresher.store.versions import Versioned
 
 
 class Cursor(Protocol):
@@ -121,7 +121,7 @@ def _sql(template: str, placeholder: str, lock: str) -> str:
     return template.format(p=placeholder, lock=lock)
 
 
-class SqlStore(Versioned, ABC, Generic[Conn]):
+class SqlStore(Pinned, ABC, Generic[Conn]):
     """The ``Store`` moves both SQL stores make; subclasses give the dialect."""
 
     dialect: ClassVar[str]

@@ -16,7 +16,7 @@ lead back to nothing). Versions beyond ``VersionPolicy.kept``, or older than
 ``VersionPolicy.retention`` (the newest is always kept), are pruned with the
 deltas that only led to them: the delta of the oldest kept version goes too.
 
-A pin serves an older version by rewriting the source's rows to it, through
+A pin (``store/pins.py``) serves an older version by rewriting the source's rows to it, through
 the same writes, lineage, product list and change feed as a run (so every
 endpoint, every cache and every replica sees it). The newest values of the
 rewritten keys are kept aside (``pin_aside``), with the lineage the pin
@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 from catalog_refresher.domain.runs import RunOutcome, RunStatus
 from catalog_refresher.errors import SourcePinned, VersionNotKept
-from catalog_refresher.store.base import Applied, Changeset, RowDelete, RowWrite
+from catalog_refresher.store.base import Changeset, RowDelete, RowWrite
 from catalog_refresher.store.version_types import (
     Change,
     KeyChange,
@@ -66,50 +66,18 @@ _ADD_VERSION = (
     "INSERT INTO versions (source, run_id, published_at, record_count, inserted, updated,"
     " deleted) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
-_KEPT = (
+KEPT = (
     "SELECT run_id, published_at, record_count, inserted, updated, deleted FROM versions"
     " WHERE source = {p} ORDER BY run_id DESC"
 )
 _PRUNE_VERSIONS = "DELETE FROM versions WHERE source = {p} AND run_id < {p}"
 _PRUNE_CHANGES = "DELETE FROM version_changes WHERE source = {p} AND run_id <= {p}"
-_PIN = "SELECT run_id, pinned_at FROM pins WHERE source = {p}"
-_ADD_PIN = (
-    "INSERT INTO pins (source, run_id, pinned_at) VALUES ({p}, {p}, {p})"
-    " ON CONFLICT (source) DO UPDATE SET run_id = excluded.run_id, pinned_at = excluded.pinned_at"
-)
-_AFTER = (
+PIN = "SELECT run_id, pinned_at FROM pins WHERE source = {p}"
+AFTER = (
     "SELECT run_id, key, product_code, day, before FROM version_changes"
     " WHERE source = {p} AND run_id > {p} ORDER BY run_id DESC"
 )
-_ASIDE = "SELECT key, product_code, day, data FROM pin_aside WHERE source = {p}"
-_ADD_ASIDE = (
-    "INSERT INTO pin_aside (source, key, product_code, day, data) VALUES ({p}, {p}, {p}, {p}, {p})"
-)
-_CURRENT = "SELECT k.key, r.data FROM vkeys k JOIN records r ON r.source = {p} AND r.key = k.key"
-_SAVE_LINEAGE = (
-    "INSERT INTO pin_lineage (source, product_code, run_id, changed_at)"
-    " SELECT source, product_code, run_id, changed_at FROM lineage"
-    " WHERE source = {p} AND product_code IN (SELECT code FROM touched)"
-    " ON CONFLICT (source, product_code) DO NOTHING"
-)
-_DROP_LINEAGE = (
-    "DELETE FROM lineage WHERE source = {p} AND product_code IN (SELECT code FROM touched)"
-)
-_RESTORE_LINEAGE = (
-    "INSERT INTO lineage (product_code, source, run_id, changed_at)"
-    " SELECT product_code, source, run_id, changed_at FROM pin_lineage"
-    " WHERE source = {p} AND product_code IN (SELECT code FROM touched)"
-)
-_PIN_LINEAGE = (
-    "INSERT INTO lineage (product_code, source, run_id, changed_at) VALUES ({p}, {p}, {p}, {p})"
-    " ON CONFLICT (product_code, source) DO UPDATE"
-    " SET run_id = excluded.run_id, changed_at = excluded.changed_at"
-)
-_CHANGED = "INSERT INTO changes (product_code, changed_at) SELECT code, {p} FROM touched"
-_SERVED_STATE = (
-    "UPDATE source_state SET data_version = data_version + 1, row_count = row_count + {p}"
-    " WHERE source = {p}"
-)
+ASIDE = "SELECT key, product_code, day, data FROM pin_aside WHERE source = {p}"
 _RUN_OF = "SELECT status FROM runs WHERE id = {p} AND source = {p}"
 _PURGE_CHANGES = "DELETE FROM version_changes WHERE source = {p} AND day < {p}"
 _PURGE_ASIDE = "DELETE FROM pin_aside WHERE source = {p} AND day < {p}"
@@ -122,7 +90,7 @@ _VERSIONED_SOURCES = "SELECT DISTINCT source FROM versions"
 
 
 @dataclass(frozen=True, slots=True)
-class _Before:
+class Before:
     product_code: str
     day: object
     data: str | None
@@ -176,7 +144,7 @@ class Versioned:
 
     def refuse_if_pinned(self, conn: Any, source: str) -> None:
         """Raise ``SourcePinned`` when the source is pinned: a run publishes nothing."""
-        row = conn.execute(self._q(_PIN), (source,)).fetchone()
+        row = conn.execute(self._q(PIN), (source,)).fetchone()
         if row is not None:
             raise SourcePinned(f"{source} is pinned to run {row[0]}; nothing published")
 
@@ -203,7 +171,7 @@ class Versioned:
         published = self._time_param(outcome.finished_at)
         values = (source, run_id, published, count, c.inserted, c.updated, c.deleted)
         conn.execute(self._q(_ADD_VERSION), values)
-        kept = conn.execute(self._q(_KEPT), (source,)).fetchall()
+        kept = conn.execute(self._q(KEPT), (source,)).fetchall()
         oldest = kept[: max(policy.kept, 1)]
         if policy.retention is not None:
             since = outcome.finished_at - policy.retention
@@ -219,7 +187,7 @@ class Versioned:
         conn.execute(self._q(_PURGE_ASIDE), (source, self._day_param(day)))
 
     def pinned_run(self, conn: Any, source: str) -> int | None:
-        row = conn.execute(self._q(_PIN), (source,)).fetchone()
+        row = conn.execute(self._q(PIN), (source,)).fetchone()
         return None if row is None else int(row[0])
 
     # --- reads -----------------------------------------------------------------------
@@ -227,8 +195,8 @@ class Versioned:
     def versions(self, source: str) -> SourceVersions:
         """The kept versions of ``source``, newest first, and which one is served."""
         with self._read() as conn:
-            kept = conn.execute(self._q(_KEPT), (source,)).fetchall()
-            pin = conn.execute(self._q(_PIN), (source,)).fetchone()
+            kept = conn.execute(self._q(KEPT), (source,)).fetchall()
+            pin = conn.execute(self._q(PIN), (source,)).fetchone()
         served = int(pin[0]) if pin else (int(kept[0][0]) if kept else None)
         items = [
             Version(
@@ -256,7 +224,7 @@ class Versioned:
     ) -> VersionDiff:
         """What differs between two kept versions (``to_run`` ``None``: the served one)."""
         with self._read() as conn:
-            kept = [int(r[0]) for r in conn.execute(self._q(_KEPT), (source,)).fetchall()]
+            kept = [int(r[0]) for r in conn.execute(self._q(KEPT), (source,)).fetchall()]
             pinned = self.pinned_run(conn, source)
             served = pinned if pinned is not None else (kept[0] if kept else None)
             to = served if to_run is None else to_run
@@ -265,12 +233,12 @@ class Versioned:
                     raise self._not_kept(conn, source, run or 0)
             assert to is not None
             low, high = sorted((from_run, to))
-            changes = conn.execute(self._q(_AFTER), (source, low)).fetchall()
-            at_low = _first_after(changes, low)
-            at_high = _first_after(changes, high)
+            changes = conn.execute(self._q(AFTER), (source, low)).fetchall()
+            at_low = first_after(changes, low)
+            at_high = first_after(changes, high)
             keys = {str(r[1]) for r in changes if int(r[0]) <= high}
             newest = self._newest(conn, source, [k for k in keys if k not in at_high])
-        values: dict[int, dict[str, _Before]] = {low: at_low, high: at_high}
+        values: dict[int, dict[str, Before]] = {low: at_low, high: at_high}
 
         def value(run: int, key: str) -> str | None:
             found = values[run].get(key)
@@ -313,7 +281,7 @@ class Versioned:
     def version_rows(self, source: str, run_id: int) -> dict[str, bytes]:
         """Every ``key -> data`` of a kept version, reconstructed (tests, audits)."""
         with self._read() as conn:
-            kept = [int(r[0]) for r in conn.execute(self._q(_KEPT), (source,)).fetchall()]
+            kept = [int(r[0]) for r in conn.execute(self._q(KEPT), (source,)).fetchall()]
             if run_id not in kept:
                 raise self._not_kept(conn, source, run_id)
             rows = {
@@ -322,10 +290,10 @@ class Versioned:
                     self._q("SELECT key, data FROM records WHERE source = {p}"), (source,)
                 ).fetchall()
             }
-            for key, _, _, data in conn.execute(self._q(_ASIDE), (source,)).fetchall():
+            for key, _, _, data in conn.execute(self._q(ASIDE), (source,)).fetchall():
                 _put(rows, str(key), data)
-            for key, before in _first_after(
-                conn.execute(self._q(_AFTER), (source, run_id)).fetchall(), run_id
+            for key, before in first_after(
+                conn.execute(self._q(AFTER), (source, run_id)).fetchall(), run_id
             ).items():
                 _put(rows, key, before.data)
         return {key: data.encode() for key, data in rows.items()}
@@ -337,7 +305,7 @@ class Versioned:
             changes = conn.execute(self._q(_PRODUCT_CHANGES), (code,)).fetchall()
             current = conn.execute(self._q(_PRODUCT_ROWS), (code,)).fetchall()
             aside = conn.execute(self._q(_PRODUCT_ASIDE), (code,)).fetchall()
-            kept = {s: conn.execute(self._q(_KEPT), (s,)).fetchall() for s in sorted(sources)}
+            kept = {s: conn.execute(self._q(KEPT), (s,)).fetchall() for s in sorted(sources)}
         newest: dict[str, dict[str, str]] = {}
         for source, key, data in current:
             newest.setdefault(str(source), {})[str(key)] = str(data)
@@ -354,7 +322,7 @@ class Versioned:
                 rows = dict(newest.get(source, {}))
                 after = [(r, k, None, None, b) for _, r, k, b in mine]
                 after.sort(key=lambda c: -int(c[0]))
-                for key, before in _first_after(after, int(run_id)).items():
+                for key, before in first_after(after, int(run_id)).items():
                     _put(rows, key, before.data)
                 values = [rows[k] for k in sorted(rows)]
                 if values != previous:
@@ -369,98 +337,6 @@ class Versioned:
             history[source] = entries
         return history
 
-    # --- pin and unpin ---------------------------------------------------------------
-
-    def pin(self, source: str, run_id: int, *, at: datetime) -> Applied:
-        """Serve the kept version ``run_id`` of ``source`` until ``unpin``."""
-        with self._write() as conn:
-            version = self._lock_state(conn, source)
-            kept = [int(r[0]) for r in conn.execute(self._q(_KEPT), (source,)).fetchall()]
-            if run_id not in kept:
-                raise self._not_kept(conn, source, run_id)
-            target = None if run_id == kept[0] else run_id
-            touched = self._serve(conn, source, target, run_id, at)
-            conn.execute(self._q(_ADD_PIN), (source, run_id, self._time_param(at)))
-        return Applied(products=frozenset(touched), version=version + (1 if touched else 0))
-
-    def unpin(self, source: str, *, at: datetime) -> Applied:
-        """Serve the newest version again (a no-op for a source not pinned)."""
-        with self._write() as conn:
-            version = self._lock_state(conn, source)
-            if self.pinned_run(conn, source) is None:
-                return Applied(products=frozenset(), version=version)
-            kept = conn.execute(self._q(_KEPT), (source,)).fetchall()
-            touched = self._serve(conn, source, None, int(kept[0][0]) if kept else 0, at)
-            for table in ("pins", "pin_aside", "pin_lineage"):
-                conn.execute(self._q(f"DELETE FROM {table} WHERE source = {{p}}"), (source,))
-        return Applied(products=frozenset(touched), version=version + (1 if touched else 0))
-
-    def _serve(
-        self, conn: Any, source: str, target: int | None, run_id: int, at: datetime
-    ) -> set[str]:
-        """Rewrite the source's rows to version ``target`` (``None``: the newest); the
-        products it touched. Each staging table is filled once (PostgreSQL drops them
-        at commit)."""
-        aside = {
-            str(k): _Before(str(c), d, None if v is None else str(v))
-            for k, c, d, v in conn.execute(self._q(_ASIDE), (source,)).fetchall()
-        }
-        wanted: dict[str, _Before] = {}
-        if target is not None:
-            after = conn.execute(self._q(_AFTER), (source, target)).fetchall()
-            wanted = _first_after(after, target)
-        keys = aside.keys() | wanted.keys()
-        if not keys:
-            return set()
-        every = {**aside, **wanted}
-        self._stage_keys(conn, ((k, every[k].product_code, None) for k in keys))
-        current = {str(k): str(v) for k, v in conn.execute(self._q(_CURRENT), (source,)).fetchall()}
-        # The newest values of the keys the target differs in, set aside for unpin.
-        new_aside = {
-            k: aside[k] if k in aside else _Before(b.product_code, b.day, current.get(k))
-            for k, b in wanted.items()
-        }
-        goal = {k: (wanted[k] if k in wanted else aside[k]) for k in keys}
-        deletes = [
-            RowDelete(k, b.product_code) for k, b in goal.items() if b.data is None and k in current
-        ]
-        writes = [
-            RowWrite(k, b.product_code, _day(b.day), b.data.encode())
-            for k, b in goal.items()
-            if b.data is not None and b.data != current.get(k)
-        ]
-        at_param = self._time_param(at)
-        if deletes:
-            self._delete_rows(conn, source, deletes)
-        if writes:
-            self._write_rows(conn, source, writes, run_id, at_param)
-        conn.execute(self._q("DELETE FROM pin_aside WHERE source = {p}"), (source,))
-        if new_aside:
-            conn.cursor().executemany(
-                self._q(_ADD_ASIDE),
-                [
-                    (source, k, b.product_code, self._day_param(_day(b.day)), b.data)
-                    for k, b in new_aside.items()
-                ],
-            )
-        touched = {d.product_code for d in deletes} | {w.product_code for w in writes}
-        if touched:
-            self._stage_touched(conn, touched)
-            conn.execute(self._q(_SAVE_LINEAGE), (source,))
-            conn.execute(self._q(_DROP_LINEAGE), (source,))
-            conn.execute(self._q(_RESTORE_LINEAGE), (source,))
-            if target is not None:
-                pinned = {wanted[k].product_code for k in wanted} & touched
-                conn.cursor().executemany(
-                    self._q(_PIN_LINEAGE), [(c, source, run_id, at_param) for c in pinned]
-                )
-            for statement in self._refresh_products:
-                conn.execute(statement)
-            conn.execute(self._q(_CHANGED), (at_param,))
-            delta = sum(b.data is not None for b in goal.values()) - sum(k in current for k in keys)
-            conn.execute(self._q(_SERVED_STATE), (delta, source))
-        return touched
-
     def _newest(self, conn: Any, source: str, keys: list[str]) -> dict[str, str]:
         """The newest version's value of ``keys`` (what a pin set aside, else the rows)."""
         found: dict[str, str] = {}
@@ -470,7 +346,7 @@ class Versioned:
             rows = conn.execute(self._q(query), (source, *chunk)).fetchall()
             found.update((str(k), str(d)) for k, d in rows)
         wanted = set(keys)
-        for key, _, _, data in conn.execute(self._q(_ASIDE), (source,)).fetchall():
+        for key, _, _, data in conn.execute(self._q(ASIDE), (source,)).fetchall():
             if str(key) in wanted:
                 _put(found, str(key), data)
         return found
@@ -482,13 +358,13 @@ class Versioned:
         return VersionNotKept(source, run_id, pruned=False)
 
 
-def _first_after(changes: Sequence[Sequence[Any]], run_id: int) -> dict[str, _Before]:
+def first_after(changes: Sequence[Sequence[Any]], run_id: int) -> dict[str, Before]:
     """Per key, the ``before`` of its first change after ``run_id``: its value then.
     ``changes`` are ``(run_id, key, product_code, day, before)``, newest run first."""
-    found: dict[str, _Before] = {}
+    found: dict[str, Before] = {}
     for run, key, code, day, before in changes:
         if int(run) > run_id:
-            found[str(key)] = _Before(str(code), day, None if before is None else str(before))
+            found[str(key)] = Before(str(code), day, None if before is None else str(before))
     return found
 
 
@@ -499,7 +375,7 @@ def _put(rows: dict[str, str], key: str, data: object) -> None:
         rows[key] = str(data)
 
 
-def _day(value: object) -> date | None:
+def day_of(value: object) -> date | None:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
