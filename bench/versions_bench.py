@@ -196,7 +196,7 @@ def _section(results: list[dict[str, Any]], rows: int, runs: int, repeats: int) 
     lines = [
         SECTION,
         "",
-        f"`make bench` runs `bench/versions_bench.py`: erp_stock gets a first load of {rows:,}",
+        f"`bench/versions_bench.py --postgres`: erp_stock gets a first load of {rows:,}",
         f"rows, then {runs} runs that each change 1% (80% updates, 10% inserts, 10% deletes)",
         "through `Store.apply` with the default `VersionsKept` (10). Each run keeps its reverse",
         "delta (the previous value of each key it changed) in the same transaction; the first",
@@ -207,7 +207,8 @@ def _section(results: list[dict[str, Any]], rows: int, runs: int, repeats: int) 
         "(`records` and its indexes). The apply cost alternates a 1% apply with versions on and",
         "one with the versions hooks turned off on the same store, same process (the",
         f"baseline); medians of {repeats} each. The machine (2 cores) was shared with other",
-        "work while this ran: the timings are noisy, the sizes are not.",
+        "work while this ran (load average 15 to 24): the timings are noisy and several",
+        "times a quiet machine's (compare the first section), the sizes are not.",
         "",
         "| store | versions kept | version tables | one full copy | share | oldest kept"
         " version exact | 1% apply, versions on | off | ratio |",
