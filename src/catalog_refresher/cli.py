@@ -1,4 +1,5 @@
-"""The command line (contract section 2): run, demo, simulate, refresh, check-config, status.
+"""The command line (contract sections 2, 8): run, demo, simulate, refresh, check-config;
+status, versions, diff, pin, unpin.
 
 Exit codes: 0 success; 1 a refresh that did not succeed; 2 a bad configuration
 or argument, with a message naming what is wrong.
@@ -11,7 +12,7 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ import typer
 from rich.console import Console
 
 from catalog_refresher import config
+from catalog_refresher.api.versions import diff_out, versions_out
 from catalog_refresher.app import Application
 from catalog_refresher.clock import SystemClock
 from catalog_refresher.config.settings import (
@@ -31,6 +33,7 @@ from catalog_refresher.config.settings import (
     Secret,
     Settings,
     SourceSettings,
+    reveal,
 )
 from catalog_refresher.console.client import ServiceClient, service_url
 from catalog_refresher.console.progress import terminal_progress
@@ -42,6 +45,8 @@ from catalog_refresher.observe.logs import setup_logging
 from catalog_refresher.server import serve
 from catalog_refresher.simulator import Faults, Simulator, serving
 from catalog_refresher.sources.demo import DemoWorld
+from catalog_refresher.store.base import Store
+from catalog_refresher.store.open import open_store
 
 app = typer.Typer(
     help="Keeps a product catalog current from ten external systems.",
@@ -326,6 +331,103 @@ def status(
         console.print(status_table(rows, health["status"]))
     else:  # a pipe gets columns a script can cut, no colours, no box drawing
         typer.echo(plain(rows, STATUS_COLUMNS))
+
+
+def _open_store(settings: Settings) -> Store:
+    try:
+        return open_store(reveal(settings.store.url), lease=settings.store.lease)
+    except CatalogRefresherError as exc:
+        _fail(f"cannot open the store: {describe(exc)}", code=1)
+
+
+def _on_store(
+    config_path: Path | None, environment: str | None, action: Callable[[Store], object]
+) -> None:
+    """Run ``action`` on the configured store and print its answer as JSON.
+
+    A pin or unpin made here reaches every PostgreSQL replica through the change feed;
+    a running SQLite service's cache learns it only from ``POST /api/sources/.../pin``.
+    """
+    store = _open_store(_settings(config_path, environment))
+    try:
+        answer = action(store)
+    except CatalogRefresherError as exc:
+        _fail(describe(exc), code=1)
+    finally:
+        store.close()
+    typer.echo(json.dumps(answer, indent=2, default=str))
+
+
+RunOption = Annotated[int, typer.Option("--run", min=1, help="A kept version's run id.")]
+
+
+@app.command()
+def versions(
+    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+) -> None:
+    """The kept versions of a source, newest first, and which one is served."""
+    source_id = _source_id(source)
+    _on_store(config_path, environment, lambda store: versions_out(store.versions(source_id)))
+
+
+@app.command()
+def diff(
+    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    from_run: Annotated[int, typer.Option("--from", min=1, help="One kept version's run id.")],
+    to_run: Annotated[
+        int | None, typer.Option("--to", min=1, help="The other (default: the served one).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Keys per page.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Keys to skip.")] = 0,
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+) -> None:
+    """Keys added, removed and changed between two kept versions, with old and new values."""
+    source_id = _source_id(source)
+    _on_store(
+        config_path,
+        environment,
+        lambda store: diff_out(
+            store.diff_versions(source_id, from_run, to_run, limit=limit, offset=offset),
+            limit,
+            offset,
+        ),
+    )
+
+
+@app.command()
+def pin(
+    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    run_id: RunOption,
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+) -> None:
+    """Serve a kept version of the source until unpinned; runs meanwhile publish nothing."""
+    source_id = _source_id(source)
+
+    def pinned(store: Store) -> object:
+        store.pin(source_id, run_id, at=SystemClock().now())
+        return versions_out(store.versions(source_id))
+
+    _on_store(config_path, environment, pinned)
+
+
+@app.command()
+def unpin(
+    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+) -> None:
+    """Serve the newest version of the source again."""
+    source_id = _source_id(source)
+
+    def unpinned(store: Store) -> object:
+        store.unpin(source_id, at=SystemClock().now())
+        return versions_out(store.versions(source_id))
+
+    _on_store(config_path, environment, unpinned)
 
 
 @app.command("check-config")

@@ -14,6 +14,8 @@ chain into the one line an audit entry, a log line or the CLI shows::
     │   └── InvalidPayloadError     the payload is not JSON, or not the expected shape
     ├── InvalidRecord               one record broke a rule: counted and left out
     ├── PublishRejected             the publish guard refused a run's data
+    ├── SourcePinned                the source is pinned to a version: a run publishes nothing
+    ├── VersionNotKept              no such version of the source (never one, or pruned)
     ├── StoreError                  the store failed; nothing was applied
     │   ├── RunFenced               the run was finished elsewhere (timed out, cancelled)
     │   └── IndexOutOfDate          the source's data changed since the diff; diff again
@@ -124,6 +126,23 @@ class PublishRejected(CatalogRefresherError):
     """The publish guard refused the data; the previous data stays served."""
 
     error_type = "rejected"
+
+
+class SourcePinned(CatalogRefresherError):
+    """The source is pinned to an older version; the run published nothing (``skipped``)."""
+
+    error_type = "pinned"
+
+
+class VersionNotKept(CatalogRefresherError):
+    """No such kept version of the source."""
+
+    def __init__(self, source: str, run_id: int, *, pruned: bool) -> None:
+        self.source = source
+        self.run_id = run_id
+        self.pruned = pruned
+        why = "was pruned (beyond VersionsKept or VersionsRetention)" if pruned else "is unknown"
+        super().__init__(f"version {run_id} of {source} {why}")
 
 
 class StoreError(CatalogRefresherError):

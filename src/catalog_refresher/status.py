@@ -40,6 +40,8 @@ class SourceStatus:
     stale: bool = False
     tls_unverified: bool = False
     """An endpoint of the source has ``Tls:Verify`` false."""
+    pinned_run_id: int | None = None
+    """The kept version an operator pinned the source to (served instead of the newest)."""
 
 
 def source_status(
@@ -79,6 +81,7 @@ def source_status(
         used_backup=history.last_used_backup,
         stale=stale,
         tls_unverified=tls_unverified,
+        pinned_run_id=history.pinned_run_id,
     )
 
 
@@ -130,6 +133,8 @@ def _source_health(status: SourceStatus) -> HealthEntry:
         problems.append("stale")
     if status.used_backup:
         problems.append("served from its backup")
+    if status.pinned_run_id is not None:
+        problems.append(f"pinned to run {status.pinned_run_id}")
     if problems:
         return HealthEntry(Health.DEGRADED, "; ".join(problems))
     if status.last_success_at is None:

@@ -33,6 +33,8 @@ SOURCE_FIELDS = {
     "record_count",
     "stale",
     "used_backup",
+    "pinned",
+    "pinned_run_id",
 }
 RUN_FIELDS = {
     "id",

@@ -248,3 +248,34 @@ async def test_a_forgotten_replica_rejoins_with_its_next_heartbeat(
     finally:
         a.close()
         b.close()
+
+
+async def test_a_pin_on_one_replica_holds_on_its_peer_and_after_a_restart(
+    cluster: Cluster, clock: FakeClock
+) -> None:
+    """A pins an old version: B's cache drops the product through the change feed and
+    serves the old value, B's run of the source publishes nothing (``skipped``,
+    ``pinned``), a restarted replica still serves it, and unpin on B serves the newest."""
+    a_source = erp(clock)
+    a = cluster.replica(a_source)
+    b_source = erp(clock)
+    b = cluster.replica(b_source)
+    await a.service.prepare()
+    old = await a.service.refresh("erp_stock")
+    a_source.records = b_source.records = [{**ERP[0], "stock": 55}]
+    new = await a.service.refresh("erp_stock")
+    assert (await b.catalog.get("TEST-001")).stock.erp == 55  # type: ignore[union-attr]
+    b.catalog.follow_from(b.store.latest_change())  # type: ignore[attr-defined]
+    a.store.pin("erp_stock", old.id, at=clock.now())
+    assert b.catalog.follow_changes() == 1
+    assert (await b.catalog.get("TEST-001")).stock.erp == 100  # type: ignore[union-attr]
+    await b.service.prepare()
+    skipped = await b.service.refresh("erp_stock")
+    assert (skipped.status, skipped.error) == (RunStatus.SKIPPED, "pinned")
+    restarted = cluster.replica(erp(clock))
+    assert (await restarted.catalog.get("TEST-001")).stock.erp == 100  # type: ignore[union-attr]
+    assert restarted.store.source_history("erp_stock").pinned_run_id == old.id
+    b.store.unpin("erp_stock", at=clock.now())
+    assert restarted.catalog.follow_changes() >= 1
+    assert (await restarted.catalog.get("TEST-001")).stock.erp == 55  # type: ignore[union-attr]
+    assert restarted.store.versions("erp_stock").served_run_id == new.id

@@ -93,6 +93,8 @@ EXPECTED: dict[str, Any] = {
         "StaleAfterIntervals": 3,
         "HealthDegradedAfter": "00:30:00",
         "ShutdownGracePeriod": "00:00:30",
+        "VersionsKept": 10,
+        "VersionsRetention": "30.00:00:00",
     },
     "Sources": {
         "ErpStock": {

@@ -45,7 +45,8 @@ def test_a_row_says_paused_with_its_reason_and_the_pinned_run() -> None:
             "record_count": 1234567,
             "paused": True,
             "pause_reason": "ERP migration",
-            "pinned_run": 41,
+            "pinned": True,
+            "pinned_run_id": 41,
         },
         {
             "id": "lots",

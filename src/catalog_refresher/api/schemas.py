@@ -83,6 +83,9 @@ class SourceOut(msgspec.Struct, kw_only=True):
     record_count: int
     stale: bool
     used_backup: bool
+    pinned: bool = False
+    """An operator pinned the source to an older version (``POST .../pin``)."""
+    pinned_run_id: int | None = None
 
 
 class CacheOut(msgspec.Struct, kw_only=True):
@@ -200,6 +203,8 @@ def source_out(status: SourceStatus) -> SourceOut:
         record_count=status.record_count,
         stale=status.stale,
         used_backup=status.used_backup,
+        pinned=status.pinned_run_id is not None,
+        pinned_run_id=status.pinned_run_id,
     )
 
 

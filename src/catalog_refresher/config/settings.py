@@ -77,6 +77,9 @@ class RepositoryOptions:
     stale_after_intervals: int = 3
     health_degraded_after: timedelta = timedelta(minutes=30)
     shutdown_grace_period: timedelta = timedelta(seconds=30)
+    versions_kept: int = 10
+    versions_retention: timedelta = timedelta(days=30)
+    """00:00:00: versions are pruned by count only (store/versions.py)."""
 
     def __post_init__(self) -> None:
         # Frozen: the completed mappings are set the way dataclasses set fields themselves.

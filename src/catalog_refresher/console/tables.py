@@ -47,7 +47,7 @@ def status_rows(
     rows: list[tuple[str, ...]] = []
     for source in sources:
         entry = entries.get(source["id"], {})
-        pinned = source.get("pinned_run") or source.get("pinned")
+        pinned = source.get("pinned_run_id") if source.get("pinned") else None
         rows.append(
             (
                 source["id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from catalog_refresher import progress
@@ -18,13 +18,14 @@ from catalog_refresher.config.settings import IncrementalSettings
 from catalog_refresher.domain.runs import RunCounts, RunMode, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
-from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced
+from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced, SourcePinned
 from catalog_refresher.refresh import diff as diffing
 from catalog_refresher.refresh.guard import check_incremental, check_publish
 from catalog_refresher.refresh.incremental import Plan, next_sync, probe
 from catalog_refresher.refresh.validate import Batch, validate
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.base import Applied, Store, SyncState
+from catalog_refresher.store.version_types import VersionPolicy
 
 #: Above this many changed products a run reports "everything changed" instead.
 MANY_PRODUCTS = 50_000
@@ -45,6 +46,7 @@ class Job:
     """The run's mode and what its fetch was told; ``None``: a full run that keeps no
     ``SyncState`` (callers from before incremental runs)."""
     incremental: IncrementalSettings | None = None
+    versions: VersionPolicy = field(default_factory=VersionPolicy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +125,7 @@ class Pipeline:
                     rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
                     return Processed(outcome=rejected, valid=len(batch.rows))
                 changes = diffing.changeset(spec, found, batch, index.version, sync)
+                changes = dataclasses.replace(changes, versions=job.versions)
                 succeeded = self._outcome(
                     job, batch, RunStatus.SUCCEEDED, found, None, sync, payload.not_modified
                 )
@@ -132,6 +135,9 @@ class Pipeline:
                 except IndexOutOfDate:
                     self._indexes.pop(spec.id, None)
                     continue
+                except SourcePinned:  # fetched and validated; an operator holds the data
+                    skipped = self._outcome(job, batch, RunStatus.SKIPPED, None, "pinned")
+                    return Processed(outcome=skipped, valid=len(batch.rows))
                 index.update(found, batch, applied.version)
                 if applied.products is not None and len(applied.products) > MANY_PRODUCTS:
                     # Shipping a million codes back to the service process (and dropping

@@ -35,6 +35,7 @@ from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
 from catalog_refresher.sources.base import FetchState, Payload, Source
 from catalog_refresher.store.base import Applied, Store
+from catalog_refresher.store.version_types import VersionPolicy
 
 log = logging.getLogger("catalog_refresher.refresh")
 
@@ -216,6 +217,9 @@ class Runner:
             used_backup=progress.used_backup,
             plan=plan,
             incremental=incremental,
+            versions=VersionPolicy(
+                kept=self.options.versions_kept, retention=self.options.versions_retention or None
+            ),
         )
         try:
             processed = await self.process(job, payload)

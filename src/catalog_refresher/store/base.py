@@ -27,6 +27,12 @@ from datetime import date, datetime
 from typing import Protocol
 
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
+from catalog_refresher.store.version_types import (
+    PartVersion,
+    SourceVersions,
+    VersionDiff,
+    VersionPolicy,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,8 @@ class Changeset:
     """The source's ``data_version`` the diff was computed against."""
     sync: SyncState | None = None
     """The source's new ``SyncState``, written with the data; ``None`` leaves it."""
+    versions: VersionPolicy = field(default_factory=VersionPolicy)
+    """Which versions of the source stay kept once this one is published."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +110,8 @@ class SourceHistory:
     """Why the latest finished run did not succeed, if it did not."""
     record_count: int = 0
     data_version: int = 0
+    pinned_run_id: int | None = None
+    """The kept version an operator pinned the source to, if any."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,4 +232,35 @@ class Store(Protocol):
 
     def trim_changes(self, before: datetime) -> int:
         """Forget change-feed entries older than ``before``; returns how many."""
+        ...
+
+    # --- versions (store/versions.py) ---
+
+    def versions(self, source: str) -> SourceVersions:
+        """The source's kept versions, newest first, and which one is served."""
+        ...
+
+    def diff_versions(
+        self, source: str, from_run: int, to_run: int | None, *, limit: int, offset: int
+    ) -> VersionDiff:
+        """The keys that differ between two kept versions (``None``: the served one).
+
+        Raises ``VersionNotKept`` for a run that is not a kept version of the source.
+        """
+        ...
+
+    def version_rows(self, source: str, run_id: int) -> dict[str, bytes]:
+        """Every ``key -> data`` of a kept version, reconstructed."""
+        ...
+
+    def product_history(self, code: str) -> dict[str, list[PartVersion]]:
+        """Per source, the product's rows in each kept version where they changed."""
+        ...
+
+    def pin(self, source: str, run_id: int, *, at: datetime) -> Applied:
+        """Serve the kept version ``run_id`` until ``unpin``; runs publish nothing meanwhile."""
+        ...
+
+    def unpin(self, source: str, *, at: datetime) -> Applied:
+        """Serve the newest version again."""
         ...

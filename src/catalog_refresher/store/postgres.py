@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
@@ -175,6 +175,11 @@ class PostgresStore(SqlStore[Connection]):
         # A temporary table has no statistics until analysed: without them the planner
         # guesses a handful of rows and picks nested loops for a million.
         conn.execute("ANALYZE touched")
+
+    def _stage_keys(self, conn: Connection, keys: Iterable[tuple[str, str, date | None]]) -> None:
+        columns = ['key TEXT COLLATE "C" PRIMARY KEY', 'product_code TEXT COLLATE "C"', "day DATE"]
+        _stage(conn, "vkeys", columns, iter(keys))
+        conn.execute("ANALYZE vkeys")
 
     # --- what only PostgreSQL reads this way --------------------------------------
 

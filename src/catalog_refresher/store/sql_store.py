@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -46,6 +46,7 @@ from catalog_refresher.store.base import (
     SyncState,
 )
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
+from catalog_refresher.store.pins import Pinned
 from catalog_refresher.store.rows import (
     RECENT_RUNS,
     RUN_COLUMNS,
@@ -121,7 +122,7 @@ def _sql(template: str, placeholder: str, lock: str) -> str:
     return template.format(p=placeholder, lock=lock)
 
 
-class SqlStore(ABC, Generic[Conn]):
+class SqlStore(Pinned, ABC, Generic[Conn]):
     """The ``Store`` moves both SQL stores make; subclasses give the dialect."""
 
     dialect: ClassVar[str]
@@ -173,6 +174,10 @@ class SqlStore(ABC, Generic[Conn]):
     @abstractmethod
     def _stage_touched(self, conn: Conn, codes: set[str]) -> None:
         """Fill the temporary table ``touched (code)`` with ``codes``."""
+
+    @abstractmethod
+    def _stage_keys(self, conn: Conn, keys: Iterable[tuple[str, str, date | None]]) -> None:
+        """Fill the temporary table ``vkeys (key, product_code, day)`` with ``keys``."""
 
     @abstractmethod
     def _search(self, search: str) -> tuple[str, list[object]]:
@@ -301,7 +306,9 @@ class SqlStore(ABC, Generic[Conn]):
         with self._read() as conn:
             recent = conn.execute(self._q(RECENT_RUNS), (source,)).fetchall()
             state = conn.execute(self._q(SOURCE_STATE), (source,)).fetchone()
-        return history_from(recent, state, self._time_value)
+            pinned = self.pinned_run(conn, source)
+        history = history_from(recent, state, self._time_value)
+        return dataclasses.replace(history, pinned_run_id=pinned)
 
     # --- data -------------------------------------------------------------------------
 
@@ -324,6 +331,8 @@ class SqlStore(ABC, Generic[Conn]):
                     f"{source} changed (version {version}, diffed against"
                     f" {changeset.expected_version})"
                 )
+            self.refuse_if_pinned(conn, source)
+            self.capture_before(conn, source, run_id, changeset)
             if changeset.deletes:
                 self._delete_rows(conn, source, changeset.deletes)
                 progress.advance(progress.ROWS, len(changeset.deletes))
@@ -350,6 +359,8 @@ class SqlStore(ABC, Generic[Conn]):
                     source,
                 ),
             )
+            if touched:
+                self.record_version(conn, source, run_id, outcome, changeset.versions)
             if changeset.sync is not None:
                 self._write_sync(conn, source, changeset.sync)
             if not self._finish(conn, run_id, outcome):  # pragma: no cover - fenced above
@@ -364,6 +375,7 @@ class SqlStore(ABC, Generic[Conn]):
                 codes = {str(g[0]) for g in gone}
                 self._record_touched(conn, source, codes, None, self._time_param(at))
                 conn.execute(self._q(_PURGED_STATE), (version + 1, len(gone), source))
+            self.purge_versions(conn, source, day)
         return len(gone)
 
     def _lock_state(self, conn: Conn, source: str) -> int:

@@ -15,7 +15,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -213,6 +213,18 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         )
         conn.execute("DELETE FROM touched")
         conn.executemany("INSERT INTO touched VALUES (?)", [(c,) for c in codes])
+
+    def _stage_keys(
+        self, conn: sqlite3.Connection, keys: Iterable[tuple[str, str, date | None]]
+    ) -> None:
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS vkeys"
+            " (key TEXT PRIMARY KEY, product_code TEXT NOT NULL, day TEXT) WITHOUT ROWID"
+        )
+        conn.execute("DELETE FROM vkeys")
+        conn.executemany(
+            "INSERT INTO vkeys VALUES (?, ?, ?)", [(k, c, self._day_param(d)) for k, c, d in keys]
+        )
 
     # --- what only SQLite reads this way ------------------------------------------
 
