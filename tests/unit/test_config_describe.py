@@ -93,6 +93,7 @@ EXPECTED: dict[str, Any] = {
         "StaleAfterIntervals": 3,
         "HealthDegradedAfter": "00:30:00",
         "ShutdownGracePeriod": "00:00:30",
+        "MemoryLimitMb": None,
     },
     "Sources": {
         "ErpStock": {

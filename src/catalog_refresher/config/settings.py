@@ -77,6 +77,8 @@ class RepositoryOptions:
     stale_after_intervals: int = 3
     health_degraded_after: timedelta = timedelta(minutes=30)
     shutdown_grace_period: timedelta = timedelta(seconds=30)
+    memory_limit_mb: int | None = None
+    """The ceiling of the process tree's RSS (``refresh/pressure.py``); ``None``: none."""
 
     def __post_init__(self) -> None:
         # Frozen: the completed mappings are set the way dataclasses set fields themselves.
