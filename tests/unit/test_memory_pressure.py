@@ -12,6 +12,7 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +27,9 @@ from catalog_refresher.refresh.memory import RESCAN_EVERY, ProcessTreeRss
 from catalog_refresher.refresh.pressure import CACHE_SHARE, CHECK_EVERY, MB, PressureStats
 from catalog_refresher.refresh.runner import inline
 from catalog_refresher.status import MEMORY_ENTRY, Health, memory_health
+from catalog_refresher.store.base import Store
+from catalog_refresher.store.coordination import Claim, Coordinator, Solo
+from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.service_harness import Harness, build
 
@@ -63,7 +67,15 @@ class Pressured:
     """A service with ERP critical (priority 10) and suppliers not (0), both every minute,
     a cache of eight products, its metrics and its control, and a fake probe."""
 
-    def __init__(self, tmp_path: Path, clock: FakeClock, *, suppliers_priority: int = 0) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        clock: FakeClock,
+        *,
+        suppliers_priority: int = 0,
+        store: Store | None = None,
+        coordinator: Coordinator | None = None,
+    ) -> None:
         self.clock = clock
         self.rss = FakeRss(300)
         self.erp = StaticSource("erp_stock", erp_records(1), clock=clock)
@@ -78,6 +90,8 @@ class Pressured:
             {"erp_stock": self.erp, "suppliers": self.suppliers},
             priorities={"erp_stock": 10, "suppliers": suppliers_priority},
             rss_probe=self.rss,
+            store=store,
+            coordinator=coordinator,
             memory_limit_mb=LIMIT_MB,
             intervals={"erp_stock": INTERVAL, "suppliers": INTERVAL},
         )
@@ -210,6 +224,43 @@ async def test_a_deferred_run_is_cancelled_cleanly_when_the_service_stops(
     assert last.status is RunStatus.CANCELLED
     assert last.error == "cancelled: the service stopped before it started"
     assert world.suppliers.calls == 1
+
+
+class _WithPeers(Solo):
+    """Solo's claims, but heart-beating as a replica with peers does: the service then
+    takes a slot before it claims a scheduled run."""
+
+    heartbeat_every = timedelta(seconds=5)
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.claims: list[str] = []
+
+    def claim(self, source: str, **kwargs: Any) -> Claim:
+        self.claims.append(source)
+        return super().claim(source, **kwargs)
+
+
+async def test_with_peers_a_deferred_source_is_not_claimed_until_the_memory_falls(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A replica with peers defers before it claims: under pressure it records no run of
+    suppliers (a peer may take the slot) and claims it once the memory is below again."""
+    store = SqliteStore(tmp_path / "c.db")
+    coordinator = _WithPeers(store)
+    world = Pressured(tmp_path, clock, store=store, coordinator=coordinator)
+    await world.h.start()
+    world.rss.mb = 812
+    await clock.advance(INTERVAL.total_seconds())
+    assert coordinator.claims.count("erp_stock") == 2
+    assert coordinator.claims.count("suppliers") == 1
+    assert [r.status for r in world.h.runs("suppliers")] == [RunStatus.SUCCEEDED]
+    assert world.service.pressure.stats().waiting == 1  # type: ignore[union-attr]
+    world.rss.mb = 300
+    await clock.advance(CHECK_EVERY)
+    assert coordinator.claims.count("suppliers") == 2
+    assert [r.status for r in world.h.runs("suppliers")] == [RunStatus.SUCCEEDED] * 2
+    await world.h.stop()
 
 
 async def test_sources_of_equal_priority_all_run_under_pressure(
