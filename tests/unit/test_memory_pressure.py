@@ -23,7 +23,7 @@ from catalog_refresher.control import LocalControl
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.errors import ConfigError
 from catalog_refresher.observe.metrics import Metrics
-from catalog_refresher.refresh.memory import RESCAN_EVERY, ProcessTreeRss
+from catalog_refresher.refresh.memory import RESCAN_CPU_SHARE, ProcessTreeRss
 from catalog_refresher.refresh.pressure import CACHE_SHARE, CHECK_EVERY, MB, PressureStats
 from catalog_refresher.refresh.runner import inline
 from catalog_refresher.status import MEMORY_ENTRY, Health, memory_health
@@ -393,7 +393,8 @@ def _stat(proc: Path, pid: int, ppid: int, pages: int, name: str = "python") -> 
 
 def test_the_probe_sums_the_process_and_its_descendants(tmp_path: Path) -> None:
     """RSS is the service's plus its workers' and theirs, never an unrelated process's; a
-    worker that ends drops out at once, a new one joins at the next rescan."""
+    worker that ends drops out at once, a new one joins at the next scan, which comes as
+    often as a scan may take a thousandth of the time."""
     proc = tmp_path / "proc"
     proc.mkdir()
     _stat(proc, 100, 1, 1000)
@@ -401,14 +402,19 @@ def test_the_probe_sums_the_process_and_its_descendants(tmp_path: Path) -> None:
     _stat(proc, 102, 101, 30)
     _stat(proc, 200, 1, 99_999)
     now = [0.0]
-    probe = ProcessTreeRss(100, proc=proc, monotonic=lambda: now[0])
+
+    def monotonic() -> float:
+        now[0] += 0.01  # every look at the clock: a scan takes 10 ms, so one per 10 s
+        return now[0]
+
+    probe = ProcessTreeRss(100, proc=proc, monotonic=monotonic)
     page = os.sysconf("SC_PAGE_SIZE")
     assert probe() == 1230 * page
     (proc / "102" / "stat").unlink()
     assert probe() == 1200 * page
     _stat(proc, 103, 100, 5)
     assert probe() == 1200 * page  # not seen until the next scan
-    now[0] = RESCAN_EVERY
+    now[0] += 0.01 / RESCAN_CPU_SHARE
     assert probe() == 1205 * page
 
 

@@ -5,13 +5,17 @@ worker processes (``Refresh:WorkerProcesses``) and multiprocessing's helpers. A
 worker holds a source's fingerprint index and the payload it decodes, so the
 service's own RSS alone would miss most of a refresh's memory.
 
-Finding the descendants means reading every process's ``/proc/PID/stat`` (about
-20 ms for 135 processes on this machine, not every kernel has
-``/proc/PID/task/TID/children``), so the tree is rescanned only every
-``RESCAN_EVERY`` seconds or when a known member is gone; between rescans a
-reading costs one small file per member. The sum counts pages that processes
-share once per process, as RSS does (``ps``, cgroups v1): it over-states, never
-under-states, what the tree holds.
+Finding the descendants means reading every process's ``/proc/PID/stat`` (not
+every kernel has ``/proc/PID/task/TID/children``): a fraction of a millisecond in a
+container's own PID namespace, about 20 ms for 135 processes on this shared
+machine. So the scan is paced to cost at most ``RESCAN_CPU_SHARE`` of the time
+(in a container: at every reading; here: every 20 s or so, never less often than
+``RESCAN_AT_LEAST_EVERY``), and repeated at once when a known member is gone;
+between scans a reading costs one small file per member. A worker started between
+two scans (the pool starts one for the first run) is counted from the next.
+
+The sum counts pages that processes share once per process, as RSS does (``ps``,
+cgroups v1): it over-states, never under-states, what the tree holds.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from pathlib import Path
 #: Reads the tree's RSS in bytes; ``None`` when it cannot be measured (no ``/proc``).
 RssProbe = Callable[[], int | None]
 
-#: Seconds between scans of ``/proc`` for new descendants (a worker restarted, a new one).
-RESCAN_EVERY = 30.0
+#: The share of time the scans for new descendants (a worker restarted, a new one) may take.
+RESCAN_CPU_SHARE = 0.001
+#: Seconds between two scans at most, however slow a scan is.
+RESCAN_AT_LEAST_EVERY = 30.0
 
 
 class ProcessTreeRss:
@@ -45,6 +51,7 @@ class ProcessTreeRss:
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._members: set[int] = set()
         self._scanned_at: float | None = None
+        self._rescan_every = 0.0
         self._lock = threading.Lock()  # the periodic check and a run's check may overlap
 
     def __call__(self) -> int | None:
@@ -53,7 +60,7 @@ class ProcessTreeRss:
 
     def _measure(self) -> int | None:
         now = self._monotonic()
-        if self._scanned_at is None or now - self._scanned_at >= RESCAN_EVERY:
+        if self._scanned_at is None or now - self._scanned_at >= self._rescan_every:
             self._rescan(now)
         total = self._sum()
         if total is None:  # a member ended (or its pid moved on): find the tree again
@@ -89,6 +96,8 @@ class ProcessTreeRss:
                     members.add(child)
                     todo.append(child)
         self._members = members
+        took = self._monotonic() - now
+        self._rescan_every = min(took / RESCAN_CPU_SHARE, RESCAN_AT_LEAST_EVERY)
 
     def _pids(self) -> Iterator[int]:
         try:

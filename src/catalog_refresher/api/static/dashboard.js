@@ -123,8 +123,14 @@ function drawHealth(health) {
   const overall = $("#overall");
   overall.textContent = health.status;
   overall.dataset.state = HEALTH_STATES[health.status] || "unknown";
-  const entry = (health.entries || {})["catalog-refresh"];
-  $("#overall-description").textContent = entry ? entry.description : "";
+  const entries = health.entries || {};
+  const entry = entries["catalog-refresh"];
+  // The memory entry (MemoryLimitMb set) is no source's: say it here when it is not Healthy.
+  const memory = entries.memory && entries.memory.status !== "Healthy" ? entries.memory : null;
+  $("#overall-description").textContent = [entry, memory]
+    .filter(Boolean)
+    .map((e) => e.description)
+    .join("; ");
 }
 
 function drawSources(sources, health) {
