@@ -21,6 +21,7 @@ from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.refresh.events import EventBus
+from catalog_refresher.refresh.memory import RssProbe
 from catalog_refresher.refresh.runner import Endpoints, Process, inline
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.sources.base import Source
@@ -83,6 +84,7 @@ def build(
     store: Store | None = None,
     coordinator: Coordinator | None = None,
     process: Process | None = None,
+    rss_probe: RssProbe | None = None,
     **options: Any,
 ) -> Harness:
     """A service on ``store`` (a new SQLite file at ``path`` if not given)."""
@@ -103,6 +105,7 @@ def build(
         offload=inline,
         coordinator=coordinator,
         process=process,
+        rss_probe=rss_probe,
     )
     return Harness(service=service, store=store, catalog=catalog, clock=clock)
 

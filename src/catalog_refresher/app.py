@@ -30,6 +30,7 @@ from catalog_refresher.observe.alerts import WebhookNotifier
 from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.observe.metrics import Metrics
 from catalog_refresher.refresh.events import EventBus
+from catalog_refresher.refresh.memory import process_tree_rss
 from catalog_refresher.refresh.runner import Endpoints, Offload
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.refresh.workers import WorkerPool
@@ -121,6 +122,7 @@ class Application:
             offload=offload,
             process=pool,
             coordinator=coordinator,
+            rss_probe=process_tree_rss() if settings.repository.memory_limit_mb else None,
         )
         metrics = Metrics.for_service(service, catalog)
         notifier = WebhookNotifier(settings.alerts, client, clock, circuit=service.circuit)

@@ -1,7 +1,9 @@
 """The read side: product aggregates, assembled from the store and cached.
 
 The cache is a bounded LRU (``max_size`` entries, so memory stays flat however
-large the catalog). A run invalidates only the products it changed (its ``DataChanged`` event); the
+large the catalog). Under memory pressure (``MemoryPressure``, ``refresh/pressure.py``)
+it evicts down to a share of that and keeps to it until the pressure ends. A run
+invalidates only the products it changed (its ``DataChanged`` event); the
 change feed in the store (``changes_since``) lets a cache in another process
 or replica catch up with changes it did not see happen.
 """
@@ -17,7 +19,7 @@ import msgspec
 
 from catalog_refresher.domain.aggregate import ProductAggregate, assemble, decode_rows
 from catalog_refresher.domain.runs import RunStatus
-from catalog_refresher.refresh.events import DataChanged, Event, RunFinished
+from catalog_refresher.refresh.events import DataChanged, Event, MemoryPressure, RunFinished
 from catalog_refresher.store.base import Store, StoredPart
 
 DEFAULT_CACHE_SIZE = 10_000
@@ -37,6 +39,8 @@ class CacheStats:
     max_size: int
     hits: int
     misses: int
+    pressure_evictions: int = 0
+    """Aggregates evicted to shrink the cache under memory pressure, since start."""
 
     @property
     def hit_ratio(self) -> float:
@@ -52,6 +56,9 @@ class Catalog:
             raise ValueError("max_size must be >= 0")
         self.store = store
         self.max_size = max_size
+        self._capacity = max_size
+        """``max_size``, or less while the memory is above its limit."""
+        self._pressure_evictions = 0
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = 0
@@ -106,9 +113,16 @@ class Catalog:
             if self.max_size and generation == self._generation:
                 self._cache[code] = (body, self._stamp)
                 self._cache.move_to_end(code)
-                while len(self._cache) > self.max_size:
-                    self._cache.popitem(last=False)
+                self._trim()
         return body
+
+    def _trim(self) -> int:
+        """Evict the least recently read down to the capacity (call with the lock held)."""
+        evicted = 0
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+            evicted += 1
+        return evicted
 
     def _current(self, code: str, entry: _Cached) -> bytes:
         """The entry's JSON with current ``refreshed_at`` stamps (call with the lock held)."""
@@ -154,12 +168,29 @@ class Catalog:
                     self.invalidate_all()
                 else:
                     self.invalidate(products)
+            case MemoryPressure(above=True, cache_share=share):
+                self.shrink(share)
+            case MemoryPressure(above=False):
+                self.restore()
             case RunFinished(run=run) if run.status is RunStatus.SUCCEEDED:
                 with self._lock:
                     self._refreshed[run.source] = run.finished_at
                     self._stamp += 1
             case _:
                 pass
+
+    def shrink(self, share: float) -> int:
+        """Keep at most ``share`` of ``max_size`` until ``restore``; returns how many went."""
+        with self._lock:
+            self._capacity = int(self.max_size * share)
+            evicted = self._trim()
+            self._pressure_evictions += evicted
+            return evicted
+
+    def restore(self) -> None:
+        """Let the cache grow back to ``max_size`` as products are read."""
+        with self._lock:
+            self._capacity = self.max_size
 
     def load_refreshed(self, refreshed: dict[str, datetime | None]) -> None:
         """Take these ``refreshed_at`` stamps (a replica reads its peers' every second)."""
@@ -181,5 +212,9 @@ class Catalog:
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(
-                size=len(self._cache), max_size=self.max_size, hits=self._hits, misses=self._misses
+                size=len(self._cache),
+                max_size=self.max_size,
+                hits=self._hits,
+                misses=self._misses,
+                pressure_evictions=self._pressure_evictions,
             )

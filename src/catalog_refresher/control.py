@@ -25,6 +25,7 @@ from catalog_refresher.status import (
     source_status,
     store_busy,
     store_unreadable,
+    with_memory,
 )
 from catalog_refresher.store.base import SourceHistory, Store
 
@@ -116,6 +117,10 @@ class LocalControl:
         return {source: self.store.source_history(source) for source in SOURCE_IDS}
 
     async def health(self) -> HealthReport:
+        """The report of the sources and the refresh, and of the memory when it is limited."""
+        return with_memory(await self._health(), self.service.pressure.stats())
+
+    async def _health(self) -> HealthReport:
         try:
             async with timeout(self.clock, HEALTH_BUDGET):
                 sources = await self.sources()

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from catalog_refresher.config.settings import RepositoryOptions
 from catalog_refresher.domain.runs import RunStatus
+from catalog_refresher.refresh.pressure import MB, PressureStats
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.refresh.schedule import is_stale
 from catalog_refresher.store.base import SourceHistory
@@ -108,6 +109,10 @@ class HealthReport:
 
 
 REFRESH_ENTRY = "catalog-refresh"
+#: Present only with ``CatalogRepository:MemoryLimitMb`` set. An entry of its own rather
+#: than a reason of ``catalog-refresh``: that entry keeps the contract's one meaning (the
+#: seed's "Last refresh was N minutes ago"), and the memory is the process's, not a source's.
+MEMORY_ENTRY = "memory"
 
 
 def source_health(status: SourceStatus) -> HealthEntry:
@@ -155,6 +160,28 @@ def refresh_health(
         minutes = since.total_seconds() / 60
         return HealthEntry(Health.DEGRADED, f"Last refresh was {minutes:.1f} minutes ago")
     return HealthEntry(Health.HEALTHY, "Catalog refresh is running normally")
+
+
+def memory_health(stats: PressureStats) -> HealthEntry:
+    """Degraded while the process tree's RSS is above the limit, saying what gave way."""
+    limit = f"{stats.limit / MB:.0f} MB"
+    if stats.rss is None:
+        return HealthEntry(Health.HEALTHY, f"not measured yet; limit {limit}")
+    rss = f"{stats.rss / MB:.0f} MB"
+    if not stats.above:
+        return HealthEntry(Health.HEALTHY, f"memory {rss}, within the {limit} limit")
+    runs = "1 run" if stats.waiting == 1 else f"{stats.waiting} runs"
+    return HealthEntry(
+        Health.DEGRADED, f"memory {rss} above the {limit} limit; cache shrunk, {runs} deferred"
+    )
+
+
+def with_memory(report: HealthReport, stats: PressureStats | None) -> HealthReport:
+    """``report`` with the ``memory`` entry (none without a limit), its status the worst."""
+    if stats is None:
+        return report
+    entries = {**report.entries, MEMORY_ENTRY: memory_health(stats)}
+    return HealthReport(status=worst(e.status for e in entries.values()), entries=entries)
 
 
 def health_report(

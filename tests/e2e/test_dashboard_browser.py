@@ -86,19 +86,19 @@ def sources() -> Iterator[SourceServer]:
 
 @pytest.fixture
 def service(tmp_path: Path, sources: SourceServer) -> Iterator[Service]:
-    """Starts the service (``Api`` options as keywords) and returns it once every source has
-    finished its first run; stops it at the end of the test (if the test did not), expecting
-    exit 0."""
+    """Starts the service (``Api`` options as keywords, more ``CatalogRepository`` options in
+    ``repository``) and returns it once every source has finished its first run; stops it
+    at the end of the test (if the test did not), expecting exit 0."""
     started: list[ServiceProcess] = []
 
-    def start(**api: Any) -> ServiceProcess:
+    def start(repository: dict[str, Any] | None = None, **api: Any) -> ServiceProcess:
         port = free_port()
         config = tmp_path / "appsettings.json"
         config.write_text(
             json.dumps(
                 {
                     # One attempt: the failing source fails at once, not after the backoff.
-                    "CatalogRepository": {"RetryAttempts": 1},
+                    "CatalogRepository": {"RetryAttempts": 1, **(repository or {})},
                     "Sources": {
                         spec.config_key: {"Url": f"{sources.url}/{spec.id}"}
                         for spec in SPECS.values()
@@ -243,3 +243,17 @@ def test_dashboard_finds_a_product_and_shows_its_aggregate_and_lineage(
     )
     expect(page.locator("#lineage tbody tr")).to_have_count(len(first["lineage"]))
     expect(page.locator("#product-json")).to_contain_text(f'"product_code": "{code}"')
+
+
+def test_dashboard_says_when_the_memory_is_above_its_limit(page: Page, service: Service) -> None:
+    """Above MemoryLimitMb (1 MB: always) the overall line carries the memory entry's reason
+    beside the refresh's; with equal priorities no source waits, so all ten rows fill."""
+    page.goto(service(repository={"MemoryLimitMb": 1}).url + "/dashboard")
+    expect(page.locator("#sources tbody tr")).to_have_count(len(SPECS))
+    expect(page.locator("#overall")).to_have_text("Degraded")
+    expect(page.locator("#overall-description")).to_have_text(
+        re.compile(
+            r"^Catalog refresh is running normally; "
+            r"memory \d+ MB above the 1 MB limit; cache shrunk, 0 runs deferred$"
+        )
+    )

@@ -99,13 +99,32 @@ def test_rule_expressions_fire_when_they_should(tmp_path: Path) -> None:
              "exp_samples": [{"labels": "{}", "value": 1860}]},
         ],
     }  # fmt: skip
+    # Replica "a" goes above its memory limit at 5m and stays; "b" never does.
+    above = "catalog_memory_above_limit"
+    rule = next(r for r in rules() if r["alert"] == "CatalogMemoryAboveLimit")
+    annotations = {key: text.replace("{{ $labels.instance }}", "a")
+                   for key, text in rule["annotations"].items()}  # fmt: skip
+    memory = {
+        "interval": "1m",
+        "input_series": [
+            {"series": f'{above}{{job="catalog", instance="a"}}', "values": "0x4 1x56"},
+            {"series": f'{above}{{job="catalog", instance="b"}}', "values": "0x60"},
+        ],
+        "alert_rule_test": [
+            {"alertname": "CatalogMemoryAboveLimit", "eval_time": "12m", "exp_alerts": []},
+            {"alertname": "CatalogMemoryAboveLimit", "eval_time": "20m",
+             "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "catalog",
+                                            "instance": "a"},
+                             "exp_annotations": annotations}]},
+        ],
+    }  # fmt: skip
     tests = tmp_path / "alerts_test.yml"
     tests.write_text(
         yaml.safe_dump(
             {
                 "rule_files": [str(RULES)],
                 "evaluation_interval": "1m",
-                "tests": [per_source, replicas],
+                "tests": [per_source, replicas, memory],
             }
         )
     )

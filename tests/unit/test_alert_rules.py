@@ -21,6 +21,7 @@ from catalog_refresher.refresh.events import (
     RunRetrying,
     RunStarted,
 )
+from catalog_refresher.refresh.pressure import PressureStats
 from catalog_refresher.refresh.resilience import CircuitState
 from tests.alert_rules import expressions, rules
 
@@ -55,6 +56,7 @@ def exported_names() -> set[str]:
         intervals={"erp_stock": timedelta(minutes=5)},
         circuit=lambda source: CircuitState.OPEN,
         cache_stats=lambda: CacheStats(size=1, max_size=10, hits=3, misses=1),
+        pressure_stats=lambda: PressureStats(limit=2, rss=3, above=True, waiting=1, deferred=1),
     )
     run = Run(id=1, source="erp_stock", trigger=Trigger.SCHEDULE, status=RunStatus.RUNNING,
               forced=False, queued_at=at, started_at=at)  # fmt: skip

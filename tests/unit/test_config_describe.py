@@ -95,6 +95,7 @@ EXPECTED: dict[str, Any] = {
         "ShutdownGracePeriod": "00:00:30",
         "VersionsKept": 10,
         "VersionsRetention": "30.00:00:00",
+        "MemoryLimitMb": None,
     },
     "Sources": {
         "ErpStock": {

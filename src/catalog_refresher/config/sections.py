@@ -95,6 +95,9 @@ _REPOSITORY_OPTIONS = (
     *SCALAR_OPTIONS,
 )
 _DEFAULT_LOG_LEVEL = LoggingSettings().level
+# Counts that are off by default: null or 0; else a positive integer.
+_OPTIONAL_COUNTS = {"memory_limit_mb"}
+_MAX_MEMORY_LIMIT_MB = 1024 * 1024
 _POSITIVE_DURATIONS = {"refresh_timeout", "circuit_breaker_open_duration", "health_degraded_after"}
 # Retention is subtracted from today's date; beyond a century it would overflow `date`.
 _MAX_RETENTION_DAYS = 36_525
@@ -161,6 +164,9 @@ def _repository(tree: Tree) -> RepositoryOptions:
             values[name] = as_duration(raw, key, positive=name in _POSITIVE_DURATIONS)
         elif isinstance(default, bool):
             values[name] = as_bool(raw, key)
+        elif name in _OPTIONAL_COUNTS:
+            # 0, like null, turns it off; the bound (a tebibyte in MB) catches bytes given.
+            values[name] = as_int(raw, key, 0, _MAX_MEMORY_LIMIT_MB) or None
         elif isinstance(default, int):
             # Every count among them (refreshes, attempts, failures, intervals) needs one.
             values[name] = as_int(raw, key, 1)

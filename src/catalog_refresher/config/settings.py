@@ -80,6 +80,8 @@ class RepositoryOptions:
     versions_kept: int = 10
     versions_retention: timedelta = timedelta(days=30)
     """00:00:00: versions are pruned by count only (store/versions.py)."""
+    memory_limit_mb: int | None = None
+    """The ceiling of the process tree's RSS (``refresh/pressure.py``); ``None``: none."""
 
     def __post_init__(self) -> None:
         # Frozen: the completed mappings are set the way dataclasses set fields themselves.

@@ -20,7 +20,9 @@ from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.refresh.events import (
     Event,
     FailingOver,
+    MemoryPressure,
     Purged,
+    RunDeferred,
     RunFinished,
     RunRetrying,
     RunStarted,
@@ -66,6 +68,29 @@ class RunLog:
                 self._log(logging.INFO, source, None, f"{source} is not refreshed: {reason}")
             case Purged(source=source, rows=rows):
                 self._log(logging.INFO, source, None, f"Purged {rows} {source} rows past retention")
+            case MemoryPressure():
+                self._pressure(event)
+            case RunDeferred(source=source, run=run, rss=rss, limit=limit):
+                self._log(
+                    logging.INFO,
+                    source,
+                    run.id if run is not None else None,
+                    f"{source} waits: memory {_mb(rss)} above the {_mb(limit)} limit",
+                )
+
+    def _pressure(self, event: MemoryPressure) -> None:
+        rss, limit = _mb(event.rss), _mb(event.limit)
+        fields: dict[str, object] = {"rss_bytes": event.rss, "limit_bytes": event.limit}
+        if event.above:
+            share = f"{event.cache_share:.0%}"
+            message = (
+                f"Memory {rss} above the {limit} limit: cache shrunk to {share} of its size;"
+                " runs of lower-priority sources wait"
+            )
+            self._log(logging.WARNING, "", None, message, fields)
+        else:
+            message = f"Memory {rss} within the {limit} limit again: deferred runs go"
+            self._log(logging.INFO, "", None, message, fields)
 
     def _finished(self, event: RunFinished, valid: int) -> None:
         run = event.run
@@ -112,6 +137,10 @@ class RunLog:
         self.logger.log(
             level, message, extra={"source": source, "run_id": run_id, "fields": extra or {}}
         )
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB"
 
 
 def _name(source: str) -> str:

@@ -25,10 +25,20 @@ catalog_refresh_failovers_total                 counter
 catalog_refresh_purged_rows_total               counter
 catalog_refresh_circuit_state                   gauge      0 closed, 1 half-open, 2 open
 catalog_refresh_interval_seconds                gauge      configured interval
+catalog_refresh_deferred_total                  counter    runs deferred by memory pressure
 catalog_cache_size, catalog_cache_max_size      gauge      (no labels)
 catalog_cache_hits_total, ..._misses_total      counter    (no labels)
 catalog_cache_hit_ratio                         gauge      (no labels)
+catalog_cache_pressure_evictions_total          counter    (no labels)
+catalog_memory_rss_bytes                        gauge      (no labels; with a limit)
+catalog_memory_limit_bytes                      gauge      (no labels; with a limit)
+catalog_memory_above_limit                      gauge      1 above, 0 not (with a limit)
+catalog_memory_deferred_runs                    gauge      runs waiting now (with a limit)
 ==============================================  =========  ==========================
+
+The ``catalog_memory_*`` gauges exist only with ``CatalogRepository:MemoryLimitMb``
+set (``refresh/pressure.py`` measures only then); like the cache's, they are
+exported whatever ``EnableMetrics`` says.
 
 Failures: ``timed_out`` counts as ``timeout``, ``rejected`` as ``rejected``,
 ``failed`` as the run's ``error_type`` (``other`` when missing or unknown, so
@@ -57,10 +67,12 @@ from catalog_refresher.refresh.events import (
     Event,
     FailingOver,
     Purged,
+    RunDeferred,
     RunFinished,
     RunRetrying,
     RunStarted,
 )
+from catalog_refresher.refresh.pressure import PressureStats
 from catalog_refresher.refresh.resilience import CircuitState
 
 if TYPE_CHECKING:
@@ -109,6 +121,7 @@ class Metrics:
         intervals: Mapping[str, timedelta] | None = None,
         circuit: Callable[[str], CircuitState] | None = None,
         cache_stats: Callable[[], CacheStats] | None = None,
+        pressure_stats: Callable[[], PressureStats | None] | None = None,
     ) -> None:
         """``sources`` are primed at zero and get a circuit-state sample each scrape.
 
@@ -121,6 +134,7 @@ class Metrics:
         self.intervals = dict(intervals or {})
         self._circuit = circuit
         self._cache_stats = cache_stats
+        self._pressure_stats = pressure_stats
         self._running: dict[str, int] = {}
         # Disabled: the metric objects exist (so on_event needs no checks) but are
         # never registered, and on_event returns before touching them anyway.
@@ -178,6 +192,12 @@ class Metrics:
             by_source,
             registry=target,
         )
+        self.deferred = Counter(
+            "catalog_refresh_deferred_total",
+            "Runs that waited because the memory was above MemoryLimitMb.",
+            by_source,
+            registry=target,
+        )
         self.registry.register(_ScrapeTimeCollector(self))
         if enabled:
             self._prime()
@@ -193,6 +213,7 @@ class Metrics:
             intervals={source: options.interval(SPECS[source]) for source in sources},
             circuit=service.circuit,
             cache_stats=catalog.stats if catalog is not None else None,
+            pressure_stats=service.pressure.stats,
         )
 
     def _prime(self) -> None:
@@ -201,6 +222,7 @@ class Metrics:
             self.success.labels(source)
             self.in_progress.labels(source).set(0)
             self.retries.labels(source)
+            self.deferred.labels(source)
             for error_type in ERROR_TYPES:
                 self.failure.labels(source, error_type)
 
@@ -236,6 +258,8 @@ class Metrics:
                 self.failovers.labels(run.source).inc()
             case Purged(source=source, rows=rows):
                 self.purged.labels(source).inc(rows)
+            case RunDeferred(source=source):
+                self.deferred.labels(source).inc()
             case _:
                 pass
 
@@ -321,3 +345,34 @@ class _ScrapeTimeCollector(Collector):
                 "hits / (hits + misses) since start; 0 before any read.",
                 value=stats.hit_ratio,
             )
+            yield CounterMetricFamily(
+                "catalog_cache_pressure_evictions",
+                "Aggregates evicted to shrink the cache while memory was above its limit.",
+                value=stats.pressure_evictions,
+            )
+        pressure = metrics._pressure_stats() if metrics._pressure_stats is not None else None
+        if pressure is not None:
+            yield from _memory_families(pressure)
+
+
+def _memory_families(stats: PressureStats) -> Iterator[Metric]:
+    """The memory guard's last measurement and what it holds back."""
+    if stats.rss is not None:
+        yield GaugeMetricFamily(
+            "catalog_memory_rss_bytes",
+            "Resident bytes of the service's process tree (service and workers), last measured.",
+            value=stats.rss,
+        )
+    yield GaugeMetricFamily(
+        "catalog_memory_limit_bytes", "CatalogRepository:MemoryLimitMb in bytes.", value=stats.limit
+    )
+    yield GaugeMetricFamily(
+        "catalog_memory_above_limit",
+        "1 while the last measurement was above the limit (cache shrunk, runs deferred).",
+        value=int(stats.above),
+    )
+    yield GaugeMetricFamily(
+        "catalog_memory_deferred_runs",
+        "Runs of lower-priority sources waiting for the memory to fall.",
+        value=stats.waiting,
+    )

@@ -67,6 +67,33 @@ class Purged:
     rows: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryPressure:
+    """The service's memory crossed ``CatalogRepository:MemoryLimitMb`` (``refresh/pressure.py``).
+
+    Emitted when the tree's RSS goes above the limit (``above``) and when it is
+    below again; the cache keeps ``cache_share`` of its size while above.
+    """
+
+    rss: int
+    """Bytes resident in the service's process tree, as measured."""
+    limit: int
+    """The ceiling, in bytes."""
+    above: bool
+    cache_share: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunDeferred:
+    """A run of a source below the top ``Priority`` waits for the memory to fall (queued)."""
+
+    source: str
+    run: Run | None
+    """The run, recorded ``queued``; ``None`` when it is not claimed yet (with peers)."""
+    rss: int
+    limit: int
+
+
 Event = (
     RunStarted
     | RunRetrying
@@ -75,6 +102,8 @@ Event = (
     | RunFinished
     | SourceNotConfigured
     | Purged
+    | MemoryPressure
+    | RunDeferred
 )
 
 

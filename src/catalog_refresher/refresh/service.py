@@ -44,6 +44,8 @@ from catalog_refresher.refresh.events import (
     RunStarted,
     SourceNotConfigured,
 )
+from catalog_refresher.refresh.memory import RssProbe
+from catalog_refresher.refresh.pressure import MemoryGuard
 from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
 from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner, window_for
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
@@ -83,6 +85,7 @@ class RefreshService:
         offload: Offload = asyncio.to_thread,
         process: Process | None = None,
         coordinator: Coordinator | None = None,
+        rss_probe: RssProbe | None = None,
     ) -> None:
         self.settings = settings
         self.coordinator: Coordinator = coordinator or Solo(store)
@@ -113,6 +116,8 @@ class RefreshService:
         self._started_runs: set[int] = set()
         """Runs that have called (or are calling) their source; the rest are still queued."""
         self._prepared = False
+        priority = {s: settings.sources[s].priority for s in self.enabled_sources}
+        self.pressure = MemoryGuard.of(self.options, priority, rss_probe, clock, self.bus, offload)
 
     # --- life cycle -------------------------------------------------------------
 
@@ -180,6 +185,7 @@ class RefreshService:
             for source in self.enabled_sources:
                 group.create_task(self._schedule(source), name=f"loop-{source}")
             group.create_task(self._housekeeping(), name="housekeeping")
+            group.create_task(self.pressure.watch(), name="memory")  # ends at once if off
             if self.coordinator.heartbeat_every is not None:
                 every = self.coordinator.heartbeat_every.total_seconds()
                 group.create_task(self._heartbeat(every), name="heartbeat")
@@ -307,6 +313,8 @@ class RefreshService:
         share = config.max_delete_share
         started: float | None = None
         try:
+            if not slot_held:  # (a held slot waited for the memory before it was taken)
+                await self.pressure.admit(source, run)
             slot = contextlib.nullcontext() if slot_held else self.slots.hold(config.priority)
             async with slot:
                 if self._stopping:  # the slot came as the service began to stop
@@ -393,6 +401,7 @@ class RefreshService:
         # own runs. (Alone, the run is recorded `queued` while it waits for a slot.)
         slot_held = self._has_peers
         if slot_held:
+            await self.pressure.admit(source)
             await self.slots.acquire(self.settings.sources[source].priority)
         took = False
         try:

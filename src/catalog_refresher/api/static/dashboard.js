@@ -50,8 +50,12 @@ function drawHealth(health) {
   const overall = $("#overall");
   overall.textContent = health.status;
   overall.dataset.state = HEALTH_STATES[health.status] || "unknown";
-  const entry = (health.entries || {})["catalog-refresh"];
-  $("#overall-description").replaceChildren(withAges("span", entry ? entry.description : ""));
+  const entries = health.entries || {};
+  const entry = entries["catalog-refresh"];
+  // The memory entry (MemoryLimitMb set) is no source's: say it here when it is not Healthy.
+  const memory = entries.memory && entries.memory.status !== "Healthy" ? entries.memory : null;
+  const said = [entry, memory].filter(Boolean).map((e) => e.description).join("; ");
+  $("#overall-description").replaceChildren(withAges("span", said));
 }
 
 function drawSources(sources, health) {
