@@ -21,7 +21,7 @@ from tests.e2e.fault_matrix import INVARIANTS, Cell
 pytestmark = pytest.mark.e2e
 
 #: Cells at once: enough to finish well within two minutes on two shared cores.
-PARALLEL = 6
+PARALLEL = 15
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,8 @@ def matrix(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         cells = {fault: future.result() for fault, future in futures.items()}
     if report := os.environ.get("FAULT_MATRIX_REPORT"):
         Path(report).write_text(table(cells.values()))
+        for cell in cells.values():  # beside it, each cell's service log
+            Path(f"{report}.{cell.fault}.log").write_text(cell.log)
     return cells
 
 
