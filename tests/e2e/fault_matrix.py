@@ -336,6 +336,33 @@ class Checker:
             f"{len(wrong)} products not generation {gen}, e.g. {list(wrong.items())[:2]}",
         )
 
+    def served_or_unavailable(self, gen: int = 1, within: float = 5.0) -> None:
+        """With the store down: each product read answers generation ``gen`` (a cached
+        aggregate) or a 503 problem, within ``within`` seconds; never other data or a 500."""
+        want = generation(self.products, gen)
+        served, unavailable, wrong = 0, 0, []
+        for product, value in want.items():
+            started = time.monotonic()
+            try:
+                status, body = self.api.get(f"/api/products/{product}", timeout=within)
+            except OSError as exc:
+                wrong.append((product, f"no answer within {within:g} s: {exc}"))
+                continue
+            if status == 200 and body["stock"]["erp"] == value:
+                served += 1
+            elif status == 503:
+                unavailable += 1
+            else:
+                wrong.append((product, status))
+            took = time.monotonic() - started
+            if took > within:
+                wrong.append((product, f"took {took:.1f} s"))
+        self.cell.notes.append(
+            f"product reads with the store down: {served} served from the cache, "
+            f"{unavailable} answered 503"
+        )
+        self.cell.check("served", not wrong, f"reads with the store down: {wrong[:3]}")
+
     def atomic(self, allowed: Iterable[int] = (1,)) -> set[int]:
         """The store holds every victim row of exactly one generation among ``allowed``."""
         rows = dict(self.view.victim_rows())
@@ -418,6 +445,26 @@ class Checker:
             f"{BYSTANDER}: {len(seen)} runs, not succeeded {failed[:3]}, "
             f"largest gap {max(gaps, default=0):.1f} s",
         )
+
+    def in_flight(self, since: datetime) -> int | None:
+        """The id of the victim's run ``running`` now, started at ``since`` or later."""
+        for run in self.api.runs(VICTIM):
+            started = moment(run["started_at"])
+            if run["status"] == "running" and started is not None and started >= since:
+                return int(run["id"])
+        return None
+
+    def wait_finished(self, run_id: int | None, seconds: float = 20) -> dict[str, Any]:
+        """Run ``run_id`` once it has ended (fails the cell if it does not in time)."""
+        assert run_id is not None, "no run was in flight"
+        run = deadline_poll(
+            lambda: self.api.get(f"/api/runs/{run_id}")[1],
+            lambda r: r["status"] not in ("queued", "running"),
+            seconds,
+        )
+        assert run is not None, f"run {run_id} did not end within {seconds:g} s"
+        assert run["status"] not in ("queued", "running"), f"run {run_id} still {run['status']}"
+        return dict(run)
 
     def running_for(self, since: datetime) -> float:
         """How long the victim's run started at ``since`` or later has been running (0: none)."""

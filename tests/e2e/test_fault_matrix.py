@@ -57,7 +57,26 @@ def table(cells: object) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("fault", list(CELLS))
+#: Cells that fail on a defect found by the matrix and not fixed yet (docs/reliability.md).
+KNOWN_DEFECTS = {
+    "disk_full": (
+        "a full store cannot record a run: claims fail as 'refresh loop error' tracebacks, the "
+        "run in flight stays 'running' ('Task exception was never retrieved'), and /health, "
+        "/api/sources and /metrics still show the last success"
+    ),
+}
+
+
+def _cells() -> list[object]:
+    return [
+        pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS[f]))
+        if f in KNOWN_DEFECTS
+        else f
+        for f in CELLS
+    ]
+
+
+@pytest.mark.parametrize("fault", _cells())
 def test_fault(matrix: dict[str, Cell], fault: str) -> None:
     """Under this fault every invariant holds: the bystander keeps its schedule, the last
     good data stays served, health/sources/metrics tell the truth, nothing is half-applied,
