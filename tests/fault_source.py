@@ -66,7 +66,7 @@ class FaultSource:
     """The state both systems answer from; change ``mode``/``generation`` at any time."""
 
     def __init__(
-        self, *, products: int = PRODUCTS, trickle_seconds: float = 10.0, slow_seconds: float = 1.5
+        self, *, products: int = PRODUCTS, trickle_seconds: float = 14.0, slow_seconds: float = 1.5
     ) -> None:
         self.products = products
         self.mode = "ok"

@@ -34,7 +34,7 @@ from tests.e2e.fault_matrix import (
     start,
 )
 from tests.e2e.processes import free_port
-from tests.fault_source import FaultSource, serve_faults
+from tests.fault_source import GENERATION, FaultSource, code, serve_faults
 
 #: The log line of a run that did not succeed.
 ERROR = "Error refreshing ERP stock data"
@@ -56,15 +56,15 @@ class SourceFault:
 
 SOURCE_FAULTS = {
     "http_5xx": SourceFault("http_500", "failed", "http_status"),
-    "timeout": SourceFault("timeout", "failed", "timeout"),
+    "timeout": SourceFault("timeout", "failed", "timeout", {"RequestTimeout": "00:00:01"}),
     "connection_refused": SourceFault("refused", "failed", "connection"),
     # Each chunk comes within ReadTimeout, and the whole request may take a minute: only
-    # RefreshTimeout (4 s) can end it.
+    # RefreshTimeout (10 s) can end it.
     "slow_trickle": SourceFault(
         "trickle",
         "timed_out",
         "timeout",
-        {"RequestTimeout": "00:01:00", "ReadTimeout": "00:00:01"},
+        {"RequestTimeout": "00:01:00", "ReadTimeout": "00:00:02"},
     ),
     "malformed_json": SourceFault("malformed", "failed", "invalid_payload"),
     "wrong_shape": SourceFault("wrong_shape", "failed", "invalid_payload"),
@@ -454,6 +454,12 @@ def sigkill_apply_cell(work: Path) -> Cell:
                     checker.served(gen=gen)
                     since = now()
                     checker.converges(gen=2, seconds=60)
+                    stored = {int(v) // GENERATION for _, v in view.victim_rows()}
+                    uncached = api.get(f"/api/products/{code(1)}")[1]["stock"]["erp"]
+                    cell.notes.append(
+                        f"the store holds generation {sorted(stored)}; an uncached product "
+                        f"reads {uncached:g}; /api/cache {api.get('/api/cache')[1]}"
+                    )
                     checker.schedule(since, seconds=20)
                     cancelled = [r for r in api.runs(VICTIM) if r["status"] == "cancelled"] + [
                         r for r in api.runs(BYSTANDER) if r["status"] == "cancelled"

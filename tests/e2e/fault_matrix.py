@@ -44,9 +44,10 @@ INVARIANTS = {
     "converges": "converges after recovery",
 }
 INTERVAL = 1.0
-#: How late a bystander's run may start (seconds past its slot) on this shared machine.
-LATE = 1.5
-REFRESH_TIMEOUT = 6.0
+#: How late a bystander's run may start (seconds past its slot): a loaded two-core machine
+#: running the cells side by side starts a one-second run up to a few seconds late.
+LATE = 3.0
+REFRESH_TIMEOUT = 10.0
 VICTIM, BYSTANDER = "erp_stock", "eshop_stock"
 
 
@@ -256,7 +257,7 @@ def config(
             "ErpStock": {
                 "Url": source.erp_url,
                 "RecordsPath": "items",
-                "RequestTimeout": "00:00:01",
+                "RequestTimeout": "00:00:05",
                 "Paging": paging,
                 **(victim or {}),
             },
@@ -294,16 +295,17 @@ class Checker:
 
     # -- waiting ------------------------------------------------------------------------
 
-    def wait_healthy_start(self, seconds: float = 60) -> None:
-        """Until both sources have succeeded once (the last good data exists)."""
+    def wait_healthy_start(self, seconds: float = 120) -> None:
+        """Until both sources have succeeded once (the last good data exists; a first run
+        may time out on a loaded machine while the worker process starts)."""
         result = deadline_poll(
             self.api.sources,
-            lambda s: all(s[x]["last_status"] == "succeeded" for x in (VICTIM, BYSTANDER)),
+            lambda s: all(s[x]["last_success_at"] for x in (VICTIM, BYSTANDER)),
             seconds,
         )
         assert result is not None, "the API never answered"
         statuses = {x: result[x]["last_status"] for x in (VICTIM, BYSTANDER)}
-        assert set(statuses.values()) == {"succeeded"}, f"no good first runs: {statuses}"
+        assert all(result[x]["last_success_at"] for x in statuses), f"no good run: {statuses}"
 
     def wait_run(self, since: datetime, statuses: Iterable[str], seconds: float = 20) -> dict:
         """The victim's first run that started at ``since`` or later and ended in one of
