@@ -21,7 +21,7 @@ from catalog_refresher.domain.runs import Run
 from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.refresh.events import EventBus
-from catalog_refresher.refresh.runner import Endpoints, Process, inline
+from catalog_refresher.refresh.runner import Endpoints, Offload, Process, inline
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.sources.base import Source
 from catalog_refresher.store.base import Store
@@ -83,9 +83,11 @@ def build(
     store: Store | None = None,
     coordinator: Coordinator | None = None,
     process: Process | None = None,
+    offload: Offload = inline,
     **options: Any,
 ) -> Harness:
-    """A service on ``store`` (a new SQLite file at ``path`` if not given)."""
+    """A service on ``store`` (a new SQLite file at ``path`` if not given); ``offload``
+    runs the store's work (on the loop itself unless given, e.g. ``asyncio.to_thread``)."""
     if store is None:
         store = SqliteStore(path)
     store.migrate()
@@ -100,7 +102,7 @@ def build(
         clock=clock,
         endpoints={s: Endpoints(src, backups.get(s)) for s, src in sources.items()},
         bus=bus,
-        offload=inline,
+        offload=offload,
         coordinator=coordinator,
         process=process,
     )

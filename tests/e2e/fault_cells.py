@@ -153,7 +153,9 @@ def sqlite_locked_cell(work: Path) -> Cell:
                     deadline_poll(lambda: checker.running_for(since), lambda a: a > late, 20)
                     held = time.monotonic() - locked_at
                     cell.notes.append(f"write lock held {held:.1f} s")
-                    checker.served(gen=1)  # reads go on beside the lock (WAL)
+                    # Reads go on beside the lock (WAL): the old data, or the new if the run
+                    # committed just before the lock came; one whole generation either way.
+                    checker.served(gen=(1, 2))
                     started = time.monotonic()
                     code, body = api.get("/health")
                     took = time.monotonic() - started
@@ -424,7 +426,7 @@ def sigkill_apply_cell(work: Path) -> Cell:
     sees the store's write lock taken after the last page was served)."""
 
     def body(cell: Cell, work: Path) -> None:
-        products = 20_000
+        products = 10_000
         db = work / "catalog.db"
         view = SqliteView(db)
         with serve_faults(products=products) as source:
