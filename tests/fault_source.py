@@ -75,6 +75,8 @@ class FaultSource:
         self.slow_seconds = slow_seconds
         self.requests: list[tuple[float, str, str]] = []
         """(monotonic time, path, mode) of every request answered."""
+        self.first_pages = 0
+        """How many times the victim's first page has been asked for (a run began reading)."""
         self.last_pages_sent = 0
         """How many times the victim's last page has been sent whole."""
         self.release = threading.Event()
@@ -151,6 +153,8 @@ def _handler(state: FaultSource) -> type[BaseHTTPRequestHandler]:
             url = urlparse(self.path)
             mode = state.mode if url.path == "/erp" else "ok"
             state.requests.append((time.monotonic(), url.path, mode))
+            if url.path == "/erp" and dict(parse_qsl(url.query)).get("start", "0") == "0":
+                state.first_pages += 1
             if mode == "timeout":  # accept, read, never answer (until released)
                 state.release.wait(30)
                 self.close_connection = True

@@ -322,7 +322,7 @@ def postgres_restart_cell(work: Path) -> Cell:
                     since = now()
                     stopped = time.monotonic()
                     try:
-                        down = deadline_poll(lambda: api.get("/health"), lambda r: r[0] == 503, 10)
+                        down = deadline_poll(lambda: api.get("/health"), lambda r: r[0] == 503, 15)
                         cell.notes.append(f"/health while stopped: {down and down[0]}")
                         cell.check(
                             "truth",
@@ -330,8 +330,18 @@ def postgres_restart_cell(work: Path) -> Cell:
                             f"/health said {down and down[0]}, not 503 Unhealthy",
                         )
                         checker.served_or_unavailable(gen=1)
-                        listing = api.get("/api/products")[0]
+                        asked = time.monotonic()
+                        try:
+                            listing: object = api.get("/api/products")[0]
+                        except OSError as exc:
+                            listing = exc
+                        took = time.monotonic() - asked
                         cell.notes.append(f"GET /api/products while stopped: {listing}")
+                        cell.check(
+                            "served",
+                            listing in (200, 503) and took < 10,
+                            f"GET /api/products with the store down: {listing} after {took:.0f} s",
+                        )
                         # Down until both sources' claims failed twice each (none can be written).
                         deadline_poll(
                             lambda: service.count(LOOP_ERROR), lambda n: n >= errors + 4, 15
@@ -372,9 +382,11 @@ def sigterm_cell(target: str, work: Path) -> Cell:
                     checker = Checker(cell, api, view)
                     checker.wait_healthy_start()
                     source.generation = 2
-                    asked = len(source.requests)
                     source.set_mode("slow")  # each page takes 0.4 s: the run stays in flight
-                    deadline_poll(lambda: victim_requests(source, asked), bool, 10)
+                    # A run that reads generation 2 from its first page on (one that began
+                    # before would commit a mix of both, as the source served them).
+                    began = source.first_pages
+                    deadline_poll(lambda: source.first_pages, lambda n: n > began + 1, 30)
                     signalled = now()
                     if target == "group":
                         os.killpg(service.process.pid, signal.SIGTERM)

@@ -495,7 +495,7 @@ class Checker:
         left = self.view.open_runs()
         self.cell.check("settled", not left, f"runs left open: {left}")
 
-    def converges(self, gen: int = 2, seconds: float = 20) -> None:
+    def converges(self, gen: int = 2, seconds: float = 40) -> None:
         want = generation(self.products, gen)
         started = time.monotonic()
         stocks = deadline_poll(lambda: self.api.victim_stocks(self.products), want.__eq__, seconds)

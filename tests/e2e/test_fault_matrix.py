@@ -64,6 +64,11 @@ KNOWN_DEFECTS = {
         "run in flight stays 'running' ('Task exception was never retrieved'), and /health, "
         "/api/sources and /metrics still show the last success"
     ),
+    "postgres_restart": (
+        "with PostgreSQL down, a read that needs the store waits for the connection pool "
+        "(psycopg_pool's 30 s) instead of failing fast: GET /api/products gets no answer "
+        "within 10 s; /health may say Degraded 'busy' (200) rather than Unhealthy (503)"
+    ),
 }
 
 
