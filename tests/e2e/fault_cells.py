@@ -332,7 +332,7 @@ def postgres_restart_cell(work: Path) -> Cell:
                         checker.served_or_unavailable(gen=1)
                         asked = time.monotonic()
                         try:
-                            listing: object = api.get("/api/products")[0]
+                            listing: object = api.get("/api/products", timeout=10)[0]
                         except OSError as exc:
                             listing = exc
                         took = time.monotonic() - asked
@@ -466,8 +466,8 @@ def sigkill_apply_cell(work: Path) -> Cell:
                     checker = Checker(cell, api, view, products=products)
                     gen = min(found) if found else 1
                     checker.served(gen=gen)
-                    since = now()
                     checker.converges(gen=2, seconds=60)
+                    since = now()  # the first heavy run of the new process is behind us
                     stored = {int(v) // GENERATION for _, v in view.victim_rows()}
                     uncached = api.get(f"/api/products/{code(1)}")[1]["stock"]["erp"]
                     cell.notes.append(
