@@ -22,7 +22,7 @@ from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.memory import RssProbe
-from catalog_refresher.refresh.runner import Endpoints, Process, inline
+from catalog_refresher.refresh.runner import Endpoints, Offload, Process, inline
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.sources.base import Source
 from catalog_refresher.store.base import Store
@@ -85,9 +85,11 @@ def build(
     coordinator: Coordinator | None = None,
     process: Process | None = None,
     rss_probe: RssProbe | None = None,
+    offload: Offload = inline,
     **options: Any,
 ) -> Harness:
-    """A service on ``store`` (a new SQLite file at ``path`` if not given)."""
+    """A service on ``store`` (a new SQLite file at ``path`` if not given); ``offload``
+    runs the store's work (on the loop itself unless given, e.g. ``asyncio.to_thread``)."""
     if store is None:
         store = SqliteStore(path)
     store.migrate()
@@ -102,7 +104,7 @@ def build(
         clock=clock,
         endpoints={s: Endpoints(src, backups.get(s)) for s, src in sources.items()},
         bus=bus,
-        offload=inline,
+        offload=offload,
         coordinator=coordinator,
         process=process,
         rss_probe=rss_probe,

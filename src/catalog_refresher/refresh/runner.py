@@ -173,6 +173,11 @@ class Runner:
             self.bus.emit(
                 DataChanged(source=run.source, products=applied.products, version=applied.version)
             )
+        elif recorded.status is RunStatus.SUCCEEDED:
+            # The apply won the race against the timeout (or a cancellation): its data is
+            # committed, but which products it changed is lost with the worker's answer.
+            version = await self.offload(self.store.data_version, run.source)
+            self.bus.emit(DataChanged(source=run.source, products=None, version=version))
         return RunFinished(
             run=recorded, valid=result.valid, duration=self.clock.monotonic() - started
         )

@@ -51,7 +51,7 @@ from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
 from catalog_refresher.store.base import SourceHistory, Store
-from catalog_refresher.store.coordination import Coordinator, Solo
+from catalog_refresher.store.coordination import Claim, Coordinator, Solo
 
 log = logging.getLogger("catalog_refresher")
 
@@ -244,14 +244,21 @@ class RefreshService:
                 return current, False
             await self.prepare()
             scheduled = trigger is not Trigger.MANUAL
-            claim = await self.offload(
-                self.coordinator.claim,
-                source,
-                trigger=trigger,
-                forced=force,
-                at=self.clock.now(),
-                interval=self.options.interval(SPECS[source]) if scheduled else None,
+            claiming = asyncio.ensure_future(
+                self.offload(
+                    self.coordinator.claim,
+                    source,
+                    trigger=trigger,
+                    forced=force,
+                    at=self.clock.now(),
+                    interval=self.options.interval(SPECS[source]) if scheduled else None,
+                )
             )
+            try:
+                claim = await asyncio.shield(claiming)
+            except asyncio.CancelledError:
+                await self._cancel_late_claim(claiming)
+                raise
             if not claim.granted:
                 if claim.run is None or scheduled:
                     raise NotOurTurn(source, claim.retry_after or timedelta(0))
@@ -269,6 +276,20 @@ class RefreshService:
             self._inflight[source] = handle
             handle.done.add_done_callback(lambda _: self._inflight.pop(source, None))
             return handle, slot_held
+
+    async def _cancel_late_claim(self, claiming: asyncio.Future[Claim]) -> None:
+        """The caller was cancelled (the service stops) while its claim was being written on
+        a thread, which goes on: a run that claim inserts is recorded cancelled, never left
+        ``queued`` in the store."""
+        with contextlib.suppress(Exception):
+            claim = await claiming
+            if claim.granted and claim.run is not None:
+                run = claim.run
+                try:
+                    reason = "cancelled: the service stopped before it started"
+                    await self._finish_unstarted(run, RunStatus.CANCELLED, reason)
+                finally:
+                    await self.offload(self.coordinator.release, run.source, run.id)
 
     async def refresh(self, source: str, *, force: bool = False) -> Run:
         """Run ``source`` now (or join its run in flight) and wait for the end."""
