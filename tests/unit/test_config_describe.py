@@ -93,6 +93,7 @@ EXPECTED: dict[str, Any] = {
         "StaleAfterIntervals": 3,
         "HealthDegradedAfter": "00:30:00",
         "ShutdownGracePeriod": "00:00:30",
+        "UnconditionalEvery": "1.00:00:00",
     },
     "Sources": {
         "ErpStock": {
@@ -116,6 +117,7 @@ EXPECTED: dict[str, Any] = {
             },
             "Csv": None,
             "Filter": None,
+            "Conditional": True,
             **GET_REQUEST,
             "Priority": 3,
             "MaxDeleteShare": 0.1,
@@ -130,6 +132,7 @@ EXPECTED: dict[str, Any] = {
                 "Fields": None,
                 "Csv": None,
                 "Filter": None,
+                "Conditional": True,
                 **GET_REQUEST,
             },
         },
@@ -152,6 +155,7 @@ EXPECTED: dict[str, Any] = {
             "Fields": None,
             "Csv": None,
             "Filter": None,
+            "Conditional": True,
             **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
@@ -174,6 +178,7 @@ EXPECTED: dict[str, Any] = {
                 "Columns": ["product_code", "stock_min"],
             },
             "Filter": None,
+            "Conditional": True,
             **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
@@ -190,6 +195,7 @@ EXPECTED: dict[str, Any] = {
             "Fields": None,
             "Csv": None,
             "Filter": None,
+            "Conditional": None,
             **dict.fromkeys(GET_REQUEST),  # not set: a demo endpoint makes no requests
             "Priority": 0,
             "MaxDeleteShare": None,

@@ -62,14 +62,18 @@ def test_a_run_is_full_when_first_forced_or_due_and_incremental_otherwise() -> N
     ("value", "key"),
     [
         ({"CursorParameter": "s"}, "Sources:ErpStock:Incremental:CursorField"),
-        ({"CursorField": "c"}, "Sources:ErpStock:Incremental:CursorParameter"),
+        (
+            {"CursorField": "c", "CursorParameter": " "},
+            "Sources:ErpStock:Incremental:CursorParameter",
+        ),
         ({"CursorField": "c", "CursorParameter": "s", "Nope": 1}, "Sources:ErpStock:Incremental"),
     ],
 )
 def test_incremental_configuration_names_the_key_it_refuses(
     value: dict[str, object], key: str
 ) -> None:
-    """A missing cursor field or parameter, or an unknown key, is a ConfigError naming it."""
+    """A missing cursor field, an empty parameter or an unknown key is a ConfigError naming
+    it (a missing parameter is the endpoint's business: ``test_cursor_templates.py``)."""
     with pytest.raises(ConfigError) as caught:
         incremental_settings(
             _tree(value), "Sources:ErpStock:Incremental", is_history=False, csv=False
