@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 
 from catalog_refresher.config.settings import IncrementalSettings, JsonPath, Tombstone
 from catalog_refresher.domain.runs import RunMode
-from catalog_refresher.refresh.incremental import plan
+from catalog_refresher.refresh.incremental import Plan, plan
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
-from catalog_refresher.sources.base import FetchState, Payload
+from catalog_refresher.sources.base import FetchState, Payload, Source
 from catalog_refresher.store.base import Store
 from tests.helpers import T0, start_run
 
@@ -88,3 +88,33 @@ def refresh(
         incremental=incremental,
     )
     return planned.mode, pipeline.process(job, world.payload(planned.state))
+
+
+async def refresh_from(
+    store: Store,
+    pipeline: Pipeline,
+    source: Source,
+    incremental: IncrementalSettings | None = INCREMENTAL,
+    *,
+    forced: bool = False,
+) -> tuple[Plan, Processed]:
+    """One run of ``source`` as the runner makes it, its fetch a real one: plan from the
+    store, ``source.fetch(None, plan.state)``, process."""
+    run = start_run(store, source.source_id, forced=forced)
+    planned = plan(incremental, store.sync_state(source.source_id), forced=forced, now=T0)
+    payload = await source.fetch(None, planned.state)
+    job = Job(
+        run_id=run.id,
+        source=source.source_id,
+        forced=forced,
+        window=None,
+        max_delete_share=0.5,
+        attempts=1,
+        used_backup=False,
+        plan=planned,
+        incremental=incremental,
+    )
+    try:
+        return planned, pipeline.process(job, payload)
+    finally:
+        payload.discard()

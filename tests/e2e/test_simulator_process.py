@@ -40,7 +40,8 @@ def completed(service: ServiceProcess) -> set[str]:
 def test_the_demo_refreshes_all_ten_sources_over_http_and_retries_a_failure(
     tmp_path: Path,
 ) -> None:
-    """Within a minute all ten sources are refreshed from the simulator, its planned 503 retried."""
+    """Within a minute all ten sources are refreshed from the simulator, its planned 503
+    retried; the incremental ErpStock's next run asks for its changes since its cursor."""
     scheduled = FaultPlan(Faults(), seed=7).scheduled
     simulator_port, api_port = free_port(), free_port()
     env = example_overrides(simulator_port, api_port, tmp_path)
@@ -54,6 +55,13 @@ def test_the_demo_refreshes_all_ten_sources_over_http_and_retries_a_failure(
             )
             assert completed(service) == set(SPECS), service.output()
             assert service.count(f"Retry 1/3 for {scheduled}: HTTP 503") == 1, service.output()
+            # ErpStock is incremental in the example: its second run (30 s on) sends its cursor.
+            poll(
+                simulator.output,
+                lambda served: "GET /erp_stock?changed_since=" in served or not service.alive,
+                seconds=60,
+            )
+            assert "GET /erp_stock?changed_since=" in simulator.output(), simulator.output()
             assert service.stop() == 0
         assert simulator.stop() == 0
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from catalog_refresher.config.settings import EndpointSettings, EndpointType
+from catalog_refresher.domain.runs import RunMode
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, SourceError, TransientSourceError
+from catalog_refresher.refresh.pipeline import Pipeline
 from catalog_refresher.refresh.validate import validate
 from catalog_refresher.sources.sql import SqlSource
+from catalog_refresher.store.sqlite import SqliteStore
+from tests.helpers import T0
+from tests.incremental_world import refresh_from
 from tests.postgres import fresh_schema
 
 
@@ -77,6 +83,40 @@ async def test_the_null_cursor_is_typed_by_the_query(database: str) -> None:
     source = SqlSource("erp_stock", _sql(database, query))
     assert validate(SPECS["erp_stock"], await source.fetch(None), None).fetched == 2500
     await source.aclose()
+
+
+async def test_an_incremental_run_binds_the_stored_cursor_on_postgres(
+    database: str, tmp_path: Path
+) -> None:
+    """A full run reads all 2,500 rows and stores the largest timestamptz as the cursor;
+    after 3 rows change, the next run binds it (cast in the query) and reads only those 3."""
+    query = (
+        "SELECT kod AS product_code, qty AS stock, changed_at FROM stock"
+        " WHERE CAST(:cursor AS timestamptz) IS NULL OR changed_at > CAST(:cursor AS timestamptz)"
+    )
+    source = SqlSource("erp_stock", _sql(database, query), chunk_rows=1000)
+    store = SqliteStore(tmp_path / "c.db")
+    store.migrate()
+    pipeline = Pipeline(store, now=lambda: T0)
+    first, processed = await refresh_from(store, pipeline, source)
+    assert (first.mode, processed.outcome.counts.inserted) == (RunMode.FULL, 2500)
+    cursor = store.sync_state("erp_stock").cursor
+    assert cursor is not None
+    assert datetime.fromisoformat(cursor) == datetime(2024, 1, 2, 17, 40, tzinfo=UTC)
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE stock SET qty = 7, changed_at = timestamptz '2024-02-01 00:00+00'"
+            " WHERE kod IN ('P00001', 'P00002', 'P00003')"
+        )
+    second, processed = await refresh_from(store, pipeline, source)
+    assert (second.mode, second.state.cursor) == (RunMode.INCREMENTAL, cursor)
+    counts = processed.outcome.counts
+    assert (counts.fetched, counts.updated, counts.inserted) == (3, 3, 0)
+    assert datetime.fromisoformat(store.sync_state("erp_stock").cursor or "") == datetime(
+        2024, 2, 1, tzinfo=UTC
+    )
+    await source.aclose()
+    store.close()
 
 
 async def test_bad_sql_names_the_problem_and_is_not_retried(database: str) -> None:

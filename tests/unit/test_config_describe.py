@@ -96,6 +96,7 @@ EXPECTED: dict[str, Any] = {
         "VersionsKept": 10,
         "VersionsRetention": "30.00:00:00",
         "MemoryLimitMb": None,
+        "UnconditionalEvery": "1.00:00:00",
     },
     "Sources": {
         "ErpStock": {
@@ -119,6 +120,7 @@ EXPECTED: dict[str, Any] = {
             },
             "Csv": None,
             "Filter": None,
+            "Conditional": True,
             **GET_REQUEST,
             "Priority": 3,
             "MaxDeleteShare": 0.1,
@@ -133,6 +135,7 @@ EXPECTED: dict[str, Any] = {
                 "Fields": None,
                 "Csv": None,
                 "Filter": None,
+                "Conditional": True,
                 **GET_REQUEST,
             },
         },
@@ -155,6 +158,7 @@ EXPECTED: dict[str, Any] = {
             "Fields": None,
             "Csv": None,
             "Filter": None,
+            "Conditional": True,
             **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
@@ -177,6 +181,7 @@ EXPECTED: dict[str, Any] = {
                 "Columns": ["product_code", "stock_min"],
             },
             "Filter": None,
+            "Conditional": True,
             **GET_REQUEST,
             "Priority": 0,
             "MaxDeleteShare": None,
@@ -193,6 +198,7 @@ EXPECTED: dict[str, Any] = {
             "Fields": None,
             "Csv": None,
             "Filter": None,
+            "Conditional": None,
             **dict.fromkeys(GET_REQUEST),  # not set: a demo endpoint makes no requests
             "Priority": 0,
             "MaxDeleteShare": None,

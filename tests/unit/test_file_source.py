@@ -1,4 +1,5 @@
-"""File sources on real files: formats, globs, the copy, the fingerprint, a run over 10 files."""
+"""File sources on real files: formats, globs, the copy, the set's token (an unchanged
+set is ``not_modified``), a run over 10 files."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceError
 from catalog_refresher.refresh.validate import validate
+from catalog_refresher.sources.base import FetchState
 from catalog_refresher.sources.files import FileSource, matching_files
 from catalog_refresher.sources.http import build_client, open_source
 from catalog_refresher.sources.sql import SqlSource
@@ -140,29 +142,57 @@ async def test_spooled_copies_are_discarded_and_the_originals_stay(tmp_path: Pat
     assert original.exists()
 
 
-async def test_the_fingerprint_follows_content_size_and_mtime(tmp_path: Path) -> None:
-    """An untouched set fetches as unchanged; a touched or rewritten file does not."""
+async def test_the_token_follows_stat_and_content(tmp_path: Path) -> None:
+    """An untouched set, handed its token back, is ``not_modified`` without a page; a
+    touched file (same bytes) is copied, found identical and answers a new token; a
+    rewritten file is read; a fetch without a token always reads."""
     path = tmp_path / "stock.json"
     _write_json(path, [{"product_code": "A", "stock": 1}])
     source = FileSource("erp_stock", _endpoint(path, FileFormat.JSON))
-    await source.fetch(None)
-    assert source.unchanged is False  # nothing to compare with
-    first = source.fingerprint
-    await source.fetch(None)
-    assert source.unchanged is True
+    first = await source.fetch(None)
+    assert first.body_hash is not None
+    assert not first.not_modified
+    assert len(first.pages) == 1
+    again = await source.fetch(None, FetchState(body_hash=first.body_hash))
+    assert (again.not_modified, again.pages, again.body_hash) == (True, [], first.body_hash)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    await source.fetch(None)
-    assert source.unchanged is False
-    assert first is not None
-    assert source.fingerprint is not None
-    assert first.files[0][3] == source.fingerprint.files[0][3]  # same content hash
+    touched = await source.fetch(None, FetchState(body_hash=first.body_hash))
+    assert touched.not_modified
+    assert touched.pages == []
+    assert touched.body_hash is not None
+    assert touched.body_hash != first.body_hash
+    assert touched.body_hash.split(".")[1] == first.body_hash.split(".")[1]  # same content
+    _write_json(path, [{"product_code": "A", "stock": 2}])
+    rewritten = await source.fetch(None, FetchState(body_hash=touched.body_hash))
+    assert not rewritten.not_modified
+    assert len(rewritten.pages) == 1
+    assert not (await source.fetch(None, FetchState())).not_modified
+
+
+async def test_a_file_swapped_for_an_older_copy_of_the_same_size_is_read(tmp_path: Path) -> None:
+    """A copy moved into place with the old file's size and mtime still has a new inode
+    and ctime: the set is copied and, its content differing, read."""
+    path = tmp_path / "stock.json"
+    _write_json(path, [{"product_code": "A", "stock": 1}])
+    source = FileSource("erp_stock", _endpoint(path, FileFormat.JSON))
+    first = await source.fetch(None)
+    stat = path.stat()
+    copy = tmp_path / "copy.json"
+    _write_json(copy, [{"product_code": "A", "stock": 9}])
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(copy, path)
+    swapped = await source.fetch(None, FetchState(body_hash=first.body_hash))
+    assert not swapped.not_modified
+    assert len(swapped.pages) == 1
 
 
 async def test_a_glob_of_ten_files_with_one_changed_applies_only_its_rows(
     tmp_path: Path,
 ) -> None:
-    """Ten files form the snapshot; after one file changes the run updates only its rows."""
+    """Ten files form the snapshot; after one file changes the run re-reads the set and
+    applies only its rows; then an unchanged set is a ``not_modified`` run with nothing
+    decoded, even after a restart (a new source and service on the same store)."""
     folder = tmp_path / "drop"
     folder.mkdir()
     for n in range(10):
@@ -171,7 +201,8 @@ async def test_a_glob_of_ten_files_with_one_changed_applies_only_its_rows(
             [{"product_code": f"F{n}-{i}", "stock": i} for i in range(50)],
         )
     clock = FakeClock()
-    source = FileSource("erp_stock", _endpoint(folder / "part-*.json", FileFormat.JSON))
+    endpoint = _endpoint(folder / "part-*.json", FileFormat.JSON)
+    source = FileSource("erp_stock", endpoint)
     h = build(tmp_path / "c.db", clock, {"erp_stock": source})
     await h.service.prepare()
     first = await h.service.refresh("erp_stock")
@@ -182,12 +213,21 @@ async def test_a_glob_of_ten_files_with_one_changed_applies_only_its_rows(
     _write_json(folder / "part-03.json", changed)
     second = await h.service.refresh("erp_stock")
     assert second.status is RunStatus.SUCCEEDED
+    assert not second.not_modified
     counts = second.counts
     assert (counts.fetched, counts.inserted, counts.updated, counts.deleted) == (501, 1, 5, 0)
-    assert source.unchanged is False
+    assert source.fingerprint is not None  # the set was copied
+    h.store.close()
+    restarted = FileSource("erp_stock", endpoint)
+    h = build(tmp_path / "c.db", clock, {"erp_stock": restarted})
+    await h.service.prepare()
     third = await h.service.refresh("erp_stock")
-    assert (third.counts.inserted, third.counts.updated, third.counts.deleted) == (0, 0, 0)
-    assert source.unchanged is True
+    assert third.status is RunStatus.SUCCEEDED
+    assert third.not_modified
+    assert (third.counts.fetched, third.counts.inserted, third.counts.updated) == (0, 0, 0)
+    assert restarted.fingerprint is None  # not one file was opened, let alone decoded
+    assert len(dict(h.store.iter_rows("erp_stock"))) == 501
+    h.store.close()
 
 
 async def test_a_history_file_keeps_only_the_windows_rows(tmp_path: Path) -> None:
@@ -214,9 +254,18 @@ def test_open_source_builds_file_and_sql_sources(tmp_path: Path) -> None:
     assert isinstance(open_source("erp_stock", sql, client), SqlSource)
 
 
-async def test_a_fetch_state_is_accepted_by_the_file_source(tmp_path: Path) -> None:
-    """The runner's second argument (the incremental branch's state) is accepted, ignored."""
+async def test_a_token_of_other_read_instructions_reads_the_set(tmp_path: Path) -> None:
+    """The token covers how the files are read: the same files under other Fields are
+    a different set, read whole."""
     path = tmp_path / "stock.json"
-    _write_json(path, [{"product_code": "A", "stock": 1}])
-    payload = await FileSource("erp_stock", _endpoint(path, FileFormat.JSON)).fetch(None, object())
+    _write_json(path, [{"product_code": "A", "qty": 1}])
+    plain = await FileSource("erp_stock", _endpoint(path, FileFormat.JSON)).fetch(None)
+    mapped = _config(
+        tmp_path,
+        {"Type": "file", "Path": str(path), "Format": "json", "Fields": {"stock": "qty"}},
+    )
+    payload = await FileSource("erp_stock", mapped).fetch(
+        None, FetchState(body_hash=plain.body_hash)
+    )
+    assert not payload.not_modified
     assert len(payload.pages) == 1

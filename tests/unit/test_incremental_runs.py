@@ -12,7 +12,7 @@ from catalog_refresher.config.incremental import incremental_settings
 from catalog_refresher.config.tree import Tree
 from catalog_refresher.domain.runs import RunMode, RunStatus
 from catalog_refresher.errors import ConfigError
-from catalog_refresher.refresh.incremental import cursor_order, later, plan
+from catalog_refresher.refresh.incremental import cursor_order, later, next_sync, plan
 from catalog_refresher.refresh.pipeline import Pipeline
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.base import SyncState
@@ -58,18 +58,46 @@ def test_a_run_is_full_when_first_forced_or_due_and_incremental_otherwise() -> N
     assert plan(daily, fresh, forced=False, now=late).mode is RunMode.FULL
 
 
+def test_the_unconditional_net_drops_the_validators_when_due() -> None:
+    """Without Incremental a run is conditional until UnconditionalEvery has passed since
+    the last unconditional one: then it sends no validator but keeps the body hash, and
+    the counters restart; an incremental source meets the net with a full run."""
+    sync = SyncState(etag='"e"', last_modified="x", body_hash="h", full_at=T0)
+    day = timedelta(days=1)
+    soon = plan(None, sync, forced=False, now=T0 + timedelta(hours=1), unconditional_every=day)
+    assert (soon.unconditional, soon.state.etag) == (False, '"e"')
+    due = plan(None, sync, forced=False, now=T0 + day, unconditional_every=day)
+    assert due.unconditional
+    assert (due.state.etag, due.state.last_modified, due.state.body_hash) == (None, None, "h")
+    assert plan(None, sync, forced=False, now=T0 + day * 9).state.etag == '"e"'  # no net
+    after = next_sync(due, Payload(etag='"f"'), None, incremental=False, now=lambda: T0 + day)
+    assert (after.full_at, after.runs_since_full) == (T0 + day, 0)
+    kept = next_sync(soon, Payload(), None, incremental=False, now=lambda: T0 + day)
+    assert (kept.full_at, kept.runs_since_full) == (T0, 1)
+    cursor = SyncState(cursor="5", etag='"e"', full_at=T0)
+    assert plan(INCREMENTAL, cursor, forced=False, now=T0, unconditional_every=day).mode is (
+        RunMode.INCREMENTAL
+    )
+    net = plan(INCREMENTAL, cursor, forced=False, now=T0 + day, unconditional_every=day)
+    assert (net.mode, net.state.etag, net.unconditional) == (RunMode.FULL, None, True)
+
+
 @pytest.mark.parametrize(
     ("value", "key"),
     [
         ({"CursorParameter": "s"}, "Sources:ErpStock:Incremental:CursorField"),
-        ({"CursorField": "c"}, "Sources:ErpStock:Incremental:CursorParameter"),
+        (
+            {"CursorField": "c", "CursorParameter": " "},
+            "Sources:ErpStock:Incremental:CursorParameter",
+        ),
         ({"CursorField": "c", "CursorParameter": "s", "Nope": 1}, "Sources:ErpStock:Incremental"),
     ],
 )
 def test_incremental_configuration_names_the_key_it_refuses(
     value: dict[str, object], key: str
 ) -> None:
-    """A missing cursor field or parameter, or an unknown key, is a ConfigError naming it."""
+    """A missing cursor field, an empty parameter or an unknown key is a ConfigError naming
+    it (a missing parameter is the endpoint's business: ``test_cursor_templates.py``)."""
     with pytest.raises(ConfigError) as caught:
         incremental_settings(
             _tree(value), "Sources:ErpStock:Incremental", is_history=False, csv=False

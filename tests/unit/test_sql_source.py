@@ -9,14 +9,19 @@ from pathlib import Path
 import pytest
 
 from catalog_refresher.config.settings import EndpointSettings, EndpointType, FieldRule
-from catalog_refresher.domain.runs import RunStatus
+from catalog_refresher.domain.runs import RunMode, RunStatus
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import SourceConnectionError, SourceError, TransientSourceError
+from catalog_refresher.refresh.pipeline import Pipeline
 from catalog_refresher.refresh.validate import validate
+from catalog_refresher.sources.base import FetchState
 from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.sql import SqlSource
+from catalog_refresher.store.sqlite import SqliteStore
 from catalog_refresher.testing import FakeClock
+from tests.helpers import T0
+from tests.incremental_world import refresh_from
 from tests.service_harness import build
 
 STOCK_QUERY = "SELECT kod AS product_code, qty AS stock, regal FROM stock ORDER BY kod"
@@ -152,9 +157,53 @@ async def test_a_column_named_twice_is_refused_naming_it(tmp_path: Path) -> None
         await twice.fetch(None)
 
 
-async def test_a_fetch_state_is_accepted_and_does_not_change_the_rows(tmp_path: Path) -> None:
-    """The runner's second argument (the incremental branch's state) is accepted, ignored."""
+async def test_the_stored_cursor_is_bound_and_only_changes_are_read(tmp_path: Path) -> None:
+    """An incremental sql source: the first run is full (``:cursor`` NULL), the next binds
+    the stored cursor, reads only the rows changed after it (an update, an insert, a
+    soft-deleted row as tombstone) and ends with the rows a full read gives."""
+    db = tmp_path / "erp.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE stock (kod TEXT, qty REAL, changed_at TEXT, deleted TEXT)")
+        conn.executemany(
+            "INSERT INTO stock VALUES (?, ?, ?, NULL)",
+            [(f"P{i}", i, f"2024-01-01T00:00:0{i}Z") for i in range(5)],
+        )
+    query = (
+        "SELECT kod AS product_code, qty AS stock, changed_at, deleted FROM stock"
+        " WHERE :cursor IS NULL OR changed_at > :cursor"
+    )
+    source = SqlSource("erp_stock", _sql(f"sqlite:///{db}", query))
+    store = SqliteStore(tmp_path / "c.db")
+    store.migrate()
+    pipeline = Pipeline(store, now=lambda: T0)
+    first, processed = await refresh_from(store, pipeline, source)
+    assert (first.mode, processed.outcome.counts.inserted) == (RunMode.FULL, 5)
+    assert store.sync_state("erp_stock").cursor == "2024-01-01T00:00:04Z"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE stock SET qty = 99, changed_at = '2024-01-02T00:00:00Z' WHERE kod='P1'"
+        )
+        conn.execute("INSERT INTO stock VALUES ('P9', 9, '2024-01-02T00:00:01Z', NULL)")
+        conn.execute(
+            "UPDATE stock SET deleted = 'true', changed_at = '2024-01-02T00:00:02Z'"
+            " WHERE kod = 'P3'"
+        )
+    second, processed = await refresh_from(store, pipeline, source)
+    assert second.mode is RunMode.INCREMENTAL
+    assert second.state.cursor == "2024-01-01T00:00:04Z"
+    counts = processed.outcome.counts
+    assert (counts.fetched, counts.inserted, counts.updated, counts.deleted) == (2, 1, 1, 1)
+    assert store.sync_state("erp_stock").cursor == "2024-01-02T00:00:02Z"
+    assert sorted(dict(store.iter_rows("erp_stock"))) == ["P0", "P1", "P2", "P4", "P9"]
+    await source.aclose()
+    store.close()
+
+
+async def test_a_cursor_in_the_fetch_state_is_bound_as_its_text(tmp_path: Path) -> None:
+    """``FetchState.cursor`` is what ``:cursor`` gets: rows after it, none at or before."""
     url = _database(tmp_path / "erp.db")
-    source = SqlSource("erp_stock", _sql(url, STOCK_QUERY))
-    payload = await source.fetch(None, object())
-    assert validate(SPECS["erp_stock"], payload, None).fetched == 10
+    query = "SELECT kod AS product_code, qty AS stock FROM stock WHERE changed_at > :cursor"
+    source = SqlSource("erp_stock", _sql(url, query))
+    payload = await source.fetch(None, FetchState(cursor="2024-01-08"))
+    assert validate(SPECS["erp_stock"], payload, None).fetched == 2  # the 9th and 10th day
+    await source.aclose()

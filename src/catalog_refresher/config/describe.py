@@ -153,6 +153,8 @@ def _describe_http(endpoint: EndpointSettings, is_history: bool) -> dict[str, An
         "Fields": describe_fields(endpoint.fields),
         "Csv": _describe_csv(endpoint.csv),
         "Filter": describe_filters(endpoint.filters),
+        # null where the file could not set it (a demo endpoint), so the output loads again.
+        "Conditional": endpoint.conditional if endpoint.type is EndpointType.HTTP else None,
         **_describe_request(endpoint, is_history),
     }
 

@@ -22,8 +22,9 @@ class IncrementalSettings:
     """A source's ``Incremental`` (``config/incremental.py``, ``refresh/incremental.py``)."""
 
     cursor_field: JsonPath
-    cursor_parameter: str
-    """The query parameter the stored cursor is sent in, on incremental runs."""
+    cursor_parameter: str | None = None
+    """The query parameter the stored cursor is sent in, on incremental runs; ``None``
+    when it goes elsewhere: a template's ``{cursor}``, a sql ``Query``'s ``:cursor``."""
     tombstone: Tombstone | None = None
     full_every: timedelta | None = None
     full_every_runs: int | None = None

@@ -31,7 +31,7 @@ from typing import Any
 
 from catalog_refresher.config.fields import field_rules
 from catalog_refresher.config.filters import record_filters
-from catalog_refresher.config.incremental import incremental_settings
+from catalog_refresher.config.incremental import check_cursor_target, incremental_settings
 from catalog_refresher.config.local import LOCAL_OPTIONS, local_endpoint
 from catalog_refresher.config.paging import paging_settings
 from catalog_refresher.config.paths import parse_path
@@ -83,6 +83,7 @@ _ENDPOINT_KEYS = (
     "Fields",
     "Csv",
     "Filter",
+    "Conditional",
     *REQUEST_OPTIONS,
     *LOCAL_OPTIONS,
 )
@@ -194,18 +195,23 @@ def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
         priority = get(source, "Priority")
         share = get(source, "MaxDeleteShare")
         primary = _endpoint(source, key, context, spec)
+        incremental = incremental_settings(
+            get(source, "Incremental"),
+            f"{key}:Incremental",
+            is_history=spec.is_history,
+            csv=primary.csv is not None,
+        )
+        check_cursor_target(incremental, primary, key)
+        second = None if backup is None else _endpoint(backup, f"{key}:Backup", context, spec)
+        if second is not None:
+            check_cursor_target(incremental, second, f"{key}:Backup")
         found[spec.id] = SourceSettings(
             id=spec.id,
             primary=primary,
-            backup=None if backup is None else _endpoint(backup, f"{key}:Backup", context, spec),
+            backup=second,
             priority=0 if priority is None else as_int(priority, f"{key}:Priority"),
             max_delete_share=None if share is None else as_share(share, f"{key}:MaxDeleteShare"),
-            incremental=incremental_settings(
-                get(source, "Incremental"),
-                f"{key}:Incremental",
-                is_history=spec.is_history,
-                csv=primary.csv is not None,
-            ),
+            incremental=incremental,
         )
     # In SPECS order, so every listing of the sources is stable.
     return MappingProxyType({id_: found[id_] for id_ in SPECS if id_ in found})
@@ -240,7 +246,7 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         records_path = parse_path(records_path, f"{key}:RecordsPath")
     timeout = get(tree, "RequestTimeout")
     if type_ is not EndpointType.HTTP:
-        for option in ("Paging", "Fields", "Csv", "Filter", *REQUEST_OPTIONS):
+        for option in ("Paging", "Fields", "Csv", "Filter", "Conditional", *REQUEST_OPTIONS):
             if get(tree, option) is not None:
                 raise ConfigError(f"{key}:{option}", f"only for Type http, not {type_}")
     request = request_settings(
@@ -288,6 +294,11 @@ def _endpoint(tree: Tree, key: str, context: _Context, spec: SourceSpec) -> Endp
         csv=csv,
         request=request,
         filters=filters,
+        conditional=(
+            True
+            if get(tree, "Conditional") is None
+            else as_bool(get(tree, "Conditional"), f"{key}:Conditional")
+        ),
     )
 
 

@@ -15,11 +15,23 @@ from typing import TypeVar
 
 from catalog_refresher.config.incremental_settings import IncrementalSettings, Tombstone
 from catalog_refresher.config.json_path import JsonPath
+from catalog_refresher.config.placeholders import (
+    CURSOR_PLACEHOLDER,
+    PLACEHOLDERS,
+    WINDOW_PLACEHOLDERS,
+    Placeholder,
+    Template,
+)
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 
 __all__ = [  # defined beside, read by all as settings
+    "CURSOR_PLACEHOLDER",
+    "PLACEHOLDERS",
+    "WINDOW_PLACEHOLDERS",
     "IncrementalSettings",
     "JsonPath",
+    "Placeholder",
+    "Template",
     "Tombstone",
 ]
 
@@ -82,6 +94,8 @@ class RepositoryOptions:
     """00:00:00: versions are pruned by count only (store/versions.py)."""
     memory_limit_mb: int | None = None
     """The ceiling of the process tree's RSS (``refresh/pressure.py``); ``None``: none."""
+    unconditional_every: timedelta = timedelta(days=1)
+    """At least this often a run asks without validators (``refresh/incremental.py``)."""
 
     def __post_init__(self) -> None:
         # Frozen: the completed mappings are set the way dataclasses set fields themselves.
@@ -195,34 +209,6 @@ class PagingSettings:
 class HttpMethod(enum.StrEnum):
     GET = "GET"
     POST = "POST"
-
-
-WINDOW_PLACEHOLDERS = ("date_from", "date_to")
-"""The placeholders of a history source's window: its first and last day."""
-PLACEHOLDERS = (*WINDOW_PLACEHOLDERS, "today")
-"""Every placeholder a template may hold; ``today`` is the run's UTC date, for any source."""
-
-
-@dataclass(frozen=True, slots=True)
-class Placeholder:
-    """``{date_to}`` or ``{date_to:%d.%m.%Y}`` in a template."""
-
-    name: str
-    """One of ``PLACEHOLDERS``."""
-    format: str | None = None
-    """A ``strftime`` format; ``None`` writes the ISO date ``YYYY-MM-DD``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """Text with placeholders, parsed by ``config/templates.py``: literal text and
-    ``Placeholder`` parts in order (``{{``/``}}`` already turned into braces)."""
-
-    parts: tuple[str | Placeholder, ...]
-
-    @property
-    def has_placeholders(self) -> bool:
-        return any(isinstance(part, Placeholder) for part in self.parts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -413,6 +399,8 @@ class EndpointSettings:
     sql: str | None = None
     path: str | None = None
     format: FileFormat | None = None
+    conditional: bool = True
+    """Send the last good fetch's validators (``If-None-Match``, ``If-Modified-Since``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,7 +2,9 @@
 
 ``{date_from}`` and ``{date_to}`` are the first and last day of a history
 source's window, written ``YYYY-MM-DD``; ``{today}`` is the run's date, for any
-source (a snapshot "stock to date" needs it); ``{date_to:%d.%m.%Y}`` writes a
+source (a snapshot "stock to date" needs it); ``{cursor}`` is an ``Incremental``
+source's stored cursor as stored (empty on a full run; ``sources/requests.py``
+percent-encodes it in ``Url``); ``{date_to:%d.%m.%Y}`` writes a
 date with a ``strftime`` format; ``{{`` and ``}}`` are literal braces. A template is parsed
 once, here, so that an unknown placeholder, a placeholder in a snapshot source
 (which has no window) or a format that is not a date format is refused at start
@@ -11,20 +13,24 @@ with its key named. ``sources/requests.py`` fills them in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import string
+from collections.abc import Iterator
 from typing import Any
 
 from catalog_refresher.config.settings import (
+    CURSOR_PLACEHOLDER,
     PLACEHOLDERS,
     WINDOW_PLACEHOLDERS,
+    EndpointSettings,
     Placeholder,
     Template,
 )
 from catalog_refresher.errors import ConfigError
 
-__all__ = ["as_plain", "body_template", "parse_template"]
+__all__ = ["as_plain", "body_template", "parse_template", "uses_cursor"]
 
 #: ``strftime`` directives that write part of a date, the same on every platform; ``-``
 #: (no padding) is glibc's, which the service runs on. Time directives would write
@@ -54,6 +60,8 @@ def parse_template(text: str, key: str, *, has_window: bool) -> Template:
         if name in WINDOW_PLACEHOLDERS and not has_window:
             problem = f"{{{name}}} needs a window: only history sources have one (or {{today}})"
             raise ConfigError(key, problem)
+        if name == CURSOR_PLACEHOLDER and spec:
+            raise ConfigError(key, f"{{cursor:{spec}}}: the cursor takes no format")
         if conversion is not None:
             raise ConfigError(key, f"{{{name}!{conversion}}}: a placeholder takes no conversion")
         parts.append(Placeholder(name, _date_format(spec, name, key) if spec else None))
@@ -105,3 +113,28 @@ def _check_strings(value: Any, key: str, has_window: bool) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_strings(item, f"{key}:{index}", has_window)
+
+
+def uses_cursor(endpoint: EndpointSettings) -> bool:
+    """Whether the endpoint's ``Url``, ``Query`` values or ``Body`` strings hold ``{cursor}``."""
+    request = endpoint.request
+    texts = [] if endpoint.url is None else [endpoint.url]
+    texts += [value for _, value in request.query if isinstance(value, str)]
+    if request.body is not None:
+        texts += list(_strings(json.loads(request.body)))
+    for text in texts:
+        with contextlib.suppress(ValueError):  # checked at load; a bad one holds no cursor
+            if any(name == CURSOR_PLACEHOLDER for _, name, _, _ in string.Formatter().parse(text)):
+                return True
+    return False
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)

@@ -4,8 +4,9 @@ and where the source's reading stands after it.
 A source with ``Incremental`` alternates two kinds of run (``RunMode``):
 
 - *full*: the first run, a forced one, one after an operator's reset and one
-  after ``FullEvery``/``FullEveryRuns``: no cursor is sent, the answer is the
-  snapshot, deletions are found by the diff and the publish guard applies;
+  after ``FullEvery``/``FullEveryRuns`` or ``CatalogRepository:UnconditionalEvery``
+  (the safety net against a wrong 304, ``plan``): no cursor and no validator is
+  sent, the answer is the snapshot, deletions are found by the diff and the publish guard applies;
 - *incremental*: the stored cursor is sent; the answer's records are upserts,
   its tombstones delete their keys, nothing else is deleted.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -46,25 +47,44 @@ class Plan:
     mode: RunMode
     state: FetchState
     before: SyncState
+    unconditional: bool = False
+    """The fetch is sent without validators: the safety net against a wrong 304."""
 
 
 def plan(
-    incremental: IncrementalSettings | None, sync: SyncState, *, forced: bool, now: datetime
+    incremental: IncrementalSettings | None,
+    sync: SyncState,
+    *,
+    forced: bool,
+    now: datetime,
+    unconditional_every: timedelta | None = None,
 ) -> Plan:
     """The run's mode and its ``FetchState``.
 
     A forced run is full and unconditional (the operator wants it read). A full run
     of an incremental source is unconditional too: a reconcile must read it all, and
     the stored validators belong to the last incremental request. Any other run sends
-    the last good fetch's validators.
+    the last good fetch's validators, unless the last unconditional run is
+    ``unconditional_every`` ago (``CatalogRepository:UnconditionalEvery``): a server
+    that answers 304 wrongly (``If-Modified-Since`` compared by whole seconds, a file
+    swapped for an older copy) cannot hide a change for longer. An incremental source
+    meets that net with a full reconcile; any other source with a fetch that sends no
+    validators but keeps the body hash (an identical body still costs no decoding).
+    ``SyncState.full_at``/``runs_since_full`` say when the last unconditional run was.
     """
     validators = FetchState(
         etag=sync.etag, last_modified=sync.last_modified, body_hash=sync.body_hash
     )
+    net_due = _net_due(sync, now, unconditional_every)
     if incremental is None:
-        return Plan(mode=RunMode.FULL, state=FetchState() if forced else validators, before=sync)
-    if forced or _full_due(incremental, sync, now):
-        return Plan(mode=RunMode.FULL, state=FetchState(), before=sync)
+        if forced:
+            return Plan(mode=RunMode.FULL, state=FetchState(), before=sync, unconditional=True)
+        if net_due:
+            state = FetchState(body_hash=sync.body_hash)
+            return Plan(mode=RunMode.FULL, state=state, before=sync, unconditional=True)
+        return Plan(mode=RunMode.FULL, state=validators, before=sync)
+    if forced or net_due or _full_due(incremental, sync, now):
+        return Plan(mode=RunMode.FULL, state=FetchState(), before=sync, unconditional=True)
     state = FetchState(
         cursor=sync.cursor,
         cursor_parameter=incremental.cursor_parameter,
@@ -73,6 +93,12 @@ def plan(
         body_hash=sync.body_hash,
     )
     return Plan(mode=RunMode.INCREMENTAL, state=state, before=sync)
+
+
+def _net_due(sync: SyncState, now: datetime, every: timedelta | None) -> bool:
+    if every is None:
+        return False
+    return sync.full_at is None or now - sync.full_at >= every
 
 
 def _full_due(incremental: IncrementalSettings, sync: SyncState, now: datetime) -> bool:
@@ -227,6 +253,8 @@ def next_sync(
     """Where reading stands after a successful run: written by ``Store.apply``."""
     before = plan_.before
     full = plan_.mode is RunMode.FULL
+    # A non-incremental source's runs are all full: its counters tell the last unconditional.
+    fresh = plan_.unconditional if not incremental else full
     if not incremental:
         cursor = None
     elif full and not payload.not_modified:
@@ -238,6 +266,6 @@ def next_sync(
         etag=payload.etag,
         last_modified=payload.last_modified,
         body_hash=payload.body_hash,
-        full_at=now() if full else before.full_at,
-        runs_since_full=0 if full else before.runs_since_full + 1,
+        full_at=now() if fresh else before.full_at,
+        runs_since_full=0 if fresh else before.runs_since_full + 1,
     )

@@ -209,7 +209,13 @@ class Runner:
         window = window_for(spec, self.options, run.started_at.astimezone(UTC).date())
         # Read from the store, shared by the replicas: the last good fetch, whoever made it.
         sync = await self.offload(self.store.sync_state, run.source)
-        plan = plan_run(incremental, sync, forced=run.forced, now=self.clock.now())
+        plan = plan_run(
+            incremental,
+            sync,
+            forced=run.forced,
+            now=self.clock.now(),
+            unconditional_every=self.options.unconditional_every,
+        )
         report_phase("fetching")
         payload = await self._fetch(run, endpoints, window, plan.state, progress, deadline)
         job = Job(

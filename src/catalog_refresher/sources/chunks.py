@@ -4,15 +4,19 @@ a hash of every byte on the way, and the headers that make a request conditional
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 from catalog_refresher import progress
 from catalog_refresher.sources.base import FetchState
 
-__all__ = ["HASH_SIZE", "Chunks", "conditional_headers", "hashed"]
+__all__ = ["HASH_SIZE", "Chunks", "conditional_headers", "hashed", "strong_last_modified"]
 
 #: The digest of every page's bytes kept to tell an identical body (BLAKE2b: fast in C).
 HASH_SIZE = 16
+#: How much older than the answer's Date a Last-Modified must be to be sent back.
+_STRONG_AFTER = timedelta(seconds=1)
 
 
 class Chunks:
@@ -75,9 +79,35 @@ async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 def conditional_headers(state: FetchState) -> dict[str, str] | None:
-    headers = {}
+    """``If-None-Match`` when an ETag is stored, else ``If-Modified-Since``, else nothing.
+
+    Never both: a server that has an ETag compares by it, and one that compares times
+    does so by whole seconds (python's http.server, Apache's ``<=``), so a date sent
+    beside an ETag could only turn a changed body into a 304. A ``Last-Modified`` is
+    stored only when it was a strong validator (``strong_last_modified``).
+    """
     if state.etag:
-        headers["If-None-Match"] = state.etag
+        return {"If-None-Match": state.etag}
     if state.last_modified:
-        headers["If-Modified-Since"] = state.last_modified
-    return headers or None
+        return {"If-Modified-Since": state.last_modified}
+    return None
+
+
+def strong_last_modified(headers: Mapping[str, str]) -> str | None:
+    """The answer's ``Last-Modified`` if it is worth sending back, else ``None``.
+
+    Only when it is more than a second older than the answer's ``Date`` (RFC 9110
+    8.8.2.2): a resource changed in the second it was read may change again within
+    that second, and a server comparing whole seconds would then answer 304 to the
+    new version. Without a ``Date``, or either unreadable, it is not kept.
+    """
+    modified, served = headers.get("last-modified"), headers.get("date")
+    if not modified or not served:
+        return None
+    try:
+        then, now = parsedate_to_datetime(modified), parsedate_to_datetime(served)
+    except (TypeError, ValueError):
+        return None
+    if then.tzinfo is None or now.tzinfo is None:
+        return None
+    return modified if now - then > _STRONG_AFTER else None

@@ -10,12 +10,18 @@ Each file is copied while it is read, into memory or, with worker processes, int
 the spool folder: the run decodes that copy, so a file rewritten mid-run cannot
 tear the snapshot, and ``Payload.discard`` deletes the copy, never the original.
 
-The set's ``Fingerprint`` (each file's name, size, mtime and a SHA-256 of its
-content, hashed while it is copied) is kept by the source after each fetch
-(``FileSource.fingerprint``). Until the refresh's own conditional state (the
-"incremental" work: ``not_modified`` on the run) can carry it, it lives only in
-this object, and an unchanged set is still decoded and diffed (the diff applies
-nothing); ``FileSource.unchanged`` says whether the last fetch saw the set as before.
+A set unchanged since the last good run costs nothing: the payload's ``body_hash``
+is the set's token, ``<stat digest>.<content digest>``, stored with the run's data in
+``source_state`` (``SyncState.body_hash``) and handed back as ``FetchState.body_hash``,
+so it survives a restart and is shared by replicas. The stat digest covers each
+file's path, size, mtime, ctime and inode (a file swapped for a copy with an older
+mtime still has a new ctime and inode), the content digest each file's path and a
+SHA-256 of the bytes copied; both also cover how the files are read (``Format``,
+``Csv``, ``RecordsPath``, ``Fields``, ``Filter``). A fetch first stats the set: the
+same stat digest answers ``not_modified`` without opening a file. Otherwise the set is
+copied and hashed; the same content digest (the files were only touched) answers
+``not_modified`` too, with the new token, and the copies are dropped undecoded.
+A forced run (``FetchState()`` without a token) always reads the set.
 
 Failures: no file matching ``Path`` is a ``SourceError`` (permanent: a
 configuration or a delivery problem an operator must see); a file that vanishes or
@@ -39,7 +45,8 @@ from catalog_refresher.config.settings import CsvFormat, EndpointSettings, FileF
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import ConfigError, SourceConnectionError, SourceError
-from catalog_refresher.sources.base import Payload
+from catalog_refresher.sources.base import FetchState, Payload
+from catalog_refresher.sources.chunks import HASH_SIZE
 
 __all__ = ["FileSource", "Fingerprint", "matching_files"]
 
@@ -52,6 +59,12 @@ class Fingerprint:
     """What a file set was: per file its path, size, mtime (ns) and content hash."""
 
     files: tuple[tuple[str, int, int, str], ...]
+
+    def content_digest(self, instructions: bytes) -> str:
+        """The set's content (paths and hashes) with how it is read, as hex."""
+        digest = hashlib.blake2b(instructions, digest_size=HASH_SIZE)
+        digest.update(repr([(path, sha) for path, _, _, sha in self.files]).encode())
+        return digest.hexdigest()
 
 
 def matching_files(pattern: str) -> list[Path]:
@@ -77,32 +90,43 @@ class FileSource:
         self._id = source_id
         self._endpoint = endpoint
         self._spool = spool
+        # What turns these bytes into records: an identical set read otherwise is not the same.
+        self._instructions = hashlib.blake2b(
+            repr(
+                (
+                    endpoint.format,
+                    endpoint.csv,
+                    endpoint.records_path,
+                    endpoint.fields,
+                    endpoint.filters,
+                )
+            ).encode()
+        ).digest()
         self.fingerprint: Fingerprint | None = None
-        """The set the last fetch read; ``None`` before the first."""
-        self.unchanged = False
-        """Whether the last fetch found the set exactly as the one before."""
+        """The set the last fetch copied; ``None`` before the first (or after a cheap one)."""
 
     @property
     def source_id(self) -> str:
         return self._id
 
-    async def fetch(self, window: Window | None, state: object | None = None) -> Payload:
-        """Every file of the set, copied; ``window`` is not used (files hold what they hold).
-
-        ``state`` is the last good fetch's state, which the runner passes once the
-        "incremental" branch lands (its ``FetchState``); accepted and ignored until then.
-        """
-        return await asyncio.to_thread(self._read)
+    async def fetch(self, window: Window | None, state: FetchState | None = None) -> Payload:
+        """Every file of the set, copied, or ``not_modified`` when the set is the one whose
+        token is ``state.body_hash``; ``window`` is not used (files hold what they hold)."""
+        known = None if state is None else state.body_hash
+        return await asyncio.to_thread(self._read, known)
 
     async def aclose(self) -> None:
         """Nothing is held between fetches."""
 
-    def _read(self) -> Payload:
+    def _read(self, known: str | None) -> Payload:
         endpoint = self._endpoint
         assert endpoint.path is not None
         files = matching_files(endpoint.path)
         if not files:
             raise SourceError(f"no file matches Path {endpoint.path!r}")
+        known_stat, _, known_content = (known or "").partition(".")
+        if known and self._stat_digest(files) == known_stat:
+            return self._payload([], files, not_modified=True, body_hash=known)
         pages: list[bytes | Path] = []
         seen: list[tuple[str, int, int, str]] = []
         try:
@@ -113,9 +137,25 @@ class FileSource:
         except BaseException:
             Payload(pages=pages).discard()
             raise
-        fingerprint = Fingerprint(tuple(seen))
-        self.unchanged = fingerprint == self.fingerprint
-        self.fingerprint = fingerprint
+        self.fingerprint = fingerprint = Fingerprint(tuple(seen))
+        content = fingerprint.content_digest(self._instructions)
+        # Stat after the copy: a file rewritten meanwhile makes the next fetch copy again.
+        token = f"{self._stat_digest(files)}.{content}"
+        if known and content == known_content:
+            Payload(pages=pages).discard()
+            return self._payload([], files, not_modified=True, body_hash=token)
+        return self._payload(pages, files, body_hash=token)
+
+    def _payload(
+        self,
+        pages: list[bytes | Path],
+        files: list[Path],
+        *,
+        body_hash: str,
+        not_modified: bool = False,
+    ) -> Payload:
+        endpoint = self._endpoint
+        assert endpoint.path is not None
         return Payload(
             pages=pages,
             records_path=endpoint.records_path,
@@ -124,7 +164,22 @@ class FileSource:
             csv=_csv(endpoint),
             filters=endpoint.filters,
             ndjson=endpoint.format is FileFormat.NDJSON,
+            not_modified=not_modified,
+            body_hash=body_hash,
         )
+
+    def _stat_digest(self, files: list[Path]) -> str:
+        """The set's paths, sizes, mtimes, ctimes and inodes with how it is read, as hex;
+        a file that cannot be stat-ed is one that changed (the copy then tells)."""
+        digest = hashlib.blake2b(self._instructions, digest_size=HASH_SIZE)
+        for file in files:
+            try:
+                stat = file.stat()
+            except OSError:
+                return ""
+            entry = (str(file), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+            digest.update(repr(entry).encode())
+        return digest.hexdigest()
 
     def _copy(self, file: Path) -> tuple[bytes | Path, tuple[str, int, int, str]]:
         """The file's copy and its fingerprint entry, the hash taken from the bytes copied."""

@@ -63,6 +63,7 @@ from catalog_refresher.sources.chunks import (
     conditional_headers,
     counted,
     hashed,
+    strong_last_modified,
 )
 from catalog_refresher.sources.decoding import read_page
 from catalog_refresher.sources.demo import DemoSource, DemoWorld
@@ -189,22 +190,27 @@ class HttpSource:
         snapshot.
 
         With ``state``: its cursor goes in the ``Incremental`` cursor parameter on every
-        page; its validators make the first request conditional (``If-None-Match``,
-        ``If-Modified-Since``), and a 304 answers a payload ``not_modified`` with no
-        pages. Later pages are never conditional: a page's validator says nothing of
-        the collection, and the first page's 304 is taken to speak for all of it. A
-        hash of every page's bytes is computed as they are read; equal to
-        ``state.body_hash``, the payload is ``not_modified`` too (its pages dropped).
+        page (and in ``{cursor}`` of the templates); its validators make the first request
+        conditional (``If-None-Match``, else ``If-Modified-Since``: ``conditional_headers``;
+        never with ``"Conditional": false``), and a 304 answers a payload ``not_modified``
+        with no pages. A ``Last-Modified`` is kept for the next fetch only when it is more
+        than a second older than the answer's ``Date`` (``strong_last_modified``). Later
+        pages are never conditional: a page's validator says nothing of the collection,
+        and the first page's 304 is taken to speak for all of it. A hash of every page's
+        bytes is computed as they are read; equal to ``state.body_hash``, the payload is
+        ``not_modified`` too (its pages dropped).
         """
         if self._is_history and window is None:
             raise ValueError(f"{self._source_id} is a history source and needs a window")
         state = state or FetchState()
         # The run's date: a history window ends on it; a snapshot reads it off the clock.
         today = window.date_to if window is not None else self._clock.now().astimezone(UTC).date()
-        started = self._builder.start(window if self._is_history else None, today)
+        started = self._builder.start(
+            window if self._is_history else None, today, cursor=state.cursor
+        )
         paging = self._endpoint.paging
         hasher = hashlib.blake2b(self._read_instructions, digest_size=HASH_SIZE)
-        conditional = conditional_headers(state)
+        conditional = conditional_headers(state) if self._endpoint.conditional else None
         pages: list[bytes | Path] = []
         if paging is None:
             outgoing = self._with_cursor(self._builder.request(started, PageAsk()), state)
@@ -252,7 +258,9 @@ class HttpSource:
             self._payload([]),
             not_modified=True,
             etag=headers.get("etag", state.etag),
-            last_modified=headers.get("last-modified", state.last_modified),
+            last_modified=(
+                strong_last_modified(headers) if "last-modified" in headers else state.last_modified
+            ),
             body_hash=state.body_hash,
         )
 
@@ -271,7 +279,7 @@ class HttpSource:
         return dataclasses.replace(
             self._payload(pages),
             etag=headers.get("etag"),
-            last_modified=headers.get("last-modified"),
+            last_modified=strong_last_modified(headers),
             body_hash=body_hash,
         )
 

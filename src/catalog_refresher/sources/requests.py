@@ -1,9 +1,10 @@
 """The request of each page, built from the endpoint's templates and the pager's ask.
 
 One fetch fills the templates once (``RequestBuilder.start``): the window's
-dates go into ``Url`` (percent-encoded where they land), ``Query`` values and
-``Body`` strings. Each page then adds what the pager asks for: parameters in the
-query or, at dotted keys, in the JSON body; or a link to follow as it is.
+dates and the incremental cursor (``{cursor}``) go into ``Url`` (percent-encoded
+where they land), ``Query`` values and ``Body`` strings. Each page then adds what
+the pager asks for: parameters in the query or, at dotted keys, in the JSON body;
+or a link to follow as it is.
 
 The URL's own query string is sent exactly as written (ABRA Flexi reads
 ``detail=custom:id,kod`` and ``includes=/a/b`` literally): every added parameter
@@ -24,6 +25,7 @@ from urllib.parse import quote, unquote_plus
 import httpx
 
 from catalog_refresher.config.settings import (
+    CURSOR_PLACEHOLDER,
     EndpointSettings,
     HttpMethod,
     ParametersIn,
@@ -79,12 +81,20 @@ class Outgoing:
 
 
 def fill(
-    template: Template, window: Window | None, today: date, encode: Callable[[str], str] = str
+    template: Template,
+    window: Window | None,
+    today: date,
+    encode: Callable[[str], str] = str,
+    cursor: str | None = None,
 ) -> str:
-    """``template`` with each placeholder's date written in (and passed through ``encode``)."""
+    """``template`` with each placeholder's date (or the cursor) written in, each passed
+    through ``encode``; ``{cursor}`` is empty without one (a full run)."""
     out = []
     for part in template.parts:
         if isinstance(part, Placeholder):
+            if part.name == CURSOR_PLACEHOLDER:
+                out.append(encode(cursor or ""))
+                continue
             if part.name == "today":
                 day = today
             else:
@@ -162,16 +172,19 @@ class RequestBuilder:
     def sends_body(self) -> bool:
         return self._body is not None
 
-    def start(self, window: Window | None, today: date) -> _Started:
-        """The templates filled with ``window`` (``None`` for a snapshot source) and ``today``."""
-        pairs = [(name, fill(template, window, today)) for name, template in self._query]
+    def start(self, window: Window | None, today: date, *, cursor: str | None = None) -> _Started:
+        """The templates filled with ``window`` (``None`` for a snapshot source), ``today``
+        and the incremental ``cursor`` (``None``: a full run, ``{cursor}`` is empty)."""
+        pairs = [
+            (name, fill(template, window, today, cursor=cursor)) for name, template in self._query
+        ]
         if self._window_parameters and window is not None:
             pairs += [
                 ("date_from", window.date_from.isoformat()),
                 ("date_to", window.date_to.isoformat()),
             ]
-        url = with_parameters(fill(self._url, window, today, _encode_value), pairs)
-        body = None if self._body is None else _filled(self._body, window, today)
+        url = with_parameters(fill(self._url, window, today, _encode_value, cursor), pairs)
+        body = None if self._body is None else _filled(self._body, window, today, cursor)
         return _Started(url=url, body=body)
 
     def request(self, started: _Started, ask: PageAsk) -> Outgoing:
@@ -205,13 +218,13 @@ def _templates_in(value: Any) -> Any:
     return value
 
 
-def _filled(value: Any, window: Window | None, today: date) -> Any:
+def _filled(value: Any, window: Window | None, today: date, cursor: str | None) -> Any:
     if isinstance(value, Template):
-        return fill(value, window, today)
+        return fill(value, window, today, cursor=cursor)
     if isinstance(value, dict):
-        return {name: _filled(item, window, today) for name, item in value.items()}
+        return {name: _filled(item, window, today, cursor) for name, item in value.items()}
     if isinstance(value, list):
-        return [_filled(item, window, today) for item in value]
+        return [_filled(item, window, today, cursor) for item in value]
     return value
 
 

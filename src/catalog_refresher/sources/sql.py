@@ -15,9 +15,10 @@ below the database's own cost of producing the rows.
 
 Parameters are bound, never formatted into the text: ``:date_from`` and
 ``:date_to`` are the history window's first and last day (``date`` values);
-``:cursor`` is the incremental cursor, bound to ``NULL`` until incremental runs
-pass one in (write ``:cursor IS NULL OR changed_at > :cursor``). Only the
-parameters the query names are bound.
+``:cursor`` is the stored incremental cursor (``Incremental``; ``FetchState.cursor``),
+bound as the text it is stored as, and ``NULL`` on a full run (write
+``:cursor IS NULL OR changed_at > :cursor``; cast it where the database wants a type:
+``CAST(:cursor AS timestamptz)``). Only the parameters the query names are bound.
 
 Rows are streamed: ``stream_results`` (a server-side cursor on PostgreSQL) with
 ``yield_per``, one chunk of ``chunk_rows`` in memory at a time, each written out
@@ -56,7 +57,7 @@ from catalog_refresher.config.values import mask_url
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import ConfigError, SourceConnectionError, SourceError
-from catalog_refresher.sources.base import Payload
+from catalog_refresher.sources.base import FetchState, Payload
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "SqlSource"]
 
@@ -101,20 +102,17 @@ class SqlSource:
     def source_id(self) -> str:
         return self._id
 
-    async def fetch(self, window: Window | None, state: object | None = None) -> Payload:
-        """Run the query with ``window`` (history sources) bound; the rows as JSON pages.
-
-        ``state`` is the last good fetch's state, which the runner passes once the
-        "incremental" branch lands (its ``FetchState``, whose ``cursor`` is then bound
-        to ``:cursor``); accepted and ignored until then, ``:cursor`` being ``NULL``.
-        """
-        return await asyncio.to_thread(self._read, self._parameters(window))
+    async def fetch(self, window: Window | None, state: FetchState | None = None) -> Payload:
+        """Run the query with ``window`` (history sources) and ``state.cursor`` (incremental
+        runs; ``NULL`` on a full one) bound; the rows as JSON pages."""
+        cursor = None if state is None else state.cursor
+        return await asyncio.to_thread(self._read, self._parameters(window, cursor))
 
     async def aclose(self) -> None:
         self._engine.dispose()
 
-    def _parameters(self, window: Window | None) -> dict[str, Any]:
-        values: dict[str, Any] = {"cursor": None}
+    def _parameters(self, window: Window | None, cursor: str | None) -> dict[str, Any]:
+        values: dict[str, Any] = {"cursor": cursor}
         if window is not None:
             values |= {"date_from": window.date_from, "date_to": window.date_to}
         return {name: value for name, value in values.items() if name in self._names}
