@@ -17,7 +17,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
+from schemathesis.checks import CheckFunction
 from schemathesis.schemas import APIOperation
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.e2e.processes import ServiceProcess, free_port
 from tests.source_server import serve_sources
@@ -103,17 +105,30 @@ def _fuzz(operation: APIOperation, check: Callable[[Case], None]) -> int:
     return ran
 
 
+def _excluded(case: Case) -> list[CheckFunction]:
+    """Checks that cannot hold for ``case``, and why."""
+    if case.path == "/api/runs" and (case.query or {}).get("format") != "csv":
+        # `limit` is 1..1000, or up to 100000 with format=csv: one schema cannot say so, and
+        # its maximum is the CSV one; a JSON page over 1000 is a documented 422.
+        return [positive_data_acceptance]
+    return []
+
+
 def _with_token(case: Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    case.call_and_validate(headers=headers, excluded_checks=_excluded(case))
 
 
 def _without_token(case: Case) -> None:
+    # The generated case may carry an Authorization header of its own (the scheme is
+    # declared): the bare call has none at all.
+    case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
     bare = case.call()
     wrong = case.call(headers={"Authorization": "Bearer not-the-token"})
     for response in (bare, wrong):
         assert response.status_code < 500, response.text
         if response.status_code not in (401, 403):
-            case.validate_response(response)
+            case.validate_response(response, excluded_checks=_excluded(case))
     if case.method.upper() in WRITES:
         assert bare.status_code == 401, bare.text
         assert "Bearer" in str(bare.headers.get("www-authenticate", ""))
