@@ -55,12 +55,28 @@ class CatalogRefresherError(Exception):
 
 
 class ConfigError(CatalogRefresherError):
-    """The configuration is invalid."""
+    """The configuration is invalid.
+
+    The message is one line whatever the file holds: control characters of a key or a
+    value it quotes (a key written with a newline in it) are shown escaped (``\\n``).
+    """
 
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         self.problem = problem
-        super().__init__(f"{key}: {problem}")
+        super().__init__(f"{_one_line(key)}: {_one_line(problem)}")
+
+
+_CONTROL = {n: f"\\x{n:02x}" for n in (*range(0x20), 0x7F)} | {
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+}
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its control characters escaped, so that it stays on one line."""
+    return text.translate(_CONTROL)
 
 
 class SourceError(CatalogRefresherError):
