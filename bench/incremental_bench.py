@@ -68,11 +68,14 @@ def row(i: int, epoch: int, position: int) -> dict[str, Any]:
 
 
 def delta(n: int, epoch: int) -> list[dict[str, Any]]:
-    """Every change of ``epoch``, oldest first: updates, inserts, then tombstones."""
+    """Every change of ``epoch``, oldest first: tombstones, updates, then inserts (so the
+    epoch's last change is in its snapshot, and a full read leaves the same cursor)."""
     added = n // 200
-    changes = [row(i, epoch, 0) for i in range(100, n + 1, 100)]
+    changes: list[dict[str, Any]] = [
+        {"product_code": f"P{i:07d}", "deleted": True} for i in range(epoch, n + 1, 200)
+    ]
+    changes += [row(i, epoch, 0) for i in range(100, n + 1, 100)]
     changes += [row(i, 0, 0) for i in range(n + (epoch - 1) * added + 1, n + epoch * added + 1)]
-    changes += [{"product_code": f"P{i:07d}", "deleted": True} for i in range(epoch, n + 1, 200)]
     for position, change in enumerate(changes):
         change["changed_at"] = stamp(epoch, position)
     return changes
@@ -86,14 +89,16 @@ def counts(n: int, epoch: int) -> dict[str, int]:
 def state(n: int, epoch: int) -> Iterator[dict[str, Any]]:
     """The whole snapshot after ``epoch`` (0 or 1: the snapshots served whole)."""
     assert epoch in (0, 1)
-    updates = n // 100
+    if epoch == 0:
+        yield from (row(i, 0, i) for i in range(1, n + 1))
+        return
+    tombstones, updates = len(range(1, n + 1, 200)), n // 100
     for i in range(1, n + 1):
-        if epoch and i % 200 == 1:
+        if i % 200 == 1:
             continue
-        yield row(i, epoch, i // 100 - 1) if epoch and i % 100 == 0 else row(i, 0, i)
-    if epoch:
-        for t, i in enumerate(range(n + 1, n + n // 200 + 1)):
-            yield row(i, 0, 0) | {"changed_at": stamp(1, updates + t)}
+        yield row(i, 1, tombstones + i // 100 - 1) if i % 100 == 0 else row(i, 0, i)
+    for t, i in enumerate(range(n + 1, n + n // 200 + 1)):
+        yield row(i, 0, 0) | {"changed_at": stamp(1, tombstones + updates + t)}
 
 
 def write_state(n: int, epoch: int, path: Path) -> int:
@@ -248,7 +253,7 @@ class Server:
 
 
 def write_settings(work: Path, name: str, url: str, incremental: bool) -> config.Settings:
-    """A real appsettings.json: the ERP only, its own SQLite store, generous timeouts."""
+    """A real appsettings.json: the ERP only, the repeat's SQLite store, generous timeouts."""
     erp: dict[str, Any] = {"Type": "http", "Url": url, "RequestTimeout": "00:10:00"}
     if incremental:
         erp["Incremental"] = {
@@ -259,7 +264,7 @@ def write_settings(work: Path, name: str, url: str, incremental: bool) -> config
     document = {
         "CatalogRepository": {"RefreshTimeout": "01:00:00"},
         "Sources": {"ErpStock": erp},
-        "Store": {"Url": f"sqlite:///{work / name}.db"},
+        "Store": {"Url": f"sqlite:///{work / 'catalog.db'}"},  # both settings: one store
     }
     (work / f"{name}.json").write_text(json.dumps(document))
     return config.load(work / f"{name}.json", environment=None, environ={})
@@ -302,7 +307,7 @@ async def timed(app: Application, server: Server, expect: Expect) -> tuple[float
 
 
 async def measure(work: Path, server: Server, n: int) -> dict[str, list[float]]:
-    """One repeat: every phase, in fresh stores."""
+    """One repeat: every phase, on one fresh store."""
     times: dict[str, list[float]] = {}
 
     async def take(phase: str, app: Application, expect: Expect) -> Run:
@@ -311,15 +316,20 @@ async def measure(work: Path, server: Server, n: int) -> dict[str, list[float]]:
         print(f"#   {phase}: {seconds:.3f} s", flush=True)
         return run
 
-    first = Expect({"inserted": n, "updated": 0, "deleted": 0})
+    async def started(settings: config.Settings) -> Application:
+        app = Application.build(settings)
+        await app.service.prepare()
+        return app
+
+    unchanged = Expect(NOTHING, not_modified=True, answer={"status": 304})
     # A source without Incremental: first load, 304s, identical bodies, the full 1%.
     server.show(epoch=0, etags=1)
-    app = Application.build(write_settings(work, "plain", server.url, incremental=False))
+    plain = write_settings(work, "plain", server.url, incremental=False)
+    app = await started(plain)
     try:
-        await app.service.prepare()
-        await take("first", app, first)
+        await take("first", app, Expect({"inserted": n, "updated": 0, "deleted": 0}))
         for _ in range(NOT_MODIFIED_RUNS):
-            await take("304", app, Expect(NOTHING, not_modified=True, answer={"status": 304}))
+            await take("304", app, unchanged)
         server.show(etags=0)
         for _ in range(NOT_MODIFIED_RUNS):
             same = Expect(NOTHING, not_modified=True, answer={"status": 200, "etag": None})
@@ -328,36 +338,31 @@ async def measure(work: Path, server: Server, n: int) -> dict[str, list[float]]:
         await take("full", app, Expect(counts(n, 1)))
     finally:
         await app.aclose()
-    app = Application.build(write_settings(work, "plain", server.url, incremental=False))
-    try:  # as after a restart: no worker process, no fingerprint index yet
-        await app.service.prepare()
-        await take("304 cold", app, Expect(NOTHING, not_modified=True, answer={"status": 304}))
+    app = await started(plain)  # as after a restart: no worker process, no index yet
+    try:
+        await take("304 cold", app, unchanged)
     finally:
         await app.aclose()
-    # The same source with Incremental: its first (full) run, then the 1% by cursor.
-    server.show(epoch=0, etags=1)
-    settings = write_settings(work, "incremental", server.url, incremental=True)
-    app = Application.build(settings)
+    # The same source and store with Incremental: its first run is full (B again, nothing
+    # to change; the cursor becomes B's largest), then each epoch's 1% by cursor.
+    incremental = write_settings(work, "incremental", server.url, incremental=True)
+    app = await started(incremental)
     try:
-        await app.service.prepare()
-        run = await take("first incremental", app, first)
-        for epoch in range(1, INCREMENTAL_RUNS + 1):
+        run = await take("reconcile cold", app, Expect(NOTHING, answer={"cursor": None}))
+        for epoch in range(2, INCREMENTAL_RUNS + 2):
             server.show(epoch=epoch)
             asked = {"status": 200, "cursor": run.cursor_after}
-            run = await take(
-                "incremental", app, Expect(counts(n, epoch), RunMode.INCREMENTAL, answer=asked)
-            )
+            expect = Expect(counts(n, epoch), RunMode.INCREMENTAL, answer=asked)
+            run = await take("incremental", app, expect)
     finally:
         await app.aclose()
-    epoch = INCREMENTAL_RUNS + 1
+    epoch = INCREMENTAL_RUNS + 2
     server.show(epoch=epoch)
-    app = Application.build(settings)
+    app = await started(incremental)
     try:
-        await app.service.prepare()
         asked = {"status": 200, "cursor": run.cursor_after}
-        await take(
-            "incremental cold", app, Expect(counts(n, epoch), RunMode.INCREMENTAL, answer=asked)
-        )
+        expect = Expect(counts(n, epoch), RunMode.INCREMENTAL, answer=asked)
+        await take("incremental cold", app, expect)
     finally:
         await app.aclose()
     return times
@@ -376,9 +381,9 @@ PHASES = {
     "incremental": "incremental, 1% changed since the cursor (warm)",
     "304": "`304 Not Modified` (ETag, warm)",
     "identical": "byte-identical body, no validators (hash, warm)",
-    "first incremental": "first load of the `Incremental` source (a full run)",
-    "incremental cold": "incremental, 1% changed, first run after a restart",
     "304 cold": "`304 Not Modified`, first run after a restart",
+    "reconcile cold": "full run of the `Incremental` source, nothing changed, after a restart",
+    "incremental cold": "incremental, 1% changed, first run after a restart",
 }
 TARGETS = {"incremental": ("full", 0.10), "304": ("first", 0.05), "identical": ("first", 0.05)}
 
