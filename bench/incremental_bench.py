@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 
@@ -37,7 +37,7 @@ from catalog_refresher import config
 from catalog_refresher.app import Application
 from catalog_refresher.domain.runs import Run, RunMode, RunStatus
 from docs_section import write_section  # sibling scripts
-from refresh_bench import code, erp_record, isolated, machine
+from refresh_bench import Sample, Steps, code, erp_record, isolated, machine
 
 INCREMENTAL_RUNS = 3
 """Incremental runs a repeat times, each on the next epoch's 1% (warm, one ``Application``)."""
@@ -252,7 +252,24 @@ class Server:
 # --- the measuring process --------------------------------------------------------------
 
 
-def write_settings(work: Path, name: str, url: str, incremental: bool) -> config.Settings:
+class RunSteps(Steps):
+    """refresh_bench.py's step timers, with the two steps only an incremental run takes."""
+
+    TARGETS: ClassVar[dict[str, str]] = {
+        "fetch (HTTP GET)": Steps.TARGETS["fetch (HTTP GET)"],
+        "probe (cursor, tombstones)": "catalog_refresher.refresh.pipeline:probe",
+        "decode + validate": Steps.TARGETS["decode + validate"],
+        "fingerprint index build": Steps.TARGETS["fingerprint index build"],
+        "diff (full run)": Steps.TARGETS["diff"],
+        "upserts (incremental run)": "catalog_refresher.refresh.diff:upserts",
+        **{k: v for k, v in Steps.TARGETS.items() if k not in ("fetch (HTTP GET)", "diff")},
+    }
+    TOP: ClassVar[list[str]] = [k for k in TARGETS if not k.startswith(" ")]
+
+
+def write_settings(
+    work: Path, name: str, url: str, incremental: bool, workers: int | None
+) -> config.Settings:
     """A real appsettings.json: the ERP only, the repeat's SQLite store, generous timeouts."""
     erp: dict[str, Any] = {"Type": "http", "Url": url, "RequestTimeout": "00:10:00"}
     if incremental:
@@ -261,11 +278,13 @@ def write_settings(work: Path, name: str, url: str, incremental: bool) -> config
             "CursorParameter": "changed_since",
             "Tombstone": {"Path": "deleted", "Equals": True},
         }
-    document = {
+    document: dict[str, Any] = {
         "CatalogRepository": {"RefreshTimeout": "01:00:00"},
         "Sources": {"ErpStock": erp},
         "Store": {"Url": f"sqlite:///{work / 'catalog.db'}"},  # both settings: one store
     }
+    if workers is not None:  # else the shipped default
+        document["Refresh"] = {"WorkerProcesses": workers}
     (work / f"{name}.json").write_text(json.dumps(document))
     return config.load(work / f"{name}.json", environment=None, environ={})
 
@@ -306,13 +325,17 @@ async def timed(app: Application, server: Server, expect: Expect) -> tuple[float
     return seconds, run
 
 
-async def measure(work: Path, server: Server, n: int) -> dict[str, list[float]]:
+async def measure(
+    work: Path, server: Server, n: int, workers: int | None
+) -> dict[str, list[Sample]]:
     """One repeat: every phase, on one fresh store."""
-    times: dict[str, list[float]] = {}
+    samples: dict[str, list[Sample]] = {}
+    steps = RunSteps()
 
     async def take(phase: str, app: Application, expect: Expect) -> Run:
+        steps.take()
         seconds, run = await timed(app, server, expect)
-        times.setdefault(phase, []).append(seconds)
+        samples.setdefault(phase, []).append(Sample(seconds, steps.take()))
         print(f"#   {phase}: {seconds:.3f} s", flush=True)
         return run
 
@@ -324,7 +347,7 @@ async def measure(work: Path, server: Server, n: int) -> dict[str, list[float]]:
     unchanged = Expect(NOTHING, not_modified=True, answer={"status": 304})
     # A source without Incremental: first load, 304s, identical bodies, the full 1%.
     server.show(epoch=0, etags=1)
-    plain = write_settings(work, "plain", server.url, incremental=False)
+    plain = write_settings(work, "plain", server.url, incremental=False, workers=workers)
     app = await started(plain)
     try:
         await take("first", app, Expect({"inserted": n, "updated": 0, "deleted": 0}))
@@ -345,7 +368,7 @@ async def measure(work: Path, server: Server, n: int) -> dict[str, list[float]]:
         await app.aclose()
     # The same source and store with Incremental: its first run is full (B again, nothing
     # to change; the cursor becomes B's largest), then each epoch's 1% by cursor.
-    incremental = write_settings(work, "incremental", server.url, incremental=True)
+    incremental = write_settings(work, "incremental", server.url, incremental=True, workers=workers)
     app = await started(incremental)
     try:
         run = await take("reconcile cold", app, Expect(NOTHING, answer={"cursor": None}))
@@ -365,12 +388,12 @@ async def measure(work: Path, server: Server, n: int) -> dict[str, list[float]]:
         await take("incremental cold", app, expect)
     finally:
         await app.aclose()
-    return times
+    return samples
 
 
-def repeat(work: Path, server: Server, n: int) -> dict[str, list[float]]:
+def repeat(work: Path, server: Server, n: int, workers: int | None) -> dict[str, list[Sample]]:
     """One repeat in a new (spawned) process, as refresh_bench.py does: no heap carried over."""
-    return asyncio.run(measure(work, server, n))
+    return asyncio.run(measure(work, server, n, workers))
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -392,15 +415,19 @@ def load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def report(n: int, runs: dict[str, list[float]], sizes: dict[int, int], info: dict) -> str:
+STEPPED = ("full", "incremental", "incremental cold", "identical", "304 cold")
+
+
+def report(n: int, runs: dict[str, list[Sample]], sizes: dict[int, int], info: dict) -> str:
     """The markdown section for docs/benchmarks.md."""
-    med = {k: statistics.median(v) for k, v in runs.items()}
+    secs = {k: [s.seconds for s in v] for k, v in runs.items()}
+    med = {k: statistics.median(v) for k, v in secs.items()}
     table = [
         "| phase | runs | median s | min s | max s | / full 1% | / first load |",
         "|---|--:|--:|--:|--:|--:|--:|",
     ]
     for key, name in PHASES.items():
-        v = runs[key]
+        v = secs[key]
         table.append(
             f"| {name} | {len(v)} | {med[key]:.3f} | {min(v):.3f} | {max(v):.3f}"
             f" | {med[key] / med['full']:.1%} | {med[key] / med['first']:.1%} |"
@@ -414,15 +441,37 @@ def report(n: int, runs: dict[str, list[float]], sizes: dict[int, int], info: di
             f" {'full 1% run' if base == 'full' else 'first load'} (target ≤ {target:.0%}:"
             f" {met})**"
         )
+    steps = ""
+    if info["workers"] == 0:  # else the pipeline's steps run in the worker, unseen
+
+        def step(key: str, label: str) -> float:
+            if label.startswith("other"):  # what the wrapped steps do not cover
+                return statistics.median(
+                    s.seconds - sum((s.steps or {}).get(k, 0) for k in RunSteps.TOP)
+                    for s in runs[key]
+                )
+            return statistics.median((s.steps or {}).get(label, 0.0) for s in runs[key])
+
+        rows = [f"| step: median s | {' | '.join(STEPPED)} |", "|---" + "|--:" * len(STEPPED) + "|"]
+        for label in [*RunSteps.TARGETS, "other (run audit, threads, events, hand-offs)"]:
+            cells = [(step(k, label), med[k]) for k in STEPPED]
+            text = [f"{v:.3f} ({v / total:.0%})" if v >= 0.0005 else "–" for v, total in cells]
+            rows.append(f"| {label.strip()} | {' | '.join(text)} |")
+        steps = "\n".join(rows)
     c = counts(n, 1)
     version = " then ".join(info["codes"]) + (
         " (CHANGED DURING THE RUN)" if len(info["codes"]) > 1 else ""
     )
-    text = f"""## Incremental refresh and conditional requests: {n:,}-row ERP source
+    workers = info["workers"]
+    mode = "shipped defaults (1 refresh worker process)"
+    option = ""
+    if workers is not None:
+        mode, option = f"`WorkerProcesses` {workers}", f" --workers {workers}"
+    text = f"""## {title(n, workers)}
 
-`.venv/bin/python bench/incremental_bench.py --rows {n} --repeats {info["repeats"]}`
-(`make bench-incremental`), {time.strftime("%Y-%m-%d")}: {machine()}, code {version}; shipped
-defaults (1 refresh worker process), SQLite store. Snapshot A: {n:,} ERP records with
+`.venv/bin/python bench/incremental_bench.py --rows {n} --repeats {info["repeats"]}{option}`
+(`make bench-incremental`), {time.strftime("%Y-%m-%d")}: {machine()}, code {version}; {mode},
+SQLite store. Snapshot A: {n:,} ERP records with
 `changed_at`, {sizes[0] / 1e6:.0f} MB of JSON; B: {c["updated"]:,} changed, {c["deleted"]:,}
 removed, {c["inserted"]:,} added ({sizes[1] / 1e6:.0f} MB). The incremental runs ask
 `?changed_since=<cursor>` and get only the changes since: {c["updated"]:,} updates,
@@ -436,11 +485,21 @@ single runs vary by ±30% or more: compare medians of one run only.
 {chr(10).join(table)}
 
 {chr(10).join(verdicts)}
+
+{steps}
 """
     blocks = [
-        b if b[0] in "|-" else textwrap.fill(" ".join(b.split()), 96) for b in text.split("\n\n")
+        b if b[0] in "|-" else textwrap.fill(" ".join(b.split()), 96)
+        for b in text.split("\n\n")
+        if b.strip()
     ]
     return "\n\n".join(blocks).rstrip() + "\n"
+
+
+def title(n: int, workers: int | None) -> str:
+    """The docs section's title: one per ``--workers`` setting."""
+    suffix = "" if workers is None else f" (WorkerProcesses {workers})"
+    return f"Incremental refresh and conditional requests: {n:,}-row ERP source{suffix}"
 
 
 def main() -> None:
@@ -448,6 +507,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write-docs", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--workers", type=int, help="Refresh:WorkerProcesses (default: as shipped); 0 times steps"
+    )
     parser.add_argument("--serve", nargs=2, type=Path, help=argparse.SUPPRESS)  # Server's
     args = parser.parse_args()
     if args.serve:
@@ -470,14 +532,16 @@ def main() -> None:
                 print(f"# repeat {number} (load {load()})", flush=True)
                 work = root / f"repeat-{number}"
                 work.mkdir()
-                for phase, seconds in isolated(repeat, work, server, n).items():
-                    runs.setdefault(phase, []).extend(seconds)
+                got = isolated(repeat, work, server, n, args.workers)
+                for phase, samples in got.items():
+                    runs.setdefault(phase, []).extend(samples)
                 for db in work.glob("*.db*"):
                     db.unlink()
                 codes[code()] = None
         finally:
             server.stop()
     info = {
+        "workers": args.workers,
         "codes": codes,
         "repeats": args.repeats,
         "load_before": load_before,
