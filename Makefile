@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench bench-incremental clean
 
 $(BIN)/catalog-refresher: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ unit: $(BIN)/catalog-refresher
 
 bench: $(BIN)/catalog-refresher
 	$(BIN)/python bench/refresh_bench.py
+
+bench-incremental: $(BIN)/catalog-refresher
+	$(BIN)/python bench/incremental_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

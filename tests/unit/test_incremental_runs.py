@@ -3,6 +3,7 @@ the guard on a tombstone flood, a 304 run, and what the configuration refuses.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -153,6 +154,44 @@ def test_a_not_modified_payload_succeeds_without_changes(tmp_path: Path) -> None
     assert processed.outcome.counts.deleted == 0
     assert store.sync_state("erp_stock").etag == '"x"'
     assert len(dict(store.iter_rows("erp_stock"))) == 1
+    store.close()
+
+
+class _RowsCounted(SqliteStore):
+    """The real SQLite store, counting reads of a source's every row (index builds)."""
+
+    full_reads = 0
+
+    def iter_rows(self, source: str) -> Iterator[tuple[str, bytes]]:
+        self.full_reads += 1
+        return super().iter_rows(source)
+
+
+def test_a_not_modified_run_after_a_start_reads_no_stored_rows(tmp_path: Path) -> None:
+    """A 304 as the first run of a new pipeline (as after a restart) succeeds without
+    building the fingerprint index from every stored row; the next changed run builds it
+    and diffs against the rows as they are."""
+    store = _RowsCounted(tmp_path / "c.db")
+    store.migrate()
+    world = ErpWorld()
+    world.put("P-1", 1)
+    world.put("P-2", 2)
+    refresh(store, Pipeline(store, now=lambda: T0), world, incremental=None)
+    restarted = Pipeline(store, now=lambda: T0)
+    reads = store.full_reads
+
+    class _Unchanged(ErpWorld):
+        def payload(self, state: object) -> Payload:
+            return Payload(not_modified=True, etag='"x"')
+
+    _, processed = refresh(store, restarted, _Unchanged(), incremental=None)
+    assert processed.outcome.status is RunStatus.SUCCEEDED
+    assert processed.outcome.not_modified
+    assert store.full_reads == reads
+    world.put("P-1", 5)
+    _, changed = refresh(store, restarted, world, incremental=None)
+    assert store.full_reads == reads + 1
+    assert (changed.outcome.counts.updated, changed.outcome.counts.inserted) == (1, 0)
     store.close()
 
 

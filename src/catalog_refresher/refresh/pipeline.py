@@ -89,22 +89,20 @@ class Pipeline:
             seen = None if probed is None else probed.cursor
             incremental = job.incremental is not None
             sync = next_sync(job.plan, payload, seen, incremental=incremental, now=self.now)
+        if payload.not_modified:
+            return self._not_modified(job, spec, batch, sync)
         upserting = mode is RunMode.INCREMENTAL
         progress.phase("diffing")
         try:
             for _ in range(2):  # a second pass only if the data moved under the first diff
                 index = self._index(spec)
-                if payload.not_modified:
-                    found = diffing.Diff()
-                elif upserting:
+                if upserting:
                     assert probed is not None
                     found = diffing.upserts(index, batch, probed.tombstones.keys())
                 else:
                     found = diffing.diff(spec, index, batch, job.window)
                 try:
-                    if payload.not_modified:
-                        pass  # nothing read: nothing to refuse
-                    elif upserting:
+                    if upserting:
                         assert probed is not None
                         check_incremental(
                             batch=batch,
@@ -126,9 +124,7 @@ class Pipeline:
                     return Processed(outcome=rejected, valid=len(batch.rows))
                 changes = diffing.changeset(spec, found, batch, index.version, sync)
                 changes = dataclasses.replace(changes, versions=job.versions)
-                succeeded = self._outcome(
-                    job, batch, RunStatus.SUCCEEDED, found, None, sync, payload.not_modified
-                )
+                succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None, sync)
                 progress.phase("applying")
                 try:
                     applied = self.store.apply(job.run_id, changes, succeeded, stamp=self.now)
@@ -149,6 +145,27 @@ class Pipeline:
             # Whatever happened, the in-memory index may no longer match the store.
             self._indexes.pop(spec.id, None)
             raise
+
+    def _not_modified(
+        self, job: Job, spec: SourceSpec, batch: Batch, sync: SyncState | None
+    ) -> Processed:
+        """A 304 or an identical body: nothing to diff, so no fingerprint index is built
+        (after a start that would read every stored row); only the run and the validators
+        are recorded, against the source's data version as it is now."""
+        nothing = diffing.Diff()
+        succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, nothing, None, sync, True)
+        for _ in range(2):  # a second read only if a peer wrote between version and apply
+            version = self.store.data_version(spec.id)
+            changes = diffing.changeset(spec, nothing, batch, version, sync)
+            try:
+                applied = self.store.apply(job.run_id, changes, succeeded, stamp=self.now)
+            except IndexOutOfDate:
+                continue
+            except SourcePinned:  # as a run with changes would be: recorded skipped
+                skipped = self._outcome(job, batch, RunStatus.SKIPPED, None, "pinned")
+                return Processed(outcome=skipped, valid=0)
+            return Processed(outcome=succeeded, valid=0, applied=applied)
+        raise RunFenced(f"{spec.id} kept changing under a not-modified run; try again")
 
     def _outcome(
         self,
