@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from catalog_refresher.domain.records import ErpStock
+from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.errors import RunFenced
+from catalog_refresher.refresh import diff as diffing
 from catalog_refresher.refresh import workers
 from catalog_refresher.refresh.pipeline import Job, Pipeline
+from catalog_refresher.refresh.validate import Batch
 from catalog_refresher.store.sqlite import SqliteStore
 from tests.helpers import T0, payload, record, start_run
 
@@ -25,40 +29,34 @@ def _job(run_id: int) -> Job:
     )
 
 
-def test_compacting_an_index_keeps_its_fingerprints_in_keys_of_its_own(tmp_path: Path) -> None:
-    """After ``compact`` the index holds equal keys and the same fingerprints, but no key is
-    the run's own string object any more (which would keep the run's memory resident)."""
-    store = SqliteStore(tmp_path / "catalog.db")
-    store.migrate()
-    pipeline = Pipeline(store, now=lambda: T0)
-    batch = payload([record("erp_stock", f"P-{n}") for n in range(50)])
-    pipeline.process(_job(start_run(store, "erp_stock").id), batch)
-    index = pipeline._indexes["erp_stock"]
-    before = dict(index.fingerprints)
-    pipeline.compact("erp_stock")
-    assert index.fingerprints == before
-    assert all(new is not old for new, old in zip(index.fingerprints, before, strict=True))
-    pipeline.compact("lots")  # a source without an index: nothing to do, no error
-    assert "lots" not in pipeline._indexes
-    store.close()
+def test_the_index_keeps_copies_of_new_keys_not_the_runs_strings() -> None:
+    """A key a run inserts is held by the index as a string of its own, equal to the batch's
+    but not the batch's object (which would keep the run's freed memory resident); its
+    fingerprint is the record's."""
+    batch = Batch(rows={f"P-{n}": ErpStock(product_code=f"P-{n}", stock=n) for n in range(50)})
+    found = diffing.diff(SPECS["erp_stock"], diffing.FingerprintIndex(version=0), batch, None)
+    index = diffing.FingerprintIndex(version=0)
+    index.update(found, batch, 1)
+    assert index.fingerprints == {key: hash(record) for key, record in batch.rows.items()}
+    batch_keys = {id(key) for key in batch.rows}
+    assert not any(id(key) in batch_keys for key in index.fingerprints)
+    assert index.version == 1
 
 
 def test_a_worker_job_ends_with_the_memory_handed_back(tmp_path: Path, monkeypatch: object) -> None:
-    """``_process`` compacts the source's index and trims the heap after every job, also
-    when the job fails."""
+    """``_process`` gives the heap back after every job, also when the job fails."""
     store = SqliteStore(tmp_path / "catalog.db")
     store.migrate()
     calls: list[str] = []
     pipeline = Pipeline(store, now=lambda: T0)
-    monkeypatch.setattr(pipeline, "compact", lambda source: calls.append(f"compact {source}"))
     monkeypatch.setattr(workers, "release_memory", lambda: calls.append("release"))
     monkeypatch.setattr(workers, "_pipeline", pipeline)
     processed = workers._process(_job(start_run(store, "erp_stock").id), payload([]))
     assert processed.outcome.counts.fetched == 0
-    assert calls == ["compact erp_stock", "release"]
+    assert calls == ["release"]
     with pytest.raises(RunFenced):  # no run 10000 is running
         workers._process(_job(10_000), payload([record("erp_stock", "P-1")]))
-    assert calls[-2:] == ["compact erp_stock", "release"]
+    assert calls == ["release", "release"]
     store.close()
 
 

@@ -44,22 +44,16 @@ class FingerprintIndex:
         decode = msgspec.json.Decoder(spec.record_type).decode
         return cls(version=version, fingerprints={key: hash(decode(data)) for key, data in rows})
 
-    def compact(self) -> None:
-        """Copy every key into memory of the index's own.
-
-        A key is the very string the run decoded, so it sits among that run's records;
-        the interpreter's allocator frees a block of memory only when nothing in it is
-        live, and a million keys scattered among a million freed records keep most of
-        those blocks (hundreds of MB) resident. Called once the run's batch is gone
-        (``Pipeline.compact``), the copies fill the freed space densely instead.
-        """
-        self.fingerprints = {_copy(key): value for key, value in self.fingerprints.items()}
-
     def update(self, diff: Diff, batch: Batch, version: int) -> None:
         """Bring the index up to date after ``diff`` was applied."""
         rows = batch.rows
+        # A new key is copied, not kept: the run's own string sits among its decoded
+        # records, and the interpreter's allocator frees a block of memory only when nothing
+        # in it is live, so a million kept keys would keep most of a first load's freed
+        # records (hundreds of MB) resident. The copies, made now, are laid out densely. An
+        # updated key keeps the index's own string (a dict keeps its first key object).
         for key in diff.inserts:
-            self.fingerprints[key] = hash(rows[key])
+            self.fingerprints[_copy(key)] = hash(rows[key])
         for key in diff.updates:
             self.fingerprints[key] = hash(rows[key])
         for key in diff.deletes:

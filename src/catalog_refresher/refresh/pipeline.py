@@ -140,12 +140,6 @@ class Pipeline:
             self._indexes.pop(spec.id, None)
             raise
 
-    def compact(self, source: str) -> None:
-        """After a run of ``source`` (its batch gone): lay its index out densely, so the
-        memory the run freed goes back (``FingerprintIndex.compact``)."""
-        if (index := self._indexes.get(source)) is not None:
-            index.compact()
-
     def _outcome(
         self,
         job: Job,

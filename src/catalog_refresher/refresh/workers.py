@@ -76,7 +76,6 @@ def _process(job: Job, payload: Payload) -> Processed:
     try:
         return _pipeline.process(job, payload)
     finally:
-        _pipeline.compact(job.source)
         release_memory()
 
 
