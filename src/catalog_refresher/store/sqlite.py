@@ -27,6 +27,8 @@ from catalog_refresher.store.rows import contains_pattern, parts_from
 from catalog_refresher.store.sql_store import SqlStore
 
 READ_BUSY_TIMEOUT_MS = 1_000
+#: How much of the file the API's reads map into memory (``memory_map``).
+MMAP_SIZE = 1 << 30
 
 
 def _create_owner_only(path: Path) -> None:
@@ -75,8 +77,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         " name_folded = excluded.name_folded",
     )
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, memory_map: bool = True) -> None:
         self.path = Path(path)
+        self._mmap_size = MMAP_SIZE if memory_map else 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             _create_owner_only(self.path)
@@ -100,7 +103,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         conn.execute("PRAGMA temp_store = MEMORY")
         # Reads through a memory map skip a copy per page; a 16 MB page cache per
         # connection (one per reading thread) keeps hot index pages in memory.
-        conn.execute("PRAGMA mmap_size = 1073741824")
+        # A refresh worker opens its store without: every page a run's apply touched
+        # would stay mapped, counted in the worker's resident size (issue 11).
+        conn.execute(f"PRAGMA mmap_size = {self._mmap_size:d}")
         conn.execute("PRAGMA cache_size = -16384")
         # SQLite folds ASCII case only; the product list's search columns use Python's.
         conn.create_function("casefold", 1, _casefold, deterministic=True)
