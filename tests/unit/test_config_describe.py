@@ -93,6 +93,7 @@ EXPECTED: dict[str, Any] = {
         "StaleAfterIntervals": 3,
         "HealthDegradedAfter": "00:30:00",
         "ShutdownGracePeriod": "00:00:30",
+        "AutoPauseAfterFailures": 0,
     },
     "Sources": {
         "ErpStock": {
@@ -120,6 +121,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 3,
             "MaxDeleteShare": 0.1,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": {
                 "Type": "http",
                 "Url": "http://replica.example/stock",
@@ -156,6 +164,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 0,
             "MaxDeleteShare": None,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": None,
         },
         "Attributes": {
@@ -178,6 +193,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 0,
             "MaxDeleteShare": None,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": None,
         },
         "Lots": {
@@ -194,6 +216,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 0,
             "MaxDeleteShare": None,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": None,
         },
     },

@@ -13,15 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalog_refresher.config.settings import IncrementalSettings
+from catalog_refresher.config.settings import IncrementalSettings, ValidatorSettings
 from catalog_refresher.domain.runs import RunCounts, RunMode, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced
 from catalog_refresher.refresh import diff as diffing
+from catalog_refresher.refresh.dry_run import Preview, preview
 from catalog_refresher.refresh.guard import check_incremental, check_publish
 from catalog_refresher.refresh.incremental import Plan, next_sync, probe
 from catalog_refresher.refresh.validate import Batch, validate
+from catalog_refresher.refresh.validators import check_validators
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.base import Applied, Store, SyncState
 
@@ -44,6 +46,9 @@ class Job:
     """The run's mode and what its fetch was told; ``None``: a full run that keeps no
     ``SyncState`` (callers from before incremental runs)."""
     incremental: IncrementalSettings | None = None
+    validators: ValidatorSettings | None = None
+    dry_run: bool = False
+    """Diff, guard and validate, publish nothing: ``Processed.preview`` says what it would."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +58,8 @@ class Processed:
     outcome: RunOutcome
     valid: int
     applied: Applied | None = None
+    preview: Preview | None = None
+    """A dry run's answer (nothing was written)."""
 
 
 class Pipeline:
@@ -96,10 +103,11 @@ class Pipeline:
                     found = diffing.upserts(index, batch, probed.tombstones.keys())
                 else:
                     found = diffing.diff(spec, index, batch, job.window)
-                try:
+
+                def guard(found: diffing.Diff = found) -> None:
                     if payload.not_modified:
-                        pass  # nothing read: nothing to refuse
-                    elif upserting:
+                        return  # nothing read: nothing to refuse
+                    if upserting:
                         assert probed is not None
                         check_incremental(
                             batch=batch,
@@ -116,6 +124,23 @@ class Pipeline:
                             max_delete_share=job.max_delete_share,
                             force=job.forced,
                         )
+
+                if job.dry_run:
+                    answer = preview(
+                        source=spec.id,
+                        mode=mode,
+                        not_modified=payload.not_modified,
+                        batch=batch,
+                        diff=found,
+                        guard=guard,
+                        validators=job.validators,
+                        forced=job.forced,
+                    )
+                    outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
+                    return Processed(outcome=outcome, valid=len(batch.rows), preview=answer)
+                try:
+                    guard()
+                    check_validators(job.validators, batch=batch, diff=found, force=job.forced)
                 except PublishRejected as exc:
                     rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
                     return Processed(outcome=rejected, valid=len(batch.rows))

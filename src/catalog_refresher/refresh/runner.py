@@ -17,11 +17,16 @@ from datetime import UTC, date, timedelta
 from typing import ParamSpec, Protocol, TypeVar
 
 from catalog_refresher.clock import Clock, timeout
-from catalog_refresher.config.settings import IncrementalSettings, RepositoryOptions
+from catalog_refresher.config.settings import (
+    IncrementalSettings,
+    RepositoryOptions,
+    ValidatorSettings,
+)
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
+from catalog_refresher.refresh.dry_run import Preview
 from catalog_refresher.refresh.events import (
     DataChanged,
     EventBus,
@@ -77,6 +82,7 @@ class _Result:
     outcome: RunOutcome
     valid: int
     applied: Applied | None = None
+    preview: Preview | None = None
 
 
 def window_for(spec: SourceSpec, options: RepositoryOptions, today: date) -> Window | None:
@@ -121,6 +127,7 @@ class Runner:
         *,
         max_delete_share: float,
         incremental: IncrementalSettings | None = None,
+        validators: ValidatorSettings | None = None,
     ) -> RunFinished:
         """Take a ``running`` run to its end; returns it as recorded, for the caller to announce.
 
@@ -136,7 +143,7 @@ class Runner:
             async with timeout(self.clock, self.options.refresh_timeout.total_seconds()):
                 deadline = started + self.options.refresh_timeout.total_seconds()
                 result = await self._refresh(
-                    run, endpoints, max_delete_share, incremental, progress, deadline
+                    run, endpoints, max_delete_share, incremental, progress, deadline, validators
                 )
         except TimeoutError:
             limit = self.options.refresh_timeout
@@ -196,6 +203,9 @@ class Runner:
         incremental: IncrementalSettings | None,
         progress: _Progress,
         deadline: float,
+        validators: ValidatorSettings | None = None,
+        *,
+        dry_run: bool = False,
     ) -> _Result:
         spec = SPECS[run.source]
         assert run.started_at is not None
@@ -214,12 +224,46 @@ class Runner:
             used_backup=progress.used_backup,
             plan=plan,
             incremental=incremental,
+            validators=validators,
+            dry_run=dry_run,
         )
         try:
             processed = await self.process(job, payload)
         finally:
             payload.discard()
-        return _Result(outcome=processed.outcome, valid=processed.valid, applied=processed.applied)
+        return _Result(
+            outcome=processed.outcome,
+            valid=processed.valid,
+            applied=processed.applied,
+            preview=processed.preview,
+        )
+
+    async def dry_run(
+        self,
+        run: Run,
+        endpoints: Endpoints,
+        *,
+        max_delete_share: float,
+        incremental: IncrementalSettings | None = None,
+        validators: ValidatorSettings | None = None,
+    ) -> Preview:
+        """What ``run`` (never recorded: ``refresh/dry_run.py``) would publish now; fetch
+        errors and a ``RefreshTimeout`` raise as they would fail the run."""
+        started = self.clock.monotonic()
+        limit = self.options.refresh_timeout.total_seconds()
+        async with timeout(self.clock, limit):
+            result = await self._refresh(
+                run,
+                endpoints,
+                max_delete_share,
+                incremental,
+                _Progress(),
+                started + limit,
+                validators,
+                dry_run=True,
+            )
+        assert result.preview is not None
+        return result.preview
 
     async def _fetch(
         self,

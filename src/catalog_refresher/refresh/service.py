@@ -37,6 +37,7 @@ from catalog_refresher.errors import (
     SourceNotEnabled,
     UnknownSourceError,
 )
+from catalog_refresher.refresh.dry_run import Preview
 from catalog_refresher.refresh.events import (
     EventBus,
     Purged,
@@ -44,6 +45,7 @@ from catalog_refresher.refresh.events import (
     RunStarted,
     SourceNotConfigured,
 )
+from catalog_refresher.refresh.pause import Pauses
 from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
 from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner, window_for
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
@@ -101,6 +103,7 @@ class RefreshService:
             process=process,
         )
         self.slots = PrioritySlots(self.options.max_concurrent_refreshes)
+        self.pauses = Pauses(store, clock, offload, self.bus)
         self.breakers: dict[str, CircuitBreaker] = {}
         self.next_run_at: dict[str, datetime] = {}
         self.started_at = clock.now()
@@ -222,10 +225,7 @@ class RefreshService:
     ) -> tuple[RunHandle, bool]:
         """``submit``; with ``slot_held`` the caller holds a concurrency slot, which a new
         run of ours takes over (then the second value is true; else the caller keeps it)."""
-        if source not in SPECS:
-            raise UnknownSourceError(source)
-        if source not in self.enabled_sources:
-            raise SourceNotEnabled(f"source {source!r} is not configured or is disabled")
+        self._check_enabled(source)
         if self._stopping:
             raise ServiceStopping()
         async with self._submit_locks[source]:
@@ -268,6 +268,29 @@ class RefreshService:
         """Run ``source`` now (or join its run in flight) and wait for the end."""
         handle = await self.submit(source, Trigger.MANUAL, force=force)
         return await handle.done
+
+    async def dry_run(self, source: str, *, force: bool = False) -> Preview:
+        """What a run of ``source`` would publish now; nothing is written or recorded."""
+        self._check_enabled(source)
+        config, now = self.settings.sources[source], self.clock.now()
+        share = config.max_delete_share
+        run = Run(
+            id=0, source=source, trigger=Trigger.MANUAL, status=RunStatus.RUNNING,
+            forced=force, queued_at=now, started_at=now,
+        )  # fmt: skip
+        return await self.runner.dry_run(
+            run,
+            self.endpoints[source],
+            max_delete_share=self.options.max_delete_share if share is None else share,
+            incremental=config.incremental,
+            validators=config.validators,
+        )
+
+    def _check_enabled(self, source: str) -> None:
+        if source not in SPECS:
+            raise UnknownSourceError(source)
+        if source not in self.enabled_sources:
+            raise SourceNotEnabled(f"source {source!r} is not configured or is disabled")
 
     def in_flight(self, source: str) -> Run | None:
         handle = self._inflight.get(source)
@@ -326,6 +349,7 @@ class RefreshService:
                     self.endpoints[source],
                     max_delete_share=self.options.max_delete_share if share is None else share,
                     incremental=config.incremental,
+                    validators=config.validators,
                 )
         except asyncio.CancelledError:
             breaker.record_neutral()
@@ -347,10 +371,18 @@ class RefreshService:
             breaker.record_success()
         elif status.counts_against_circuit:
             breaker.record_failure(self.clock.now())
+            await self._maybe_auto_pause(source, breaker.failures)
         else:
             breaker.record_neutral()
         self.bus.emit(finished)
         return finished.run
+
+    async def _maybe_auto_pause(self, source: str, failures: int) -> None:
+        """``AutoPauseAfterFailures``: take a source that keeps failing off its schedule."""
+        limit = self.options.auto_pause_after_failures
+        if limit and failures >= limit and source not in self.pauses.known:
+            reason = f"auto-paused after {failures} consecutive failed runs"
+            await _survive(self.pauses.pause(source, reason, auto=True))
 
     async def _finish_unstarted(self, run: Run, status: RunStatus, reason: str) -> Run:
         outcome = RunOutcome(status=status, finished_at=self.clock.now(), error=reason)
@@ -391,6 +423,7 @@ class RefreshService:
         # With peers, claim only once a local slot is free: a busy replica leaves due
         # sources to idle peers instead of claiming them and queueing them behind its
         # own runs. (Alone, the run is recorded `queued` while it waits for a slot.)
+        await self.pauses.wait_until_resumed(source)  # read from the store: every replica's
         slot_held = self._has_peers
         if slot_held:
             await self.slots.acquire(self.settings.sources[source].priority)

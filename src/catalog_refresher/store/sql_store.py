@@ -44,6 +44,7 @@ from catalog_refresher.store.base import (
     SourceHistory,
     SyncState,
 )
+from catalog_refresher.store.control_state import ControlState
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
 from catalog_refresher.store.rows import (
     RECENT_RUNS,
@@ -120,7 +121,7 @@ def _sql(template: str, placeholder: str, lock: str) -> str:
     return template.format(p=placeholder, lock=lock)
 
 
-class SqlStore(ABC, Generic[Conn]):
+class SqlStore(ControlState, ABC, Generic[Conn]):
     """The ``Store`` moves both SQL stores make; subclasses give the dialect."""
 
     dialect: ClassVar[str]
