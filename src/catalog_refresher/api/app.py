@@ -13,7 +13,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from catalog_refresher import __version__
-from catalog_refresher.api import cache, dashboard, health, problems, products, runs, sources
+from catalog_refresher.api import (
+    cache,
+    dashboard,
+    health,
+    operator,
+    problems,
+    products,
+    runs,
+    sources,
+)
 from catalog_refresher.api.context import ApiContext, Metrics
 from catalog_refresher.api.docs import install_docs
 from catalog_refresher.api.openapi import install_openapi
@@ -34,7 +43,9 @@ operators is at `/dashboard`.
 
 
 #: Every route of the API, by concern.
-ROUTERS = tuple(module.router for module in (products, sources, runs, cache, health, dashboard))
+ROUTERS = tuple(
+    module.router for module in (products, sources, operator, runs, cache, health, dashboard)
+)
 
 
 def create_app(

@@ -18,7 +18,7 @@ from catalog_refresher.catalog import CacheStats
 from catalog_refresher.domain.aggregate import ProductAggregate
 from catalog_refresher.domain.runs import Run, RunMode, RunStatus, Trigger
 from catalog_refresher.refresh.resilience import CircuitState
-from catalog_refresher.status import Health, HealthReport, SourceStatus
+from catalog_refresher.status import Freshness, Health, HealthReport, SourceStatus
 
 
 class RunOut(msgspec.Struct, kw_only=True):
@@ -83,6 +83,14 @@ class SourceOut(msgspec.Struct, kw_only=True):
     record_count: int
     stale: bool
     used_backup: bool
+    paused: bool = False
+    """No scheduled runs until resumed (``POST .../resume``); the data stays served."""
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    freshness: Freshness | None = None
+    """Against the source's ``Freshness`` window: fresh, warn, fail (null: no window)."""
+    age_seconds: float | None = None
+    """Since the last success (before one: since the service started)."""
 
 
 class CacheOut(msgspec.Struct, kw_only=True):
@@ -200,6 +208,11 @@ def source_out(status: SourceStatus) -> SourceOut:
         record_count=status.record_count,
         stale=status.stale,
         used_backup=status.used_backup,
+        paused=status.paused,
+        paused_at=utc(status.paused_at),
+        pause_reason=status.pause_reason,
+        freshness=status.freshness,
+        age_seconds=None if status.age is None else seconds(status.age),
     )
 
 

@@ -42,7 +42,7 @@ scraped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -109,6 +109,8 @@ class Metrics:
         intervals: Mapping[str, timedelta] | None = None,
         circuit: Callable[[str], CircuitState] | None = None,
         cache_stats: Callable[[], CacheStats] | None = None,
+        paused: Callable[[], Collection[str]] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         """``sources`` are primed at zero and get a circuit-state sample each scrape.
 
@@ -121,6 +123,9 @@ class Metrics:
         self.intervals = dict(intervals or {})
         self._circuit = circuit
         self._cache_stats = cache_stats
+        self._paused = paused
+        self._now = now
+        self._last_success_at: dict[str, datetime] = {}
         self._running: dict[str, int] = {}
         # Disabled: the metric objects exist (so on_event needs no checks) but are
         # never registered, and on_event returns before touching them anyway.
@@ -193,6 +198,8 @@ class Metrics:
             intervals={source: options.interval(SPECS[source]) for source in sources},
             circuit=service.circuit,
             cache_stats=catalog.stats if catalog is not None else None,
+            paused=lambda: service.pauses.known.keys(),
+            now=service.clock.now,
         )
 
     def _prime(self) -> None:
@@ -215,6 +222,7 @@ class Metrics:
         for source, at in last_success.items():
             if at is not None:
                 self.last_success.labels(source).set(at.timestamp())
+                self._last_success_at[source] = at
 
     # --- events -------------------------------------------------------------------
 
@@ -252,6 +260,7 @@ class Metrics:
             self.success.labels(source).inc()
             if run.finished_at is not None:
                 self.last_success.labels(source).set(run.finished_at.timestamp())
+                self._last_success_at[source] = run.finished_at
         error_type = failure_type(run)
         if error_type is not None:
             self.failure.labels(source, error_type).inc()
@@ -300,6 +309,7 @@ class _ScrapeTimeCollector(Collector):
                 for source, value in metrics.intervals.items():
                     interval.add_metric([source], value.total_seconds())
                 yield interval
+            yield from _operator_gauges(metrics)
         if metrics._cache_stats is not None:
             stats = metrics._cache_stats()
             yield GaugeMetricFamily(
@@ -321,3 +331,29 @@ class _ScrapeTimeCollector(Collector):
                 "hits / (hits + misses) since start; 0 before any read.",
                 value=stats.hit_ratio,
             )
+
+
+def _operator_gauges(metrics: Metrics) -> Iterator[Metric]:
+    """Paused sources and the age of each source's data (issue 12)."""
+    if metrics._paused is not None and metrics.sources:
+        paused = GaugeMetricFamily(
+            "catalog_source_paused",
+            "1 while the source is paused (no scheduled runs), else 0.",
+            labels=["data_type"],
+        )
+        held = set(metrics._paused())
+        for source in metrics.sources:
+            paused.add_metric([source], 1.0 if source in held else 0.0)
+        yield paused
+    if metrics._now is not None and metrics._last_success_at:
+        age = GaugeMetricFamily(
+            "catalog_source_age_seconds",
+            "Seconds since the source's latest successful run finished.",
+            labels=["data_type"],
+        )
+        now = metrics._now()
+        for source, at in sorted(metrics._last_success_at.items()):
+            if source not in metrics.sources:
+                continue
+            age.add_metric([source], max(0.0, (now - at).total_seconds()))
+        yield age

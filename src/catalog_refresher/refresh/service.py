@@ -112,6 +112,12 @@ class RefreshService:
         self._wake = {source: asyncio.Event() for source in SOURCE_IDS}
         """Set to run a source's slot at once: a dead peer left its run unfinished."""
         self._loops: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._source_loops: dict[str, asyncio.Task[None]] = {}
+        self._sleeping: set[str] = set()
+        """Sources whose loop waits for its slot (a reload may restart it at once)."""
+        self._stale_loops: set[str] = set()
+        """Sources whose loop, busy with a run at a reload, restarts once the run ends."""
         self._stopping = False
         self._started_runs: set[int] = set()
         """Runs that have called (or are calling) their source; the rest are still queued."""
@@ -140,6 +146,7 @@ class RefreshService:
         self.started_at = self.clock.now()
         if recover:
             await self.offload(self.store.cancel_abandoned_runs, at=self.started_at)
+        await self.pauses.read()
         for source in SOURCE_IDS:
             await self._restore_circuit(source)
             if source not in self.settings.sources:
@@ -163,6 +170,7 @@ class RefreshService:
         for source in self.enabled_sources:
             if self.in_flight(source) is None:
                 await self._restore_circuit(source)
+        await self.pauses.read()  # a peer may have paused or resumed a source
 
     def start(self) -> None:
         """Start the schedule loops and housekeeping (``prepare`` must have run)."""
@@ -180,12 +188,47 @@ class RefreshService:
         tracks them in ``_inflight`` instead.
         """
         async with asyncio.TaskGroup() as group:
+            self._group = group
             for source in self.enabled_sources:
-                group.create_task(self._schedule(source), name=f"loop-{source}")
+                self._start_loop(source)
             group.create_task(self._housekeeping(), name="housekeeping")
             if self.coordinator.heartbeat_every is not None:
                 every = self.coordinator.heartbeat_every.total_seconds()
                 group.create_task(self._heartbeat(every), name="heartbeat")
+
+    def _start_loop(self, source: str, *, reloaded: bool = False) -> None:
+        assert self._group is not None
+        loop = self._group.create_task(self._schedule(source, reloaded=reloaded))
+        loop.set_name(f"loop-{source}")
+        self._source_loops[source] = loop
+
+    async def apply_settings(self, settings: Settings, endpoints: Mapping[str, Endpoints]) -> None:
+        """Take a reloaded configuration (``refresh/reload.py``): runs from now on use it;
+        the loops of sources whose schedule changed start again from their last start."""
+        old = self.settings
+        self.settings, self.options, self.endpoints = settings, settings.repository, endpoints
+        self.runner.options = settings.repository
+        self.slots.resize(self.options.max_concurrent_refreshes)
+        for source in SOURCE_IDS:
+            await self._restore_circuit(source)
+        moved = [
+            source
+            for source in SOURCE_IDS
+            if old.enabled(source) != settings.enabled(source)
+            or old.repository.intervals[source] != settings.repository.intervals[source]
+        ]
+        if self._group is None:
+            return  # not started: the loops will start with the new settings
+        for source in moved:
+            loop = self._source_loops.pop(source, None)
+            if loop is not None and source not in self._sleeping:
+                self._source_loops[source] = loop  # busy with a run: restarts after it
+                self._stale_loops.add(source)
+                continue
+            if loop is not None:
+                loop.cancel()
+            if source in self.enabled_sources:
+                self._start_loop(source, reloaded=True)
 
     async def stop(self) -> None:
         """Stop scheduling; give in-flight runs the grace period, then cancel them.
@@ -394,16 +437,29 @@ class RefreshService:
 
     # --- loops --------------------------------------------------------------------
 
-    async def _schedule(self, source: str) -> None:
+    async def _schedule(self, source: str, *, reloaded: bool = False) -> None:
+        """``reloaded``: started again by a reload, so a due slot is a scheduled one."""
         interval = self.options.interval(SPECS[source])
         history = await self._first_history(source)
         slot: Slot = first_slot(
             last_started_at=history.last_started_at, interval=interval, now=self.clock.now()
         )
-        trigger = Trigger.STARTUP if slot.run_at <= self.clock.now() else Trigger.SCHEDULE
+        at_once = slot.run_at <= self.clock.now() and not reloaded
+        trigger = Trigger.STARTUP if at_once else Trigger.SCHEDULE
         while True:
+            if source in self._stale_loops:  # a reload came during the run
+                self._stale_loops.discard(source)
+                self._source_loops.pop(source, None)
+                if source in self.enabled_sources:
+                    self._start_loop(source, reloaded=True)
+                return
             self.next_run_at[source] = slot.run_at
-            if await self._sleep_or_wake(source, slot.run_at):
+            self._sleeping.add(source)
+            try:
+                woken = await self._sleep_or_wake(source, slot.run_at)
+            finally:
+                self._sleeping.discard(source)
+            if woken:
                 # A peer died in the middle of this source's slot: run it now, then
                 # wait for the slot this loop was waiting for (back on the grid).
                 with contextlib.suppress(NotOurTurn):  # another peer was quicker
