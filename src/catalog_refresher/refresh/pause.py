@@ -11,12 +11,16 @@ touched, and the data stays served.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from catalog_refresher.clock import Clock
 from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.errors import CatalogRefresherError
 from catalog_refresher.refresh.events import EventBus, SourcePaused, SourceResumed
 from catalog_refresher.refresh.runner import Offload
 from catalog_refresher.store.base import Pause, Store
+
+log = logging.getLogger("catalog_refresher")
 
 #: How often a paused source's scheduler asks the store whether it was resumed (by a peer).
 POLL_EVERY = 5.0
@@ -55,12 +59,19 @@ class Pauses:
             self.bus.emit(SourceResumed(source=source))
         return resumed
 
-    async def wait_until_resumed(self, source: str) -> None:
-        """Return at once if ``source`` is not paused, else once it is resumed."""
+    async def wait_until_resumed(self, source: str) -> bool:
+        """Return at once if ``source`` is not paused, else once it is resumed; true if
+        it waited. A store that cannot be read leaves the pause as last read."""
+        waited = False
         while True:
-            pause = (await self.read()).get(source)
+            try:
+                pause = (await self.read()).get(source)
+            except CatalogRefresherError:
+                log.warning("cannot read whether %s is paused", source, exc_info=True)
+                pause = self.known.get(source)
             if pause is None:
-                return
+                return waited
+            waited = True
             resumed = self._resumed[source]
             resumed.clear()
             sleep = asyncio.ensure_future(self.clock.sleep(POLL_EVERY))

@@ -459,6 +459,9 @@ class RefreshService:
                 woken = await self._sleep_or_wake(source, slot.run_at)
             finally:
                 self._sleeping.discard(source)
+            if await self.pauses.wait_until_resumed(source) and not woken:
+                now = self.clock.now()  # resumed: one run now, then a grid from it
+                slot = Slot(run_at=now, grid=now)
             if woken:
                 # A peer died in the middle of this source's slot: run it now, then
                 # wait for the slot this loop was waiting for (back on the grid).
@@ -479,7 +482,6 @@ class RefreshService:
         # With peers, claim only once a local slot is free: a busy replica leaves due
         # sources to idle peers instead of claiming them and queueing them behind its
         # own runs. (Alone, the run is recorded `queued` while it waits for a slot.)
-        await self.pauses.wait_until_resumed(source)  # read from the store: every replica's
         slot_held = self._has_peers
         if slot_held:
             await self.slots.acquire(self.settings.sources[source].priority)
