@@ -296,3 +296,36 @@ async def test_a_dry_run_says_the_guard_would_reject(tmp_path: Path, clock: Fake
     assert not preview.guard.passed
     assert "empty snapshot" in preview.guard.detail
     assert h.store.source_history("erp_stock").record_count == len(ERP)
+
+
+async def test_a_failing_validator_rejects_the_run_and_the_dry_run_shows_each_verdict(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """MinRecords 18 on a source that drops to 16 rows: the dry run lists MinRecords as
+    failed (MaxChangedShare passing), and the real run is ``rejected`` with that reason,
+    the 20 stored rows still served."""
+    from catalog_refresher.config.policy_settings import ValidatorSettings
+
+    source = erp(clock)
+    h = hourly(tmp_path, clock, source)
+    config = dataclasses.replace(
+        h.service.settings.sources["erp_stock"],
+        validators=ValidatorSettings(min_records=18, max_changed_share=0.5),
+    )
+    h.service.settings = dataclasses.replace(
+        h.service.settings, sources=MappingProxyType({"erp_stock": config})
+    )
+    await h.service.prepare()
+    assert (await h.service.refresh("erp_stock")).status is RunStatus.SUCCEEDED
+    source.records = ERP[:16]
+    preview = await h.service.dry_run("erp_stock")
+    assert [(v.name, v.passed) for v in preview.validators] == [
+        ("MinRecords", False),
+        ("MaxChangedShare", True),
+    ]
+    assert preview.guard.passed
+    assert not preview.would_publish
+    run = await h.service.refresh("erp_stock")
+    assert run.status is RunStatus.REJECTED
+    assert run.error == "validator MinRecords failed: 16 records, at least 18 wanted"
+    assert h.store.source_history("erp_stock").record_count == len(ERP)
