@@ -26,7 +26,7 @@ from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock, SystemClock
 from catalog_refresher.config.settings import Settings, reveal
 from catalog_refresher.control import LocalControl
-from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.errors import StoreError
 from catalog_refresher.observe.alerts import WebhookNotifier
 from catalog_refresher.observe.logs import RunLog
@@ -148,6 +148,10 @@ class Application:
             def on_applied(new: Settings) -> None:
                 context = api.state.context
                 api.state.context = dataclasses.replace(context, settings=new)
+                metrics.intervals = {  # what the staleness alert divides by
+                    source: new.repository.interval(SPECS[source])
+                    for source in service.enabled_sources
+                }
 
             reloader = Reloader(service, load, open_endpoints, on_applied)
         api = create_app(

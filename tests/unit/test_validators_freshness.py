@@ -200,3 +200,31 @@ def test_auto_pause_after_failures_is_off_by_default_and_zero_is_allowed(tmp_pat
     with pytest.raises(ConfigError) as caught:
         load(path, environment=None, environ={})
     assert caught.value.key == "CatalogRepository:AutoPauseAfterFailures"
+
+
+def test_metrics_export_paused_age_and_the_freshness_bounds() -> None:
+    """catalog_source_paused is 1 for a paused source and 0 for the others; the age is
+    now minus the last success; each configured bound is exported in seconds."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from catalog_refresher.observe.metrics import Metrics
+
+    metrics = Metrics(
+        sources=["erp_stock", "eshop_stock"],
+        paused=lambda: {"erp_stock"},
+        now=lambda: NOW,
+        freshness=lambda: {"erp_stock": WINDOW},
+    )
+    metrics.load_last_success({"erp_stock": NOW - timedelta(minutes=90), "eshop_stock": None})
+    text = metrics.render()[0].decode()
+    samples = {
+        (s.name, s.labels.get("data_type")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("catalog_source_paused", "erp_stock")] == 1
+    assert samples[("catalog_source_paused", "eshop_stock")] == 0
+    assert samples[("catalog_source_age_seconds", "erp_stock")] == 90 * 60
+    assert ("catalog_source_age_seconds", "eshop_stock") not in samples
+    assert samples[("catalog_source_freshness_warn_after_seconds", "erp_stock")] == 3600
+    assert samples[("catalog_source_freshness_fail_after_seconds", "erp_stock")] == 6 * 3600

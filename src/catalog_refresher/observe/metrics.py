@@ -51,6 +51,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from catalog_refresher.config.settings import FreshnessSettings
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.refresh.events import (
@@ -111,6 +112,7 @@ class Metrics:
         cache_stats: Callable[[], CacheStats] | None = None,
         paused: Callable[[], Collection[str]] | None = None,
         now: Callable[[], datetime] | None = None,
+        freshness: Callable[[], Mapping[str, FreshnessSettings]] | None = None,
     ) -> None:
         """``sources`` are primed at zero and get a circuit-state sample each scrape.
 
@@ -125,6 +127,7 @@ class Metrics:
         self._cache_stats = cache_stats
         self._paused = paused
         self._now = now
+        self._freshness = freshness
         self._last_success_at: dict[str, datetime] = {}
         self._running: dict[str, int] = {}
         # Disabled: the metric objects exist (so on_event needs no checks) but are
@@ -200,6 +203,11 @@ class Metrics:
             cache_stats=catalog.stats if catalog is not None else None,
             paused=lambda: service.pauses.known.keys(),
             now=service.clock.now,
+            freshness=lambda: {
+                source: config.freshness
+                for source, config in service.settings.sources.items()
+                if config.freshness is not None
+            },
         )
 
     def _prime(self) -> None:
@@ -357,3 +365,16 @@ def _operator_gauges(metrics: Metrics) -> Iterator[Metric]:
                 continue
             age.add_metric([source], max(0.0, (now - at).total_seconds()))
         yield age
+    if metrics._freshness is not None:
+        windows = metrics._freshness()
+        for bound in ("warn_after", "fail_after"):
+            family = GaugeMetricFamily(
+                f"catalog_source_freshness_{bound}_seconds",
+                f"The source's Freshness {bound.title().replace('_', '')}, in seconds.",
+                labels=["data_type"],
+            )
+            for source, window in sorted(windows.items()):
+                limit: timedelta | None = getattr(window, bound)
+                if limit is not None:
+                    family.add_metric([source], limit.total_seconds())
+            yield family
