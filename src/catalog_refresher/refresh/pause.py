@@ -50,6 +50,13 @@ class Pauses:
         self.bus.emit(SourcePaused(source=source, reason=reason, at=pause.paused_at, auto=auto))
         return pause
 
+    async def auto_pause(self, source: str, failures: int, limit: int) -> None:
+        """``AutoPauseAfterFailures`` (``limit``, 0: off): take a source that keeps failing
+        off its schedule, with an auto ``SourcePaused`` the webhook notifier alerts on."""
+        if limit and failures >= limit and source not in self.known:
+            reason = f"auto-paused after {failures} consecutive failed runs"
+            await self.pause(source, reason, auto=True)
+
     async def resume(self, source: str) -> bool:
         """Resume ``source``; false if it was not paused. Its scheduler goes on at once."""
         resumed = await self.offload(self.store.resume_source, source)

@@ -79,6 +79,23 @@ def changes(old: Settings, new: Settings) -> list[str]:
     return found
 
 
+async def _apply(
+    service: RefreshService, new: Settings, endpoints: Mapping[str, Endpoints]
+) -> None:
+    """Runs from now on take ``new``; the sources whose schedule changed start again."""
+    old = service.settings
+    service.settings, service.options, service.endpoints = new, new.repository, endpoints
+    service.runner.options = new.repository
+    service.slots.resize(new.repository.max_concurrent_refreshes)
+    await service.follow_peer_circuits()  # the breakers under the new threshold
+    service.restart_loops(
+        source
+        for source in SPECS
+        if old.enabled(source) != new.enabled(source)
+        or old.repository.intervals[source] != new.repository.intervals[source]
+    )
+
+
 class Reloader:
     """Reads the configuration again and applies it to ``service``, or refuses it."""
 
@@ -122,7 +139,7 @@ class Reloader:
                 endpoints.update(self.open_endpoints(new, renewed))
             except CatalogRefresherError as exc:
                 await self._refused(f"cannot open the new endpoints: {describe(exc)}")
-            await service.apply_settings(new, endpoints)
+            await _apply(service, new, endpoints)
             if self.on_applied is not None:
                 self.on_applied(new)
             detail = "; ".join(changed) or "nothing changed"

@@ -20,9 +20,10 @@ from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.config.settings import (
     IncrementalSettings,
     RepositoryOptions,
+    SourceSettings,
     ValidatorSettings,
 )
-from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
+from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
@@ -239,27 +240,26 @@ class Runner:
         )
 
     async def dry_run(
-        self,
-        run: Run,
-        endpoints: Endpoints,
-        *,
-        max_delete_share: float,
-        incremental: IncrementalSettings | None = None,
-        validators: ValidatorSettings | None = None,
+        self, config: SourceSettings, endpoints: Endpoints, *, force: bool
     ) -> Preview:
-        """What ``run`` (never recorded: ``refresh/dry_run.py``) would publish now; fetch
-        errors and a ``RefreshTimeout`` raise as they would fail the run."""
+        """What a run of ``config``'s source would publish now, as a run that is never
+        recorded (``refresh/dry_run.py``); fetch errors and a ``RefreshTimeout`` raise."""
+        now, share = self.clock.now(), config.max_delete_share
+        run = Run(
+            id=0, source=config.id, trigger=Trigger.MANUAL, status=RunStatus.RUNNING,
+            forced=force, queued_at=now, started_at=now,
+        )  # fmt: skip
         started = self.clock.monotonic()
         limit = self.options.refresh_timeout.total_seconds()
         async with timeout(self.clock, limit):
             result = await self._refresh(
                 run,
                 endpoints,
-                max_delete_share,
-                incremental,
+                self.options.max_delete_share if share is None else share,
+                config.incremental,
                 _Progress(),
                 started + limit,
-                validators,
+                config.validators,
                 dry_run=True,
             )
         assert result.preview is not None

@@ -22,11 +22,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from catalog_refresher.clock import Clock, sleep_until
+from catalog_refresher.clock import Clock
 from catalog_refresher.config.settings import Settings
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
@@ -40,25 +40,31 @@ from catalog_refresher.errors import (
 from catalog_refresher.refresh.dry_run import Preview
 from catalog_refresher.refresh.events import (
     EventBus,
-    Purged,
     RunFinished,
     RunStarted,
     SourceNotConfigured,
 )
+from catalog_refresher.refresh.housekeeping import (
+    CHANGE_FEED_KEPT,
+    HOUSEKEEPING_EVERY,
+    purge_expired,
+)
 from catalog_refresher.refresh.pause import Pauses
 from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
-from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner, window_for
+from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
+from catalog_refresher.refresh.tasks import (
+    report_loops_end,
+    sleep_or_wake,
+    survive,
+    wait_on_clock,
+)
 from catalog_refresher.store.base import SourceHistory, Store
 from catalog_refresher.store.coordination import Coordinator, Solo
 
 log = logging.getLogger("catalog_refresher")
 
-#: How often retention is enforced; the contract asks for at least daily.
-HOUSEKEEPING_EVERY = timedelta(hours=1)
-#: How long the change feed is kept for caches that follow it from other processes.
-CHANGE_FEED_KEPT = timedelta(days=1)
 #: How often a manual refresh looks at a run a peer replica has in flight.
 FOLLOW_PEER_RUN_EVERY = 1.0
 #: How often a loop asks again for its source's history when the store cannot be read.
@@ -114,10 +120,8 @@ class RefreshService:
         self._loops: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self._source_loops: dict[str, asyncio.Task[None]] = {}
-        self._sleeping: set[str] = set()
-        """Sources whose loop waits for its slot (a reload may restart it at once)."""
-        self._stale_loops: set[str] = set()
-        """Sources whose loop, busy with a run at a reload, restarts once the run ends."""
+        self._sleeping: set[str] = set()  # loops waiting for their slot: a reload restarts them
+        self._stale_loops: set[str] = set()  # busy at a reload: restart once their run ends
         self._stopping = False
         self._started_runs: set[int] = set()
         """Runs that have called (or are calling) their source; the rest are still queued."""
@@ -177,7 +181,7 @@ class RefreshService:
         assert self._prepared, "call prepare() first"
         assert self._loops is None, "already started"
         self._loops = asyncio.create_task(self._run_loops(), name="refresh-loops")
-        self._loops.add_done_callback(_report_loops_end)
+        self._loops.add_done_callback(report_loops_end)
 
     async def _run_loops(self) -> None:
         """Every loop of the service, in one ``TaskGroup``: stopping is one cancellation.
@@ -202,27 +206,13 @@ class RefreshService:
         loop.set_name(f"loop-{source}")
         self._source_loops[source] = loop
 
-    async def apply_settings(self, settings: Settings, endpoints: Mapping[str, Endpoints]) -> None:
-        """Take a reloaded configuration (``refresh/reload.py``): runs from now on use it;
-        the loops of sources whose schedule changed start again from their last start."""
-        old = self.settings
-        self.settings, self.options, self.endpoints = settings, settings.repository, endpoints
-        self.runner.options = settings.repository
-        self.slots.resize(self.options.max_concurrent_refreshes)
-        for source in SOURCE_IDS:
-            await self._restore_circuit(source)
-        moved = [
-            source
-            for source in SOURCE_IDS
-            if old.enabled(source) != settings.enabled(source)
-            or old.repository.intervals[source] != settings.repository.intervals[source]
-        ]
-        if self._group is None:
-            return  # not started: the loops will start with the new settings
-        for source in moved:
+    def restart_loops(self, sources: Iterable[str]) -> None:
+        """After a reload (``refresh/reload.py``): the loops of ``sources`` start again from
+        their last start; one busy with a run starts again once the run has ended."""
+        for source in sources if self._group is not None else ():
             loop = self._source_loops.pop(source, None)
             if loop is not None and source not in self._sleeping:
-                self._source_loops[source] = loop  # busy with a run: restarts after it
+                self._source_loops[source] = loop
                 self._stale_loops.add(source)
                 continue
             if loop is not None:
@@ -249,7 +239,7 @@ class RefreshService:
         pending = {handle.done for handle in self._inflight.values()}
         if pending:
             grace = self.options.shutdown_grace_period.total_seconds()
-            pending = await _wait_on_clock(self.clock, pending, grace)
+            pending = await wait_on_clock(self.clock, pending, grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -315,19 +305,8 @@ class RefreshService:
     async def dry_run(self, source: str, *, force: bool = False) -> Preview:
         """What a run of ``source`` would publish now; nothing is written or recorded."""
         self._check_enabled(source)
-        config, now = self.settings.sources[source], self.clock.now()
-        share = config.max_delete_share
-        run = Run(
-            id=0, source=source, trigger=Trigger.MANUAL, status=RunStatus.RUNNING,
-            forced=force, queued_at=now, started_at=now,
-        )  # fmt: skip
-        return await self.runner.dry_run(
-            run,
-            self.endpoints[source],
-            max_delete_share=self.options.max_delete_share if share is None else share,
-            incremental=config.incremental,
-            validators=config.validators,
-        )
+        config = self.settings.sources[source]
+        return await self.runner.dry_run(config, self.endpoints[source], force=force)
 
     def _check_enabled(self, source: str) -> None:
         if source not in SPECS:
@@ -414,18 +393,12 @@ class RefreshService:
             breaker.record_success()
         elif status.counts_against_circuit:
             breaker.record_failure(self.clock.now())
-            await self._maybe_auto_pause(source, breaker.failures)
+            limit = self.options.auto_pause_after_failures
+            await survive(self.pauses.auto_pause(source, breaker.failures, limit))
         else:
             breaker.record_neutral()
         self.bus.emit(finished)
         return finished.run
-
-    async def _maybe_auto_pause(self, source: str, failures: int) -> None:
-        """``AutoPauseAfterFailures``: take a source that keeps failing off its schedule."""
-        limit = self.options.auto_pause_after_failures
-        if limit and failures >= limit and source not in self.pauses.known:
-            reason = f"auto-paused after {failures} consecutive failed runs"
-            await _survive(self.pauses.pause(source, reason, auto=True))
 
     async def _finish_unstarted(self, run: Run, status: RunStatus, reason: str) -> Run:
         outcome = RunOutcome(status=status, finished_at=self.clock.now(), error=reason)
@@ -456,7 +429,7 @@ class RefreshService:
             self.next_run_at[source] = slot.run_at
             self._sleeping.add(source)
             try:
-                woken = await self._sleep_or_wake(source, slot.run_at)
+                woken = await sleep_or_wake(self.clock, self._wake[source], slot.run_at)
             finally:
                 self._sleeping.discard(source)
             if await self.pauses.wait_until_resumed(source) and not woken:
@@ -466,10 +439,10 @@ class RefreshService:
                 # A peer died in the middle of this source's slot: run it now, then
                 # wait for the slot this loop was waiting for (back on the grid).
                 with contextlib.suppress(NotOurTurn):  # another peer was quicker
-                    await _survive(self._run_slot(source, Trigger.SCHEDULE))
+                    await survive(self._run_slot(source, Trigger.SCHEDULE))
                 continue
             try:
-                await _survive(self._run_slot(source, trigger))
+                await survive(self._run_slot(source, trigger))
             except NotOurTurn as turn:
                 # A peer ran it (or runs it): the cluster's next due time, by its clock.
                 due = self.clock.now() + turn.retry_after
@@ -506,24 +479,11 @@ class RefreshService:
                 log.exception("cannot read the history of %s; retrying", source)
             await self.clock.sleep(FIRST_HISTORY_RETRY_EVERY)
 
-    async def _sleep_or_wake(self, source: str, when: datetime) -> bool:
-        """Sleep until ``when``; true if woken earlier to recover an orphaned run."""
-        wake = self._wake[source]
-        wake.clear()
-        sleep = asyncio.ensure_future(sleep_until(self.clock, when))
-        woken = asyncio.ensure_future(wake.wait())
-        try:
-            await asyncio.wait([sleep, woken], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleep.cancel()
-            woken.cancel()
-        return wake.is_set()
-
     async def _heartbeat(self, every: float) -> None:
         """Keep this replica's claims, and pick up the runs of peers that died."""
         while True:
-            await _survive(self.offload(self.coordinator.heartbeat))
-            await _survive(self._recover_orphans())
+            await survive(self.offload(self.coordinator.heartbeat))
+            await survive(self._recover_orphans())
             await self.clock.sleep(every)
 
     async def _recover_orphans(self) -> None:
@@ -535,56 +495,12 @@ class RefreshService:
 
     async def _housekeeping(self) -> None:
         while True:
-            await _survive(self.purge_expired())
-            await _survive(
+            await survive(self.purge_expired())
+            await survive(
                 self.offload(self.store.trim_changes, self.clock.now() - CHANGE_FEED_KEPT)
             )
             await self.clock.sleep(HOUSEKEEPING_EVERY.total_seconds())
 
     async def purge_expired(self) -> int:
         """Delete history rows older than each history source's window."""
-        total = 0
-        today = self.clock.now().astimezone(UTC).date()
-        for spec in SPECS.values():
-            window = window_for(spec, self.options, today)
-            if window is None:
-                continue
-            rows = await self.offload(
-                self.store.purge_before, spec.id, window.date_from, at=self.clock.now()
-            )
-            if rows:
-                self.bus.emit(Purged(source=spec.id, rows=rows))
-            total += rows
-        return total
-
-
-async def _survive(work: Awaitable[object]) -> None:
-    """A loop iteration's failure is reported and the loop goes on (never stops the others)."""
-    try:
-        await work
-    except (asyncio.CancelledError, NotOurTurn):
-        raise
-    except Exception:
-        # The loop must outlive any one failure (a store briefly unreachable, a bug).
-        log.exception("refresh loop error")
-
-
-def _report_loops_end(loops: asyncio.Task[None]) -> None:
-    """The loops end only when cancelled; anything else is a bug worth a loud line."""
-    if not loops.cancelled() and (error := loops.exception()) is not None:
-        log.critical("the refresh loops stopped", exc_info=error)
-
-
-async def _wait_on_clock(
-    clock: Clock, tasks: set[asyncio.Task[Run]], seconds: float
-) -> set[asyncio.Task[Run]]:
-    """Wait until ``tasks`` are done or ``seconds`` of clock time pass; the rest pending."""
-    alarm = asyncio.create_task(clock.sleep(seconds))
-    try:
-        pending: set[asyncio.Task[Run]] = set(tasks)
-        while pending and not alarm.done():
-            done, _ = await asyncio.wait([*pending, alarm], return_when=asyncio.FIRST_COMPLETED)
-            pending -= done
-        return pending
-    finally:
-        alarm.cancel()
+        return await purge_expired(self.store, self.options, self.clock, self.offload, self.bus)
