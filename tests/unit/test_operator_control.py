@@ -329,3 +329,33 @@ async def test_a_failing_validator_rejects_the_run_and_the_dry_run_shows_each_ve
     assert run.status is RunStatus.REJECTED
     assert run.error == "validator MinRecords failed: 16 records, at least 18 wanted"
     assert h.store.source_history("erp_stock").record_count == len(ERP)
+
+
+async def test_a_reload_with_a_new_secret_reopens_only_that_source_and_never_shows_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A changed header secret reopens that source's endpoints (its next run uses them);
+    the change reads ``Sources:ErpStock changed``, without the secret."""
+    from catalog_refresher.config.settings import EndpointSettings, EndpointType, Secret
+
+    old_source, new_source = erp(clock), erp(clock, ERP[:5])
+    h = hourly(tmp_path, clock, old_source)
+    await h.service.prepare()
+    base = h.service.settings
+    endpoint = EndpointSettings(
+        type=EndpointType.DEMO, headers=MappingProxyType({"X-Token": Secret("hunter2")})
+    )
+    config = dataclasses.replace(base.sources["erp_stock"], primary=endpoint)
+    new = dataclasses.replace(base, sources=MappingProxyType({"erp_stock": config}))
+    opened: list[str] = []
+
+    def open_endpoints(settings: Settings, sources: Any) -> dict[str, Endpoints]:
+        opened.extend(sources)
+        return {s: Endpoints(new_source) for s in sources}
+
+    reloaded = await Reloader(h.service, lambda: new, open_endpoints).reload()
+    assert reloaded.changes == ("Sources:ErpStock changed",)
+    assert "hunter2" not in str(reloaded) + str(h.store.list_reloads())
+    assert opened == ["erp_stock"]
+    await h.service.refresh("erp_stock")
+    assert (old_source.calls, new_source.calls) == (0, 1)
