@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from catalog_refresher.cli import app
 from catalog_refresher.store.sqlite import SqliteStore
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """The commands set up the package's logging on CliRunner's captured stream; put the
+    handlers back, or later tests would keep writing into that stream."""
+    logger = logging.getLogger("catalog_refresher")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
 
 ERP = [
     {"product_code": f"P-{n}", "product_name": f"Product {n}", "stock": n, "location": "A1"}
