@@ -4,9 +4,10 @@
 settings, specifiers and the program it starts; ``systemd-analyze security --offline``
 rates its sandbox. Both run with ``--root`` on a temporary root: the host's unit
 folder copied in (so ``multi-user.target`` and friends resolve), the unit installed
-in its /etc/systemd/system, and stand-ins for the programs it runs (/opt/catalog-refresher/bin,
-/bin/kill; the real program is installed and run by tests/e2e/test_systemd_unit.py). Skipped, saying so,
-where systemd-analyze is missing; never where it exists, CI or not.
+in its /etc/systemd/system, and stand-ins for the programs it runs (the one in
+/opt/catalog-refresher/bin, /bin/kill; the real program is installed and run by
+tests/e2e/test_systemd_unit.py). Skipped, saying so, where systemd-analyze is missing;
+never where it exists, CI or not.
 """
 
 from __future__ import annotations
