@@ -432,7 +432,8 @@ class RefreshService:
                 woken = await sleep_or_wake(self.clock, self._wake[source], slot.run_at)
             finally:
                 self._sleeping.discard(source)
-            if await self.pauses.wait_until_resumed(source) and not woken:
+            # A dead peer's run (woken) is recovered paused or not: it was in flight.
+            if not woken and await self.pauses.wait_until_resumed(source):
                 now = self.clock.now()  # resumed: one run now, then a grid from it
                 slot = Slot(run_at=now, grid=now)
             if woken:
