@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,13 +26,14 @@ from catalog_refresher.catalog import Catalog
 from catalog_refresher.clock import Clock, SystemClock
 from catalog_refresher.config.settings import Settings, reveal
 from catalog_refresher.control import LocalControl
-from catalog_refresher.domain.specs import SOURCE_IDS
+from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
 from catalog_refresher.errors import StoreError
 from catalog_refresher.observe.alerts import WebhookNotifier
 from catalog_refresher.observe.logs import RunLog
 from catalog_refresher.observe.metrics import Metrics
 from catalog_refresher.refresh.events import EventBus
 from catalog_refresher.refresh.memory import process_tree_rss
+from catalog_refresher.refresh.reload import Reloader
 from catalog_refresher.refresh.runner import Endpoints, Offload
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.refresh.workers import WorkerPool
@@ -64,6 +67,7 @@ class Application:
     spool: Path | None = None
     clients: HttpClients | None = None
     """The clients of endpoints with their own TLS or proxy settings."""
+    reloader: Reloader | None = None
     _peers: asyncio.Task[None] | None = None
 
     @classmethod
@@ -74,7 +78,10 @@ class Application:
         clock: Clock | None = None,
         world: DemoWorld | None = None,
         client: httpx.AsyncClient | None = None,
+        load: Callable[[], Settings] | None = None,
     ) -> Application:
+        """``load`` reads the configuration file again, as at start: with it the
+        service reloads on ``POST /api/config/reload`` (and SIGHUP, ``cli.py``)."""
         clock = clock or SystemClock()
         store = open_store(reveal(settings.store.url), lease=settings.store.lease)
         catalog = Catalog(store, max_size=settings.cache.max_size)
@@ -87,29 +94,36 @@ class Application:
         # With worker processes, HTTP bodies are spooled to files the workers read.
         spool = Path(tempfile.mkdtemp(prefix="catalog-refresher-")) if pool else None
         clients = HttpClients(client)
-        endpoints = {
-            source_id: Endpoints(
-                open_source(
-                    source_id,
-                    config.primary,
-                    clients.for_endpoint(config.primary, f"Sources:{config.spec.config_key}"),
-                    world=world,
-                    spool=spool,
-                    clock=clock,
-                ),
-                open_source(
-                    source_id,
-                    config.backup,
-                    clients.for_endpoint(config.backup, f"Sources:{config.spec.config_key}:Backup"),
-                    world=world,
-                    spool=spool,
-                    clock=clock,
+
+        def open_endpoints(settings: Settings, sources: Collection[str]) -> dict[str, Endpoints]:
+            """The endpoints of ``sources`` as ``settings`` configure them."""
+            opened = {}
+            for source_id in sources:
+                config = settings.sources[source_id]
+                key = f"Sources:{config.spec.config_key}"
+                opened[source_id] = Endpoints(
+                    open_source(
+                        source_id,
+                        config.primary,
+                        clients.for_endpoint(config.primary, key),
+                        world=world,
+                        spool=spool,
+                        clock=clock,
+                    ),
+                    open_source(
+                        source_id,
+                        config.backup,
+                        clients.for_endpoint(config.backup, f"{key}:Backup"),
+                        world=world,
+                        spool=spool,
+                        clock=clock,
+                    )
+                    if config.backup
+                    else None,
                 )
-                if config.backup
-                else None,
-            )
-            for source_id, config in settings.sources.items()
-        }
+            return opened
+
+        endpoints = open_endpoints(settings, list(settings.sources))
         offload: Offload = asyncio.to_thread
         # Replicas sharing PostgreSQL agree through it on who runs what (contract 7).
         coordinator = store.coordinator if isinstance(store, PostgresStore) else None
@@ -130,8 +144,20 @@ class Application:
         # run changed (DataChanged) before anyone hears that the run finished.
         for observer in (RunLog(), catalog, metrics, notifier):
             bus.subscribe(observer)
+        reloader = None
+        if load is not None:
+
+            def on_applied(new: Settings) -> None:
+                context = api.state.context
+                api.state.context = dataclasses.replace(context, settings=new)
+                metrics.intervals = {  # what the staleness alert divides by
+                    source: new.repository.interval(SPECS[source])
+                    for source in service.enabled_sources
+                }
+
+            reloader = Reloader(service, load, open_endpoints, on_applied)
         api = create_app(
-            control=LocalControl(service, store, clock, offload),
+            control=LocalControl(service, store, clock, offload, reloader),
             catalog=catalog,
             store=store,
             settings=settings,
@@ -152,6 +178,7 @@ class Application:
             pool,
             spool,
             clients,
+            reloader,
         )
 
     async def start(self) -> None:

@@ -1,5 +1,5 @@
-"""The command line (contract sections 2, 8): run, demo, simulate, refresh, check-config;
-status, versions, diff, pin, unpin.
+"""The command line (contract sections 2 and 8): run, demo, simulate, refresh, check-config;
+status, pause, resume, versions, diff, pin, unpin.
 
 Exit codes: 0 success; 1 a refresh that did not succeed; 2 a bad configuration
 or argument, with a message naming what is wrong.
@@ -8,6 +8,7 @@ or argument, with a message naming what is wrong.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -42,11 +43,14 @@ from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS, SPECS_BY_CONFIG_KEY
 from catalog_refresher.errors import CatalogRefresherError, ConfigError, describe
 from catalog_refresher.observe.logs import setup_logging
+from catalog_refresher.refresh.dry_run import Preview
 from catalog_refresher.server import serve
 from catalog_refresher.simulator import Faults, Simulator, serving
 from catalog_refresher.sources.demo import DemoWorld
 from catalog_refresher.store.base import Store
 from catalog_refresher.store.open import open_store
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Keeps a product catalog current from ten external systems.",
@@ -104,10 +108,14 @@ def _secret_values(settings: Settings) -> list[str]:
 
 @app.command()
 def run(config_path: ConfigOption = None, environment: EnvironmentOption = None) -> None:
-    """Run the service in the foreground until SIGINT or SIGTERM."""
+    """Run the service in the foreground until SIGINT or SIGTERM; SIGHUP reloads the file."""
     settings = _settings(config_path, environment)
     _setup_logging(settings)
-    _run_service(_serve(settings, world=None))
+
+    def load() -> Settings:  # a reload reads the file as at start (SIGHUP, the API)
+        return config.load(config_path, environment=environment, environ=os.environ)
+
+    _run_service(_serve(settings, world=None, load=load))
 
 
 @app.command()
@@ -173,19 +181,39 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
 
 
 async def _serve(
-    settings: Settings, *, world: DemoWorld | None, duration: float | None = None
+    settings: Settings,
+    *,
+    world: DemoWorld | None,
+    duration: float | None = None,
+    load: Callable[[], Settings] | None = None,
 ) -> None:
-    application = Application.build(settings, world=world)
+    application = Application.build(settings, world=world, load=load)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task[object]] = set()
+    if application.reloader is not None:
+        reloader = application.reloader
+
+        def reload() -> None:  # a refused reload is logged and audited by the reloader
+            task = asyncio.ensure_future(_reload_quietly(reloader.reload()))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
     if duration is not None:
         loop.call_later(duration, stop.set)
     try:
         await serve(application, stop)
     finally:
         await application.aclose()
+
+
+async def _reload_quietly(reload: Coroutine[Any, Any, object]) -> object:
+    with contextlib.suppress(CatalogRefresherError):
+        return await reload
+    return None
 
 
 @app.command()
@@ -247,6 +275,9 @@ def refresh(
     full: Annotated[
         bool, typer.Option(help="Forget the incremental cursor first: a full, unconditional run.")
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Fetch, diff, guard and validate; publish nothing.")
+    ] = False,
 ) -> None:
     """Run one refresh now; exit 0 on success, non-zero with a one-line reason."""
     source_id = _source_id(source)
@@ -254,6 +285,9 @@ def refresh(
     _setup_logging(settings)
     if source_id not in settings.sources:
         _fail(f"{source_id}: not configured in Sources", code=2)
+    if dry_run:
+        _dry_run(settings, source_id, force)
+        return
     try:
         with terminal_progress(source_id):
             run = asyncio.run(_refresh_once(settings, source_id, force, full=full))
@@ -280,6 +314,81 @@ async def _refresh_once(
         return await application.service.refresh(source_id, force=force)
     finally:
         await application.aclose()
+
+
+def _dry_run(settings: Settings, source_id: str, force: bool) -> None:
+    """Print what a run would publish; exit 1 if the guard or a validator would reject it."""
+
+    async def preview() -> Preview:
+        application = Application.build(_in_process(settings))
+        try:
+            await application.service.prepare(recover=False)
+            return await application.service.dry_run(source_id, force=force)
+        finally:
+            await application.aclose()
+
+    try:
+        found = asyncio.run(preview())
+    except CatalogRefresherError as exc:
+        _fail(f"{source_id}: dry run failed: {describe(exc)}", code=1)
+    typer.echo(
+        f"{source_id}: dry run, nothing published: fetched {found.fetched}, would insert"
+        f" {found.inserted}, update {found.updated}, delete {found.deleted}; invalid"
+        f" {found.invalid}"
+    )
+    for kind, keys in (
+        ("inserted", found.first_inserted),
+        ("updated", found.first_updated),
+        ("deleted", found.first_deleted),
+    ):
+        if keys:
+            typer.echo(f"  first {kind}: {', '.join(keys)}")
+    for verdict in (found.guard, *found.validators):
+        typer.echo(f"  {verdict.name}: {'pass' if verdict.passed else 'REJECT'} ({verdict.detail})")
+    if not found.would_publish:
+        _fail(f"{source_id}: the run would be rejected", code=1)
+
+
+@app.command()
+def pause(
+    source: Annotated[str, typer.Argument(help="Source id (erp_stock) or config key (ErpStock).")],
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+    reason: Annotated[str | None, typer.Option(help="Why; shown in /api/sources.")] = None,
+) -> None:
+    """Take a source off its schedule, on every replica (kept in the store)."""
+    source_id = _source_id(source)
+    settings = _settings(config_path, environment)
+    at = SystemClock().now()
+    held = _with_store(settings, lambda store: store.pause_source(source_id, at=at, reason=reason))
+    why = f" ({held.reason})" if held.reason else ""
+    typer.echo(f"{source_id}: paused since {held.paused_at.isoformat()}{why}")
+
+
+@app.command()
+def resume(
+    source: Annotated[str, typer.Argument(help="Source id (erp_stock) or config key (ErpStock).")],
+    config_path: ConfigOption = None,
+    environment: EnvironmentOption = None,
+) -> None:
+    """Put a paused source back on its schedule; it runs at once if it is due."""
+    source_id = _source_id(source)
+    settings = _settings(config_path, environment)
+    resumed = _with_store(settings, lambda store: store.resume_source(source_id))
+    typer.echo(f"{source_id}: resumed" if resumed else f"{source_id}: was not paused")
+
+
+def _with_store(settings: Settings, work: Callable[[Store], T]) -> T:
+    """``work`` on the configured store (the one every replica reads); a store it cannot
+    use is exit 1."""
+    try:
+        store = open_store(reveal(settings.store.url), lease=settings.store.lease)
+        try:
+            return work(store)
+        finally:
+            store.close()
+    except CatalogRefresherError as exc:
+        _fail(f"cannot use the store: {describe(exc)}", code=1)
 
 
 def _in_process(settings: Settings) -> Settings:

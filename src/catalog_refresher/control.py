@@ -14,7 +14,9 @@ from typing import Protocol
 from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.domain.runs import Run, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
-from catalog_refresher.errors import StoreError
+from catalog_refresher.errors import ReloadRefused, StoreError, UnknownSourceError
+from catalog_refresher.refresh.dry_run import Preview
+from catalog_refresher.refresh.reload import Reloaded, Reloader
 from catalog_refresher.refresh.runner import Offload
 from catalog_refresher.refresh.service import RefreshService
 from catalog_refresher.status import (
@@ -27,7 +29,7 @@ from catalog_refresher.status import (
     store_unreadable,
     with_memory,
 )
-from catalog_refresher.store.base import SourceHistory, Store
+from catalog_refresher.store.base import Pause, SourceHistory, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,22 @@ class Control(Protocol):
         """
         ...
 
+    async def dry_run(self, source: str, *, force: bool) -> Preview:
+        """What a run would publish now; nothing is written (``refresh/dry_run.py``)."""
+        ...
+
+    async def pause(self, source: str, reason: str | None) -> Pause:
+        """Take ``source`` off its schedule, on every replica (``UnknownSourceError``)."""
+        ...
+
+    async def resume(self, source: str) -> bool:
+        """Put ``source`` back on its schedule; false if it was not paused."""
+        ...
+
+    async def reload(self) -> Reloaded:
+        """Re-read the configuration; ``ReloadRefused`` says why a bad one is refused."""
+        ...
+
 
 #: Kubernetes gives a probe 1 s by default: health answers within this, saying the store
 #: is too busy to read in time (another process holding its write lock) rather than
@@ -65,21 +83,27 @@ class LocalControl:
     """``Control`` over a ``RefreshService`` in this process."""
 
     def __init__(
-        self, service: RefreshService, store: Store, clock: Clock, offload: Offload
+        self,
+        service: RefreshService,
+        store: Store,
+        clock: Clock,
+        offload: Offload,
+        reloader: Reloader | None = None,
     ) -> None:
         self.service = service
+        self.reloader = reloader
         self.store = store
         self.clock = clock
         self.offload = offload
-        self._reading: asyncio.Future[dict[str, SourceHistory]] | None = None
+        self._reading: asyncio.Future[_Read] | None = None
         self._ready = False
 
     async def sources(self) -> list[SourceStatus]:
-        histories = await self._histories()
+        read = await self._histories()
         settings, options, now = self.service.settings, self.service.options, self.clock.now()
         statuses = []
         for source in SOURCE_IDS:
-            history = histories[source]
+            history = read.histories[source]
             configured = settings.sources.get(source)
             statuses.append(
                 source_status(
@@ -99,11 +123,13 @@ class LocalControl:
                         for endpoint in (configured.primary, configured.backup)
                         if endpoint is not None
                     ),
+                    pause=read.pauses.get(source),
+                    freshness=configured.freshness if configured else None,
                 )
             )
         return statuses
 
-    async def _histories(self) -> dict[str, SourceHistory]:
+    async def _histories(self) -> _Read:
         """Every source's history, read in one trip off the loop.
 
         One read at a time: callers that come while it runs share it, so probes
@@ -113,8 +139,9 @@ class LocalControl:
             self._reading = asyncio.ensure_future(self.offload(self._read_histories))
         return await asyncio.shield(self._reading)
 
-    def _read_histories(self) -> dict[str, SourceHistory]:
-        return {source: self.store.source_history(source) for source in SOURCE_IDS}
+    def _read_histories(self) -> _Read:
+        histories = {source: self.store.source_history(source) for source in SOURCE_IDS}
+        return _Read(histories, self.store.pauses())
 
     async def health(self) -> HealthReport:
         """The report of the sources and the refresh, and of the memory when it is limited."""
@@ -150,3 +177,32 @@ class LocalControl:
     async def refresh(self, source: str, *, force: bool) -> Submitted:
         handle = await self.service.submit(source, Trigger.MANUAL, force=force)
         return Submitted(handle.run, handle.done)
+
+    async def dry_run(self, source: str, *, force: bool) -> Preview:
+        return await self.service.dry_run(source, force=force)
+
+    async def pause(self, source: str, reason: str | None) -> Pause:
+        _known(source)
+        return await self.service.pauses.pause(source, reason)
+
+    async def resume(self, source: str) -> bool:
+        _known(source)
+        return await self.service.pauses.resume(source)
+
+    async def reload(self) -> Reloaded:
+        if self.reloader is None:
+            raise ReloadRefused("this process was not started from a configuration file")
+        return await self.reloader.reload()
+
+
+def _known(source: str) -> None:
+    if source not in SPECS:
+        raise UnknownSourceError(source)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What one trip to the store reads for ``sources()``."""
+
+    histories: dict[str, SourceHistory]
+    pauses: dict[str, Pause]

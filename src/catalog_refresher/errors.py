@@ -21,6 +21,7 @@ chain into the one line an audit entry, a log line or the CLI shows::
     │   └── IndexOutOfDate          the source's data changed since the diff; diff again
     ├── UnknownSourceError          no such source id
     ├── SourceNotEnabled            the source is not configured, or is disabled
+    ├── ReloadRefused               a configuration reload was refused; the old one stays
     ├── RunConflict                 a forced refresh cannot join the run in flight
     ├── NotOurTurn                  a peer replica has the source (ran it, or runs it)
     ├── ServiceStopping             the service is shutting down: no new run starts
@@ -185,6 +186,17 @@ class UnknownSourceError(CatalogRefresherError):
 
 class SourceNotEnabled(CatalogRefresherError):
     """The source is not configured, or its interval is 00:00:00."""
+
+
+class ReloadRefused(CatalogRefresherError):
+    """A configuration reload was refused; the running configuration stays.
+
+    ``restart``: the new file is valid but changes what only a restart can change.
+    """
+
+    def __init__(self, message: str, *, restart: bool = False) -> None:
+        self.restart = restart
+        super().__init__(message)
 
 
 class RunConflict(CatalogRefresherError):

@@ -13,12 +13,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from catalog_refresher.config.settings import RepositoryOptions
+from catalog_refresher.config.settings import FreshnessSettings, RepositoryOptions
+from catalog_refresher.config.values import format_timespan
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.refresh.pressure import MB, PressureStats
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.refresh.schedule import is_stale
-from catalog_refresher.store.base import SourceHistory
+from catalog_refresher.store.base import Pause, SourceHistory
+
+
+class Freshness(enum.StrEnum):
+    """How old a source's data is against its ``Freshness`` window (issue 12)."""
+
+    FRESH = "fresh"
+    WARN = "warn"
+    FAIL = "fail"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +52,18 @@ class SourceStatus:
     """An endpoint of the source has ``Tls:Verify`` false."""
     pinned_run_id: int | None = None
     """The kept version an operator pinned the source to (served instead of the newest)."""
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    age: timedelta | None = None
+    """Since the last success (before one: since the service started)."""
+    freshness: Freshness | None = None
+    """``None`` when the source has no ``Freshness`` window."""
+    freshness_limit: timedelta | None = None
+    """The window's bound the data is past (``WarnAfter`` or ``FailAfter``)."""
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
 
 def source_status(
@@ -58,7 +79,11 @@ def source_status(
     options: RepositoryOptions,
     now: datetime,
     tls_unverified: bool = False,
+    pause: Pause | None = None,
+    freshness: FreshnessSettings | None = None,
 ) -> SourceStatus:
+    age = now - (history.last_success_at or service_started_at)
+    state, limit = freshness_of(freshness, age) if enabled else (None, None)
     stale = enabled and is_stale(
         last_success_at=history.last_success_at,
         started_at=service_started_at,
@@ -83,7 +108,25 @@ def source_status(
         stale=stale,
         tls_unverified=tls_unverified,
         pinned_run_id=history.pinned_run_id,
+        paused_at=None if pause is None else pause.paused_at,
+        pause_reason=None if pause is None else pause.reason,
+        age=age,
+        freshness=state,
+        freshness_limit=limit,
     )
+
+
+def freshness_of(
+    window: FreshnessSettings | None, age: timedelta
+) -> tuple[Freshness | None, timedelta | None]:
+    """The data's state in ``window``, and the bound it is past (``None`` when fresh)."""
+    if window is None:
+        return None, None
+    if window.fail_after is not None and age > window.fail_after:
+        return Freshness.FAIL, window.fail_after
+    if window.warn_after is not None and age > window.warn_after:
+        return Freshness.WARN, window.warn_after
+    return Freshness.FRESH, None
 
 
 class Health(enum.StrEnum):
@@ -129,6 +172,15 @@ def _source_health(status: SourceStatus) -> HealthEntry:
     if not status.enabled:
         return HealthEntry(Health.HEALTHY, "disabled: not configured or interval 00:00:00")
     problems = []
+    if status.paused:
+        problems.append(f"paused: {status.pause_reason}" if status.pause_reason else "paused")
+    if status.freshness in (Freshness.WARN, Freshness.FAIL):
+        assert status.freshness_limit is not None
+        bound = "FailAfter" if status.freshness is Freshness.FAIL else "WarnAfter"
+        problems.append(
+            f"freshness {status.freshness.value}: data older than {bound}"
+            f" {format_timespan(status.freshness_limit)}"
+        )
     if status.last_status not in (None, RunStatus.SUCCEEDED):
         assert status.last_status is not None
         problems.append(f"latest run {status.last_status.value}")

@@ -8,7 +8,14 @@ import pytest
 
 from tests.api.support import AUTH, TOKEN, Api, ApiFactory, assert_problem
 
-WRITES = ["/api/sources/erp_stock/refresh", "/api/cache/invalidate", "/api/cache/invalidate/X"]
+WRITES = [
+    "/api/sources/erp_stock/refresh",
+    "/api/cache/invalidate",
+    "/api/cache/invalidate/X",
+    "/api/sources/erp_stock/pause",
+    "/api/sources/erp_stock/resume",
+    "/api/sources/erp_stock/refresh?dry_run=true",
+]
 READS = [
     "/api/products",
     "/api/products/TEST-001",

@@ -35,6 +35,11 @@ SOURCE_FIELDS = {
     "used_backup",
     "pinned",
     "pinned_run_id",
+    "paused",
+    "paused_at",
+    "pause_reason",
+    "freshness",
+    "age_seconds",
 }
 RUN_FIELDS = {
     "id",
@@ -250,12 +255,12 @@ async def test_refresh_of_an_unknown_source_is_404(api: Api) -> None:
 
 async def test_an_unknown_query_parameter_on_a_write_is_422_and_runs_nothing(api: Api) -> None:
     """``?forse=true`` (a typo) or a parameter this version lacks is refused, naming it; no run."""
-    for query in ("forse=true", "dry_run=true", "wait=true&x=1"):
+    for query in ("forse=true", "preview=true", "wait=true&x=1"):
         response = await api.client.post(f"/api/sources/erp_stock/refresh?{query}")
         body = assert_problem(response, 422)
         unknown = query.split("&")[-1].split("=")[0]
         assert [(e["in"], e["name"]) for e in body["errors"]] == [("query", unknown)]
-        assert "this endpoint takes force, wait" in body["errors"][0]["detail"]
+        assert "this endpoint takes dry_run, force, wait" in body["errors"][0]["detail"]
     runs = (await api.client.get("/api/runs")).json()
     assert runs["items"] == []
 

@@ -4,9 +4,10 @@
 settings, specifiers and the program it starts; ``systemd-analyze security --offline``
 rates its sandbox. Both run with ``--root`` on a temporary root: the host's unit
 folder copied in (so ``multi-user.target`` and friends resolve), the unit installed
-in its /etc/systemd/system, and a stand-in at /opt/catalog-refresher/bin (the real
-program is installed and run by tests/e2e/test_systemd_unit.py). Skipped, saying so,
-where systemd-analyze is missing; never where it exists, CI or not.
+in its /etc/systemd/system, and stand-ins for the programs it runs (the one in
+/opt/catalog-refresher/bin, /bin/kill; the real program is installed and run by
+tests/e2e/test_systemd_unit.py). Skipped, saying so, where systemd-analyze is missing;
+never where it exists, CI or not.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ def root(tmp_path: Path) -> Path:
     installed = fake.path("/etc/systemd/system")
     installed.mkdir(parents=True)
     shutil.copy(UNIT, installed / UNIT.name)
-    program = fake.path(shlex.split(setting("ExecStart"))[0])
-    program.parent.mkdir(parents=True)
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
+    for option in ("ExecStart", "ExecReload"):  # the programs the unit runs, stood in for
+        program = fake.path(shlex.split(setting(option))[0])
+        program.parent.mkdir(parents=True, exist_ok=True)
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
     return tmp_path
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client.parser import text_string_to_metric_families
 
 from catalog_refresher.catalog import CacheStats
+from catalog_refresher.config.settings import FreshnessSettings
 from catalog_refresher.domain.runs import Run, RunCounts, RunStatus, Trigger
 from catalog_refresher.observe.metrics import Metrics
 from catalog_refresher.refresh.events import (
@@ -57,6 +58,13 @@ def exported_names() -> set[str]:
         circuit=lambda source: CircuitState.OPEN,
         cache_stats=lambda: CacheStats(size=1, max_size=10, hits=3, misses=1),
         pressure_stats=lambda: PressureStats(limit=2, rss=3, above=True, waiting=1, deferred=1),
+        paused=lambda: {"erp_stock"},
+        now=lambda: at,
+        freshness=lambda: {
+            "erp_stock": FreshnessSettings(
+                warn_after=timedelta(hours=1), fail_after=timedelta(hours=6)
+            )
+        },
     )
     run = Run(id=1, source="erp_stock", trigger=Trigger.SCHEDULE, status=RunStatus.RUNNING,
               forced=False, queued_at=at, started_at=at)  # fmt: skip

@@ -97,6 +97,7 @@ EXPECTED: dict[str, Any] = {
         "VersionsRetention": "30.00:00:00",
         "MemoryLimitMb": None,
         "UnconditionalEvery": "1.00:00:00",
+        "AutoPauseAfterFailures": 0,
     },
     "Sources": {
         "ErpStock": {
@@ -125,6 +126,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 3,
             "MaxDeleteShare": 0.1,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": {
                 "Type": "http",
                 "Url": "http://replica.example/stock",
@@ -163,6 +171,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 0,
             "MaxDeleteShare": None,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": None,
         },
         "Attributes": {
@@ -186,6 +201,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 0,
             "MaxDeleteShare": None,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": None,
         },
         "Lots": {
@@ -203,6 +225,13 @@ EXPECTED: dict[str, Any] = {
             "Priority": 0,
             "MaxDeleteShare": None,
             "Incremental": None,
+            "Validators": {
+                "MinRecords": None,
+                "MaxCountChange": None,
+                "MaxChangedShare": None,
+                "DuplicateKeys": "LastWins",
+            },
+            "Freshness": None,
             "Backup": None,
         },
     },

@@ -103,10 +103,10 @@ def test_a_bad_configuration_is_not_restarted_over_and_over(tmp_path: Path) -> N
     assert str(result.exit_code) in setting("RestartPreventExitStatus").split()
 
 
-def test_reload_is_left_out_until_sighup_reloads() -> None:
-    """No ExecReload=: SIGHUP ends the service today (tests/e2e/test_systemd_unit.py
-    checks both halves together), so `systemctl reload` must not send it."""
-    assert "ExecReload" not in service()
+def test_reload_sends_sighup_which_reloads() -> None:
+    """ExecReload= sends SIGHUP, which reloads the configuration (the service lives on:
+    tests/e2e/test_systemd_unit.py), so `systemctl reload` does a live reload."""
+    assert service()["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
 
 
 def test_the_example_configuration_configures_every_source_on_the_state_directory(

@@ -17,6 +17,7 @@ from catalog_refresher.api import (
     cache,
     dashboard,
     health,
+    operator,
     problems,
     products,
     runs,
@@ -45,7 +46,8 @@ operators is at `/dashboard`.
 #: Every route of the API, by concern.
 # versions first: its /api/products/{code}/history comes before the product route.
 ROUTERS = tuple(
-    module.router for module in (versions, products, sources, runs, cache, health, dashboard)
+    module.router
+    for module in (versions, products, sources, operator, runs, cache, health, dashboard)
 )
 
 

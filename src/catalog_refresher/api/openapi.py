@@ -21,6 +21,7 @@ import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from catalog_refresher.api.control_schemas import OPERATOR_DOCUMENTED
 from catalog_refresher.api.problems import PROBLEM_JSON
 from catalog_refresher.api.schemas import DOCUMENTED
 
@@ -57,7 +58,9 @@ def responses(
 
 
 def install_openapi(app: FastAPI) -> None:
-    _, components = msgspec.json.schema_components(DOCUMENTED, ref_template=REF)
+    _, components = msgspec.json.schema_components(
+        (*DOCUMENTED, *OPERATOR_DOCUMENTED), ref_template=REF
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

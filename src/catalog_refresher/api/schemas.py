@@ -18,7 +18,7 @@ from catalog_refresher.catalog import CacheStats
 from catalog_refresher.domain.aggregate import ProductAggregate
 from catalog_refresher.domain.runs import Run, RunMode, RunStatus, Trigger
 from catalog_refresher.refresh.resilience import CircuitState
-from catalog_refresher.status import Health, HealthReport, SourceStatus
+from catalog_refresher.status import Freshness, Health, HealthReport, SourceStatus
 
 
 class RunOut(msgspec.Struct, kw_only=True):
@@ -86,6 +86,14 @@ class SourceOut(msgspec.Struct, kw_only=True):
     pinned: bool = False
     """An operator pinned the source to an older version (``POST .../pin``)."""
     pinned_run_id: int | None = None
+    paused: bool = False
+    """No scheduled runs until resumed (``POST .../resume``); the data stays served."""
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    freshness: Freshness | None = None
+    """Against the source's ``Freshness`` window: fresh, warn, fail (null: no window)."""
+    age_seconds: float | None = None
+    """Since the last success (before one: since the service started)."""
 
 
 class CacheOut(msgspec.Struct, kw_only=True):
@@ -205,6 +213,11 @@ def source_out(status: SourceStatus) -> SourceOut:
         used_backup=status.used_backup,
         pinned=status.pinned_run_id is not None,
         pinned_run_id=status.pinned_run_id,
+        paused=status.paused,
+        paused_at=utc(status.paused_at),
+        pause_reason=status.pause_reason,
+        freshness=status.freshness,
+        age_seconds=None if status.age is None else seconds(status.age),
     )
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from catalog_refresher.api.auth import Admin, Reader
 from catalog_refresher.api.context import Ctx
+from catalog_refresher.api.dry_run import answer_dry_run
 from catalog_refresher.api.openapi import responses
 from catalog_refresher.api.params import KnownQueryOnly
 from catalog_refresher.api.schemas import MsgspecResponse, run_out, source_out
@@ -34,6 +35,9 @@ WAIT_MARGIN = timedelta(seconds=30)
 
 Wait = Annotated[bool, Query(description="Answer when the run has finished (200).")]
 Force = Annotated[bool, Query(description="Override the publish guard for this run.")]
+DryRun = Annotated[
+    bool, Query(description="Fetch, diff, guard and validate; publish nothing (200, DryRunOut).")
+]
 
 
 @router.get(
@@ -74,13 +78,16 @@ async def get_source(context: Ctx, source: str) -> Response:
     response_class=MsgspecResponse,
     responses={
         **responses("RunOut", status=202),
-        **responses("RunOut", 401, 403, 404, 409, 422, status=200),
+        **responses("RunOut", 401, 403, 404, 409, 422, 502, 504, status=200),
     },
 )
 async def refresh_source(
-    context: Ctx, source: str, wait: Wait = False, force: Force = False
+    context: Ctx, source: str, wait: Wait = False, force: Force = False, dry_run: DryRun = False
 ) -> Response:
-    """202 with the run (new or joined); 200 with the finished run under ``wait``."""
+    """202 with the run (new or joined); 200 with the finished run under ``wait``;
+    200 with what would change under ``dry_run`` (``api/dry_run.py``)."""
+    if dry_run:
+        return await answer_dry_run(context, source, force=force)
     submitted = await context.control.refresh(source, force=force)
     if wait:
         bound = context.settings.repository.refresh_timeout + WAIT_MARGIN

@@ -16,6 +16,7 @@ from typing import Any
 from catalog_refresher.config.fields import describe_fields
 from catalog_refresher.config.filters import describe_filters
 from catalog_refresher.config.paging import COUNT_OPTIONS, POSITION_OPTIONS
+from catalog_refresher.config.policies import describe_policies
 from catalog_refresher.config.request import REQUEST_OPTIONS
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
@@ -51,6 +52,7 @@ def describe(settings: Settings) -> dict[str, Any]:
                 "Priority": source.priority,
                 "MaxDeleteShare": source.max_delete_share,
                 "Incremental": _describe_incremental(source.incremental),
+                **describe_policies(source.validators, source.freshness),
                 "Backup": None
                 if source.backup is None
                 else _describe_endpoint(source.backup, source.spec.is_history),

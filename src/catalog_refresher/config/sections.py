@@ -36,6 +36,7 @@ from catalog_refresher.config.local import LOCAL_OPTIONS, local_endpoint
 from catalog_refresher.config.paging import paging_settings
 from catalog_refresher.config.paths import parse_path
 from catalog_refresher.config.payload import csv_format
+from catalog_refresher.config.policies import freshness_settings, validator_settings
 from catalog_refresher.config.request import REQUEST_OPTIONS, check_url_template, request_settings
 from catalog_refresher.config.settings import (
     SCALAR_OPTIONS,
@@ -87,7 +88,10 @@ _ENDPOINT_KEYS = (
     *REQUEST_OPTIONS,
     *LOCAL_OPTIONS,
 )
-_SOURCE_KEYS = (*_ENDPOINT_KEYS, "Priority", "MaxDeleteShare", "Backup", "Incremental")
+_SOURCE_KEYS = (
+    *_ENDPOINT_KEYS,
+    *("Priority", "MaxDeleteShare", "Backup", "Incremental", "Validators", "Freshness"),
+)
 _DEFAULT_REPOSITORY = RepositoryOptions()
 # Every CatalogRepository option, in the order check-config shows them.
 _REPOSITORY_OPTIONS = (
@@ -95,6 +99,7 @@ _REPOSITORY_OPTIONS = (
     *(spec.retention_option for spec in SPECS.values() if spec.retention_option is not None),
     *SCALAR_OPTIONS,
 )
+_ZERO_TURNS_OFF = {"auto_pause_after_failures"}
 _DEFAULT_LOG_LEVEL = LoggingSettings().level
 # Counts that are off by default: null or 0; else a positive integer.
 _OPTIONAL_COUNTS = {"memory_limit_mb"}
@@ -169,8 +174,9 @@ def _repository(tree: Tree) -> RepositoryOptions:
             # 0, like null, turns it off; the bound (a tebibyte in MB) catches bytes given.
             values[name] = as_int(raw, key, 0, _MAX_MEMORY_LIMIT_MB) or None
         elif isinstance(default, int):
-            # Every count among them (refreshes, attempts, failures, intervals) needs one.
-            values[name] = as_int(raw, key, 1)
+            # Every count among them (refreshes, attempts, failures, intervals) needs one;
+            # but AutoPauseAfterFailures, whose 0 turns it off.
+            values[name] = as_int(raw, key, 0 if name in _ZERO_TURNS_OFF else 1)
         else:
             values[name] = as_share(raw, key)
     return RepositoryOptions(intervals=intervals, retentions=retentions, **values)
@@ -212,6 +218,8 @@ def _sources(tree: Tree, context: _Context) -> Mapping[str, SourceSettings]:
             priority=0 if priority is None else as_int(priority, f"{key}:Priority"),
             max_delete_share=None if share is None else as_share(share, f"{key}:MaxDeleteShare"),
             incremental=incremental,
+            validators=validator_settings(get(source, "Validators"), f"{key}:Validators"),
+            freshness=freshness_settings(get(source, "Freshness"), f"{key}:Freshness"),
         )
     # In SPECS order, so every listing of the sources is stable.
     return MappingProxyType({id_: found[id_] for id_ in SPECS if id_ in found})

@@ -9,7 +9,7 @@ and keeps, per source, a state derived from ``RunFinished``::
 
 It POSTs one small JSON document per *transition*, never one per failed run::
 
-    {"event": "source_failing" | "circuit_open" | "source_recovered",
+    {"event": "source_failing" | "circuit_open" | "source_recovered" | "source_auto_paused",
      "source": "erp_stock", "run_id": 12, "status": "failed",
      "error": "HTTP 503 from ...", "at": "2026-11-29T10:00:00Z",
      "service": "catalog-refresher"}
@@ -44,7 +44,7 @@ from catalog_refresher.clock import Clock, timeout
 from catalog_refresher.config.settings import AlertSettings, reveal
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.errors import AlertDeliveryError, AlertStatusError
-from catalog_refresher.refresh.events import Event, RunFinished
+from catalog_refresher.refresh.events import Event, RunFinished, SourcePaused
 from catalog_refresher.refresh.resilience import CircuitState, with_retries
 
 log = logging.getLogger("catalog_refresher.alerts")
@@ -59,6 +59,7 @@ class AlertKind(enum.StrEnum):
     FAILING = "source_failing"
     CIRCUIT_OPEN = "circuit_open"
     RECOVERED = "source_recovered"
+    AUTO_PAUSED = "source_auto_paused"
 
 
 class _State(enum.Enum):
@@ -132,6 +133,8 @@ class WebhookNotifier:
 
     def on_event(self, event: Event) -> None:
         """The ``EventBus`` observer; never blocks and never raises."""
+        if self.enabled and isinstance(event, SourcePaused) and event.auto:
+            self._auto_paused(event)
         if not self.enabled or not isinstance(event, RunFinished):
             return
         run = event.run
@@ -154,6 +157,23 @@ class WebhookNotifier:
         if is_open and self._states.get(run.source, _State.OK) is not _State.CIRCUIT_OPEN:
             self._transition(run, _State.CIRCUIT_OPEN, AlertKind.CIRCUIT_OPEN)
 
+    def _auto_paused(self, event: SourcePaused) -> None:
+        """``AutoPauseAfterFailures`` took the source off its schedule: an operator must
+        resume it (``resume SOURCE``) once the cause is fixed."""
+        self._queue_alert(
+            {
+                "event": AlertKind.AUTO_PAUSED.value,
+                "source": event.source,
+                "run_id": None,
+                "status": "paused",
+                "error": event.reason,
+                "at": _iso(event.at),
+                "service": SERVICE,
+            },
+            AlertKind.AUTO_PAUSED,
+            event.source,
+        )
+
     def _transition(self, run: Run, state: _State, kind: AlertKind) -> None:
         self._states[run.source] = state
         alert = {
@@ -165,11 +185,14 @@ class WebhookNotifier:
             "at": _iso(run.finished_at or self.clock.now()),
             "service": SERVICE,
         }
+        self._queue_alert(alert, kind, run.source)
+
+    def _queue_alert(self, alert: dict[str, Any], kind: AlertKind, source: str) -> None:
         try:
             self._queue.put_nowait(alert)
         except asyncio.QueueFull:
             self.dropped += 1
-            _log(logging.WARNING, alert, f"Alert {kind} for {run.source} dropped: queue full")
+            _log(logging.WARNING, alert, f"Alert {kind} for {source} dropped: queue full")
 
     # --- delivery -----------------------------------------------------------------
 

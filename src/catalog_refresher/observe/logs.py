@@ -18,6 +18,7 @@ from catalog_refresher.config.settings import LogFormat
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.refresh.events import (
+    ConfigReloaded,
     Event,
     FailingOver,
     MemoryPressure,
@@ -27,6 +28,8 @@ from catalog_refresher.refresh.events import (
     RunRetrying,
     RunStarted,
     SourceNotConfigured,
+    SourcePaused,
+    SourceResumed,
 )
 
 log = logging.getLogger("catalog_refresher.refresh")
@@ -68,6 +71,18 @@ class RunLog:
                 self._log(logging.INFO, source, None, f"{source} is not refreshed: {reason}")
             case Purged(source=source, rows=rows):
                 self._log(logging.INFO, source, None, f"Purged {rows} {source} rows past retention")
+            case SourcePaused(source=source, reason=reason, auto=auto):
+                by = "auto-paused" if auto else "paused"
+                why = f": {reason}" if reason else ""
+                level = logging.WARNING if auto else logging.INFO
+                self._log(level, source, None, f"{source} {by}{why}")
+            case SourceResumed(source=source):
+                self._log(logging.INFO, source, None, f"{source} resumed")
+            case ConfigReloaded(changes=changes, error=None):
+                what = "; ".join(changes) or "nothing changed"
+                self._log(logging.INFO, None, None, f"Configuration reloaded: {what}")
+            case ConfigReloaded(error=error):
+                self._log(logging.ERROR, None, None, f"Configuration reload refused: {error}")
             case MemoryPressure():
                 self._pressure(event)
             case RunDeferred(source=source, run=run, rss=rss, limit=limit):
@@ -129,7 +144,7 @@ class RunLog:
     def _log(
         self,
         level: int,
-        source: str,
+        source: str | None,
         run_id: int | None,
         message: str,
         extra: dict[str, object] | None = None,

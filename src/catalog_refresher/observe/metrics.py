@@ -52,7 +52,7 @@ scraped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from catalog_refresher.config.settings import FreshnessSettings
 from catalog_refresher.domain.runs import Run, RunStatus
 from catalog_refresher.domain.specs import SPECS
 from catalog_refresher.refresh.events import (
@@ -122,6 +123,9 @@ class Metrics:
         circuit: Callable[[str], CircuitState] | None = None,
         cache_stats: Callable[[], CacheStats] | None = None,
         pressure_stats: Callable[[], PressureStats | None] | None = None,
+        paused: Callable[[], Collection[str]] | None = None,
+        now: Callable[[], datetime] | None = None,
+        freshness: Callable[[], Mapping[str, FreshnessSettings]] | None = None,
     ) -> None:
         """``sources`` are primed at zero and get a circuit-state sample each scrape.
 
@@ -135,6 +139,10 @@ class Metrics:
         self._circuit = circuit
         self._cache_stats = cache_stats
         self._pressure_stats = pressure_stats
+        self._paused = paused
+        self._now = now
+        self._freshness = freshness
+        self._last_success_at: dict[str, datetime] = {}
         self._running: dict[str, int] = {}
         # Disabled: the metric objects exist (so on_event needs no checks) but are
         # never registered, and on_event returns before touching them anyway.
@@ -214,6 +222,13 @@ class Metrics:
             circuit=service.circuit,
             cache_stats=catalog.stats if catalog is not None else None,
             pressure_stats=service.pressure.stats,
+            paused=lambda: service.pauses.known.keys(),
+            now=service.clock.now,
+            freshness=lambda: {
+                source: config.freshness
+                for source, config in service.settings.sources.items()
+                if config.freshness is not None
+            },
         )
 
     def _prime(self) -> None:
@@ -237,6 +252,7 @@ class Metrics:
         for source, at in last_success.items():
             if at is not None:
                 self.last_success.labels(source).set(at.timestamp())
+                self._last_success_at[source] = at
 
     # --- events -------------------------------------------------------------------
 
@@ -276,6 +292,7 @@ class Metrics:
             self.success.labels(source).inc()
             if run.finished_at is not None:
                 self.last_success.labels(source).set(run.finished_at.timestamp())
+                self._last_success_at[source] = run.finished_at
         error_type = failure_type(run)
         if error_type is not None:
             self.failure.labels(source, error_type).inc()
@@ -324,6 +341,7 @@ class _ScrapeTimeCollector(Collector):
                 for source, value in metrics.intervals.items():
                     interval.add_metric([source], value.total_seconds())
                 yield interval
+            yield from _operator_gauges(metrics)
         if metrics._cache_stats is not None:
             stats = metrics._cache_stats()
             yield GaugeMetricFamily(
@@ -376,3 +394,42 @@ def _memory_families(stats: PressureStats) -> Iterator[Metric]:
         "Runs of lower-priority sources waiting for the memory to fall.",
         value=stats.waiting,
     )
+
+
+def _operator_gauges(metrics: Metrics) -> Iterator[Metric]:
+    """Paused sources and the age of each source's data (issue 12)."""
+    if metrics._paused is not None and metrics.sources:
+        paused = GaugeMetricFamily(
+            "catalog_source_paused",
+            "1 while the source is paused (no scheduled runs), else 0.",
+            labels=["data_type"],
+        )
+        held = set(metrics._paused())
+        for source in metrics.sources:
+            paused.add_metric([source], 1.0 if source in held else 0.0)
+        yield paused
+    if metrics._now is not None and metrics._last_success_at:
+        age = GaugeMetricFamily(
+            "catalog_source_age_seconds",
+            "Seconds since the source's latest successful run finished.",
+            labels=["data_type"],
+        )
+        now = metrics._now()
+        for source, at in sorted(metrics._last_success_at.items()):
+            if source not in metrics.sources:
+                continue
+            age.add_metric([source], max(0.0, (now - at).total_seconds()))
+        yield age
+    if metrics._freshness is not None:
+        windows = metrics._freshness()
+        for bound in ("warn_after", "fail_after"):
+            family = GaugeMetricFamily(
+                f"catalog_source_freshness_{bound}_seconds",
+                f"The source's Freshness {bound.title().replace('_', '')}, in seconds.",
+                labels=["data_type"],
+            )
+            for source, window in sorted(windows.items()):
+                limit: timedelta | None = getattr(window, bound)
+                if limit is not None:
+                    family.add_metric([source], limit.total_seconds())
+            yield family

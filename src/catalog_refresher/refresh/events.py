@@ -9,6 +9,7 @@ lines, metrics and alerts; ``catalog.py`` for the cache). The composition root
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from catalog_refresher.domain.runs import Run
@@ -94,6 +95,30 @@ class RunDeferred:
     limit: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourcePaused:
+    """A source was taken off its schedule (``refresh/pause.py``)."""
+
+    source: str
+    reason: str | None
+    at: datetime
+    auto: bool = False
+    """Paused by ``AutoPauseAfterFailures``, not by an operator."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceResumed:
+    source: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigReloaded:
+    """A reload was applied (``changes`` says what) or refused (``error`` says why)."""
+
+    changes: tuple[str, ...] = ()
+    error: str | None = None
+
+
 Event = (
     RunStarted
     | RunRetrying
@@ -104,6 +129,9 @@ Event = (
     | Purged
     | MemoryPressure
     | RunDeferred
+    | SourcePaused
+    | SourceResumed
+    | ConfigReloaded
 )
 
 

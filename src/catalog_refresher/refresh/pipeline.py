@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from catalog_refresher import progress
-from catalog_refresher.config.settings import IncrementalSettings
+from catalog_refresher.config.settings import IncrementalSettings, ValidatorSettings
 from catalog_refresher.domain.runs import RunCounts, RunMode, RunOutcome, RunStatus
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced, SourcePinned
 from catalog_refresher.refresh import diff as diffing
+from catalog_refresher.refresh.dry_run import Preview, preview
 from catalog_refresher.refresh.guard import check_incremental, check_publish
 from catalog_refresher.refresh.incremental import Plan, next_sync, probe
 from catalog_refresher.refresh.validate import Batch, validate
+from catalog_refresher.refresh.validators import check_validators
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.base import Applied, Store, SyncState
 from catalog_refresher.store.version_types import VersionPolicy
@@ -47,6 +49,9 @@ class Job:
     ``SyncState`` (callers from before incremental runs)."""
     incremental: IncrementalSettings | None = None
     versions: VersionPolicy = field(default_factory=VersionPolicy)
+    validators: ValidatorSettings | None = None
+    dry_run: bool = False
+    """Diff, guard and validate, publish nothing: ``Processed.preview`` says what it would."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +61,8 @@ class Processed:
     outcome: RunOutcome
     valid: int
     applied: Applied | None = None
+    preview: Preview | None = None
+    """A dry run's answer (nothing was written)."""
 
 
 class Pipeline:
@@ -90,6 +97,20 @@ class Pipeline:
             incremental = job.incremental is not None
             sync = next_sync(job.plan, payload, seen, incremental=incremental, now=self.now)
         if payload.not_modified:
+            if job.dry_run:  # nothing read, nothing would change: and nothing is written
+                nothing = diffing.Diff()
+                answer = preview(
+                    source=spec.id,
+                    mode=mode,
+                    not_modified=True,
+                    batch=batch,
+                    diff=nothing,
+                    guard=lambda: None,
+                    validators=job.validators,
+                    forced=job.forced,
+                )
+                outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, nothing, None)
+                return Processed(outcome=outcome, valid=0, preview=answer)
             return self._not_modified(job, spec, batch, sync)
         upserting = mode is RunMode.INCREMENTAL
         progress.phase("diffing")
@@ -101,7 +122,8 @@ class Pipeline:
                     found = diffing.upserts(index, batch, probed.tombstones.keys())
                 else:
                     found = diffing.diff(spec, index, batch, job.window)
-                try:
+
+                def guard(found: diffing.Diff = found) -> None:
                     if upserting:
                         assert probed is not None
                         check_incremental(
@@ -119,6 +141,23 @@ class Pipeline:
                             max_delete_share=job.max_delete_share,
                             force=job.forced,
                         )
+
+                if job.dry_run:
+                    answer = preview(
+                        source=spec.id,
+                        mode=mode,
+                        not_modified=payload.not_modified,
+                        batch=batch,
+                        diff=found,
+                        guard=guard,
+                        validators=job.validators,
+                        forced=job.forced,
+                    )
+                    outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
+                    return Processed(outcome=outcome, valid=len(batch.rows), preview=answer)
+                try:
+                    guard()
+                    check_validators(job.validators, batch=batch, diff=found, force=job.forced)
                 except PublishRejected as exc:
                     rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
                     return Processed(outcome=rejected, valid=len(batch.rows))

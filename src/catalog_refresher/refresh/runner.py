@@ -17,12 +17,18 @@ from datetime import UTC, date, timedelta
 from typing import ParamSpec, Protocol, TypeVar
 
 from catalog_refresher.clock import Clock, timeout
-from catalog_refresher.config.settings import IncrementalSettings, RepositoryOptions
-from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus
+from catalog_refresher.config.settings import (
+    IncrementalSettings,
+    RepositoryOptions,
+    SourceSettings,
+    ValidatorSettings,
+)
+from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import CatalogRefresherError, SourceError, describe
 from catalog_refresher.progress import phase as report_phase
+from catalog_refresher.refresh.dry_run import Preview
 from catalog_refresher.refresh.events import (
     DataChanged,
     EventBus,
@@ -79,6 +85,7 @@ class _Result:
     outcome: RunOutcome
     valid: int
     applied: Applied | None = None
+    preview: Preview | None = None
 
 
 def window_for(spec: SourceSpec, options: RepositoryOptions, today: date) -> Window | None:
@@ -123,6 +130,7 @@ class Runner:
         *,
         max_delete_share: float,
         incremental: IncrementalSettings | None = None,
+        validators: ValidatorSettings | None = None,
     ) -> RunFinished:
         """Take a ``running`` run to its end; returns it as recorded, for the caller to announce.
 
@@ -138,7 +146,7 @@ class Runner:
             async with timeout(self.clock, self.options.refresh_timeout.total_seconds()):
                 deadline = started + self.options.refresh_timeout.total_seconds()
                 result = await self._refresh(
-                    run, endpoints, max_delete_share, incremental, progress, deadline
+                    run, endpoints, max_delete_share, incremental, progress, deadline, validators
                 )
         except TimeoutError:
             limit = self.options.refresh_timeout
@@ -203,6 +211,9 @@ class Runner:
         incremental: IncrementalSettings | None,
         progress: _Progress,
         deadline: float,
+        validators: ValidatorSettings | None = None,
+        *,
+        dry_run: bool = False,
     ) -> _Result:
         spec = SPECS[run.source]
         assert run.started_at is not None
@@ -231,12 +242,45 @@ class Runner:
             versions=VersionPolicy(
                 kept=self.options.versions_kept, retention=self.options.versions_retention or None
             ),
+            validators=validators,
+            dry_run=dry_run,
         )
         try:
             processed = await self.process(job, payload)
         finally:
             payload.discard()
-        return _Result(outcome=processed.outcome, valid=processed.valid, applied=processed.applied)
+        return _Result(
+            outcome=processed.outcome,
+            valid=processed.valid,
+            applied=processed.applied,
+            preview=processed.preview,
+        )
+
+    async def dry_run(
+        self, config: SourceSettings, endpoints: Endpoints, *, force: bool
+    ) -> Preview:
+        """What a run of ``config``'s source would publish now, as a run that is never
+        recorded (``refresh/dry_run.py``); fetch errors and a ``RefreshTimeout`` raise."""
+        now, share = self.clock.now(), config.max_delete_share
+        run = Run(
+            id=0, source=config.id, trigger=Trigger.MANUAL, status=RunStatus.RUNNING,
+            forced=force, queued_at=now, started_at=now,
+        )  # fmt: skip
+        started = self.clock.monotonic()
+        limit = self.options.refresh_timeout.total_seconds()
+        async with timeout(self.clock, limit):
+            result = await self._refresh(
+                run,
+                endpoints,
+                self.options.max_delete_share if share is None else share,
+                config.incremental,
+                _Progress(),
+                started + limit,
+                config.validators,
+                dry_run=True,
+            )
+        assert result.preview is not None
+        return result.preview
 
     async def _fetch(
         self,

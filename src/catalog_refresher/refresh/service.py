@@ -22,11 +22,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from catalog_refresher.clock import Clock, sleep_until
+from catalog_refresher.clock import Clock
 from catalog_refresher.config.settings import Settings
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.specs import SOURCE_IDS, SPECS
@@ -37,28 +37,36 @@ from catalog_refresher.errors import (
     SourceNotEnabled,
     UnknownSourceError,
 )
+from catalog_refresher.refresh.dry_run import Preview
 from catalog_refresher.refresh.events import (
     EventBus,
-    Purged,
     RunFinished,
     RunStarted,
     SourceNotConfigured,
 )
+from catalog_refresher.refresh.housekeeping import (
+    CHANGE_FEED_KEPT,
+    HOUSEKEEPING_EVERY,
+    purge_expired,
+)
 from catalog_refresher.refresh.memory import RssProbe
+from catalog_refresher.refresh.pause import Pauses
 from catalog_refresher.refresh.pressure import MemoryGuard
 from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
-from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner, window_for
+from catalog_refresher.refresh.runner import Endpoints, Offload, Process, Runner
 from catalog_refresher.refresh.schedule import Slot, first_slot, next_slot
 from catalog_refresher.refresh.slots import PrioritySlots
+from catalog_refresher.refresh.tasks import (
+    report_loops_end,
+    sleep_or_wake,
+    survive,
+    wait_on_clock,
+)
 from catalog_refresher.store.base import SourceHistory, Store
 from catalog_refresher.store.coordination import Claim, Coordinator, Solo
 
 log = logging.getLogger("catalog_refresher")
 
-#: How often retention is enforced; the contract asks for at least daily.
-HOUSEKEEPING_EVERY = timedelta(hours=1)
-#: How long the change feed is kept for caches that follow it from other processes.
-CHANGE_FEED_KEPT = timedelta(days=1)
 #: How often a manual refresh looks at a run a peer replica has in flight.
 FOLLOW_PEER_RUN_EVERY = 1.0
 #: How often a loop asks again for its source's history when the store cannot be read.
@@ -104,6 +112,7 @@ class RefreshService:
             process=process,
         )
         self.slots = PrioritySlots(self.options.max_concurrent_refreshes)
+        self.pauses = Pauses(store, clock, offload, self.bus)
         self.breakers: dict[str, CircuitBreaker] = {}
         self.next_run_at: dict[str, datetime] = {}
         self.started_at = clock.now()
@@ -112,6 +121,10 @@ class RefreshService:
         self._wake = {source: asyncio.Event() for source in SOURCE_IDS}
         """Set to run a source's slot at once: a dead peer left its run unfinished."""
         self._loops: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._source_loops: dict[str, asyncio.Task[None]] = {}
+        self._sleeping: set[str] = set()  # loops waiting for their slot: a reload restarts them
+        self._stale_loops: set[str] = set()  # busy at a reload: restart once their run ends
         self._stopping = False
         self._started_runs: set[int] = set()
         """Runs that have called (or are calling) their source; the rest are still queued."""
@@ -142,6 +155,7 @@ class RefreshService:
         self.started_at = self.clock.now()
         if recover:
             await self.offload(self.store.cancel_abandoned_runs, at=self.started_at)
+        await self.pauses.read()
         for source in SOURCE_IDS:
             await self._restore_circuit(source)
             if source not in self.settings.sources:
@@ -165,13 +179,14 @@ class RefreshService:
         for source in self.enabled_sources:
             if self.in_flight(source) is None:
                 await self._restore_circuit(source)
+        await self.pauses.read()  # a peer may have paused or resumed a source
 
     def start(self) -> None:
         """Start the schedule loops and housekeeping (``prepare`` must have run)."""
         assert self._prepared, "call prepare() first"
         assert self._loops is None, "already started"
         self._loops = asyncio.create_task(self._run_loops(), name="refresh-loops")
-        self._loops.add_done_callback(_report_loops_end)
+        self._loops.add_done_callback(report_loops_end)
 
     async def _run_loops(self) -> None:
         """Every loop of the service, in one ``TaskGroup``: stopping is one cancellation.
@@ -182,13 +197,34 @@ class RefreshService:
         tracks them in ``_inflight`` instead.
         """
         async with asyncio.TaskGroup() as group:
+            self._group = group
             for source in self.enabled_sources:
-                group.create_task(self._schedule(source), name=f"loop-{source}")
+                self._start_loop(source)
             group.create_task(self._housekeeping(), name="housekeeping")
             group.create_task(self.pressure.watch(), name="memory")  # ends at once if off
             if self.coordinator.heartbeat_every is not None:
                 every = self.coordinator.heartbeat_every.total_seconds()
                 group.create_task(self._heartbeat(every), name="heartbeat")
+
+    def _start_loop(self, source: str, *, reloaded: bool = False) -> None:
+        assert self._group is not None
+        loop = self._group.create_task(self._schedule(source, reloaded=reloaded))
+        loop.set_name(f"loop-{source}")
+        self._source_loops[source] = loop
+
+    def restart_loops(self, sources: Iterable[str]) -> None:
+        """After a reload (``refresh/reload.py``): the loops of ``sources`` start again from
+        their last start; one busy with a run starts again once the run has ended."""
+        for source in sources if self._group is not None else ():
+            loop = self._source_loops.pop(source, None)
+            if loop is not None and source not in self._sleeping:
+                self._source_loops[source] = loop
+                self._stale_loops.add(source)
+                continue
+            if loop is not None:
+                loop.cancel()
+            if source in self.enabled_sources:
+                self._start_loop(source, reloaded=True)
 
     async def stop(self) -> None:
         """Stop scheduling; give in-flight runs the grace period, then cancel them.
@@ -209,7 +245,7 @@ class RefreshService:
         pending = {handle.done for handle in self._inflight.values()}
         if pending:
             grace = self.options.shutdown_grace_period.total_seconds()
-            pending = await _wait_on_clock(self.clock, pending, grace)
+            pending = await wait_on_clock(self.clock, pending, grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -228,10 +264,7 @@ class RefreshService:
     ) -> tuple[RunHandle, bool]:
         """``submit``; with ``slot_held`` the caller holds a concurrency slot, which a new
         run of ours takes over (then the second value is true; else the caller keeps it)."""
-        if source not in SPECS:
-            raise UnknownSourceError(source)
-        if source not in self.enabled_sources:
-            raise SourceNotEnabled(f"source {source!r} is not configured or is disabled")
+        self._check_enabled(source)
         if self._stopping:
             raise ServiceStopping()
         async with self._submit_locks[source]:
@@ -296,6 +329,18 @@ class RefreshService:
         handle = await self.submit(source, Trigger.MANUAL, force=force)
         return await handle.done
 
+    async def dry_run(self, source: str, *, force: bool = False) -> Preview:
+        """What a run of ``source`` would publish now; nothing is written or recorded."""
+        self._check_enabled(source)
+        config = self.settings.sources[source]
+        return await self.runner.dry_run(config, self.endpoints[source], force=force)
+
+    def _check_enabled(self, source: str) -> None:
+        if source not in SPECS:
+            raise UnknownSourceError(source)
+        if source not in self.enabled_sources:
+            raise SourceNotEnabled(f"source {source!r} is not configured or is disabled")
+
     def in_flight(self, source: str) -> Run | None:
         handle = self._inflight.get(source)
         return handle.run if handle else None
@@ -355,6 +400,7 @@ class RefreshService:
                     self.endpoints[source],
                     max_delete_share=self.options.max_delete_share if share is None else share,
                     incremental=config.incremental,
+                    validators=config.validators,
                 )
         except asyncio.CancelledError:
             breaker.record_neutral()
@@ -376,6 +422,8 @@ class RefreshService:
             breaker.record_success()
         elif status.counts_against_circuit:
             breaker.record_failure(self.clock.now())
+            limit = self.options.auto_pause_after_failures
+            await survive(self.pauses.auto_pause(source, breaker.failures, limit))
         else:
             breaker.record_neutral()
         self.bus.emit(finished)
@@ -391,23 +439,40 @@ class RefreshService:
 
     # --- loops --------------------------------------------------------------------
 
-    async def _schedule(self, source: str) -> None:
+    async def _schedule(self, source: str, *, reloaded: bool = False) -> None:
+        """``reloaded``: started again by a reload, so a due slot is a scheduled one."""
         interval = self.options.interval(SPECS[source])
         history = await self._first_history(source)
         slot: Slot = first_slot(
             last_started_at=history.last_started_at, interval=interval, now=self.clock.now()
         )
-        trigger = Trigger.STARTUP if slot.run_at <= self.clock.now() else Trigger.SCHEDULE
+        at_once = slot.run_at <= self.clock.now() and not reloaded
+        trigger = Trigger.STARTUP if at_once else Trigger.SCHEDULE
         while True:
+            if source in self._stale_loops:  # a reload came during the run
+                self._stale_loops.discard(source)
+                self._source_loops.pop(source, None)
+                if source in self.enabled_sources:
+                    self._start_loop(source, reloaded=True)
+                return
             self.next_run_at[source] = slot.run_at
-            if await self._sleep_or_wake(source, slot.run_at):
+            self._sleeping.add(source)
+            try:
+                woken = await sleep_or_wake(self.clock, self._wake[source], slot.run_at)
+            finally:
+                self._sleeping.discard(source)
+            # A dead peer's run (woken) is recovered paused or not: it was in flight.
+            if not woken and await self.pauses.wait_until_resumed(source):
+                now = self.clock.now()  # resumed: one run now, then a grid from it
+                slot = Slot(run_at=now, grid=now)
+            if woken:
                 # A peer died in the middle of this source's slot: run it now, then
                 # wait for the slot this loop was waiting for (back on the grid).
                 with contextlib.suppress(NotOurTurn):  # another peer was quicker
-                    await _survive(self._run_slot(source, Trigger.SCHEDULE))
+                    await survive(self._run_slot(source, Trigger.SCHEDULE))
                 continue
             try:
-                await _survive(self._run_slot(source, trigger))
+                await survive(self._run_slot(source, trigger))
             except NotOurTurn as turn:
                 # A peer ran it (or runs it): the cluster's next due time, by its clock.
                 due = self.clock.now() + turn.retry_after
@@ -445,24 +510,11 @@ class RefreshService:
                 log.exception("cannot read the history of %s; retrying", source)
             await self.clock.sleep(FIRST_HISTORY_RETRY_EVERY)
 
-    async def _sleep_or_wake(self, source: str, when: datetime) -> bool:
-        """Sleep until ``when``; true if woken earlier to recover an orphaned run."""
-        wake = self._wake[source]
-        wake.clear()
-        sleep = asyncio.ensure_future(sleep_until(self.clock, when))
-        woken = asyncio.ensure_future(wake.wait())
-        try:
-            await asyncio.wait([sleep, woken], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleep.cancel()
-            woken.cancel()
-        return wake.is_set()
-
     async def _heartbeat(self, every: float) -> None:
         """Keep this replica's claims, and pick up the runs of peers that died."""
         while True:
-            await _survive(self.offload(self.coordinator.heartbeat))
-            await _survive(self._recover_orphans())
+            await survive(self.offload(self.coordinator.heartbeat))
+            await survive(self._recover_orphans())
             await self.clock.sleep(every)
 
     async def _recover_orphans(self) -> None:
@@ -474,56 +526,12 @@ class RefreshService:
 
     async def _housekeeping(self) -> None:
         while True:
-            await _survive(self.purge_expired())
-            await _survive(
+            await survive(self.purge_expired())
+            await survive(
                 self.offload(self.store.trim_changes, self.clock.now() - CHANGE_FEED_KEPT)
             )
             await self.clock.sleep(HOUSEKEEPING_EVERY.total_seconds())
 
     async def purge_expired(self) -> int:
         """Delete history rows older than each history source's window."""
-        total = 0
-        today = self.clock.now().astimezone(UTC).date()
-        for spec in SPECS.values():
-            window = window_for(spec, self.options, today)
-            if window is None:
-                continue
-            rows = await self.offload(
-                self.store.purge_before, spec.id, window.date_from, at=self.clock.now()
-            )
-            if rows:
-                self.bus.emit(Purged(source=spec.id, rows=rows))
-            total += rows
-        return total
-
-
-async def _survive(work: Awaitable[object]) -> None:
-    """A loop iteration's failure is reported and the loop goes on (never stops the others)."""
-    try:
-        await work
-    except (asyncio.CancelledError, NotOurTurn):
-        raise
-    except Exception:
-        # The loop must outlive any one failure (a store briefly unreachable, a bug).
-        log.exception("refresh loop error")
-
-
-def _report_loops_end(loops: asyncio.Task[None]) -> None:
-    """The loops end only when cancelled; anything else is a bug worth a loud line."""
-    if not loops.cancelled() and (error := loops.exception()) is not None:
-        log.critical("the refresh loops stopped", exc_info=error)
-
-
-async def _wait_on_clock(
-    clock: Clock, tasks: set[asyncio.Task[Run]], seconds: float
-) -> set[asyncio.Task[Run]]:
-    """Wait until ``tasks`` are done or ``seconds`` of clock time pass; the rest pending."""
-    alarm = asyncio.create_task(clock.sleep(seconds))
-    try:
-        pending: set[asyncio.Task[Run]] = set(tasks)
-        while pending and not alarm.done():
-            done, _ = await asyncio.wait([*pending, alarm], return_when=asyncio.FIRST_COMPLETED)
-            pending -= done
-        return pending
-    finally:
-        alarm.cancel()
+        return await purge_expired(self.store, self.options, self.clock, self.offload, self.bus)

@@ -60,3 +60,14 @@ class PrioritySlots:
                 future.set_result(None)  # the slot passes straight to the waiter
                 return
         self._free += 1
+
+    def resize(self, size: int) -> None:
+        """Change the number of slots (a configuration reload); runs holding one keep it,
+        and with fewer slots new runs wait until enough have been released."""
+        if size < 1:
+            raise ValueError("need at least one slot")
+        self._free += size - self.size
+        self.size = size
+        while self._free > 0 and self.waiting:
+            self._free -= 1
+            self.release()

@@ -34,6 +34,8 @@ class Batch:
     rows: dict[str, records.Record] = field(default_factory=dict)
     fetched: int = 0
     invalid: int = 0
+    duplicates: int = 0
+    """Records whose key an earlier record had (each also counted invalid)."""
     reasons: list[str] = field(default_factory=list)
 
     def refuse(self, where: str, reason: str) -> None:
@@ -82,6 +84,7 @@ def validate(
             rows[key] = clean
             if len(rows) == size:
                 # Contract: the last occurrence wins, the earlier one counts as invalid.
+                batch.duplicates += 1
                 batch.refuse(
                     f"{where} {index if at is None else at[index]}",
                     f"duplicate key {show_key(key)}, replaces earlier",

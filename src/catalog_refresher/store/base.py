@@ -124,6 +124,25 @@ class StoredPart:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Pause:
+    """A source an operator (or the auto-pause) took off its schedule (contract 8)."""
+
+    source: str
+    paused_at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigReload:
+    """One configuration reload in the audit: ``applied`` or ``refused``, and its detail."""
+
+    id: int
+    at: datetime
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunQuery:
     source: str | None = None
     status: RunStatus | None = None
@@ -164,6 +183,28 @@ class Store(Protocol):
         ...
 
     def source_history(self, source: str) -> SourceHistory: ...
+
+    # --- operator control (store/control_state.py) ---
+
+    def pause_source(self, source: str, *, at: datetime, reason: str | None) -> Pause:
+        """Pause ``source`` (a second pause keeps the first time, takes the new reason)."""
+        ...
+
+    def resume_source(self, source: str) -> bool:
+        """Resume ``source``; false if it was not paused."""
+        ...
+
+    def pauses(self) -> dict[str, Pause]:
+        """The paused sources, by id."""
+        ...
+
+    def record_reload(self, *, at: datetime, outcome: str, detail: str) -> int:
+        """Audit one configuration reload; returns its id."""
+        ...
+
+    def list_reloads(self, limit: int = 20) -> list[ConfigReload]:
+        """The latest reloads, newest first."""
+        ...
 
     # --- data ---
 

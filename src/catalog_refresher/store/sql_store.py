@@ -45,6 +45,7 @@ from catalog_refresher.store.base import (
     SourceHistory,
     SyncState,
 )
+from catalog_refresher.store.control_state import ControlState
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
 from catalog_refresher.store.pins import Pinned
 from catalog_refresher.store.rows import (
@@ -122,7 +123,7 @@ def _sql(template: str, placeholder: str, lock: str) -> str:
     return template.format(p=placeholder, lock=lock)
 
 
-class SqlStore(Pinned, ABC, Generic[Conn]):
+class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
     """The ``Store`` moves both SQL stores make; subclasses give the dialect."""
 
     dialect: ClassVar[str]

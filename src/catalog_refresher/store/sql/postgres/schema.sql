@@ -102,6 +102,20 @@ CREATE TABLE source_claims (
     released     BOOLEAN NOT NULL DEFAULT true
 );
 
+-- Operator control: paused sources, read by every replica's scheduler, and the
+-- audit of configuration reloads.
+CREATE TABLE source_pauses (
+    source    TEXT PRIMARY KEY,
+    paused_at TIMESTAMPTZ NOT NULL,
+    reason    TEXT
+);
+CREATE TABLE config_reloads (
+    id       BIGSERIAL PRIMARY KEY,
+    at       TIMESTAMPTZ NOT NULL,
+    outcome  TEXT        NOT NULL,
+    detail   TEXT        NOT NULL
+);
+
 -- Versions of each source's data, pins (store/versions.py; see sql/sqlite/005_versions.sql).
 -- Every run that changed a source's data.
 CREATE TABLE versions (

@@ -86,6 +86,19 @@ CREATE TABLE source_state (
     sync_runs_since_full INTEGER NOT NULL DEFAULT 0
 );
 
+-- Operator control: paused sources, read by every scheduler, and the reload audit.
+CREATE TABLE source_pauses (
+    source    TEXT PRIMARY KEY,
+    paused_at TEXT NOT NULL,
+    reason    TEXT
+) WITHOUT ROWID;
+CREATE TABLE config_reloads (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT    NOT NULL,
+    outcome  TEXT    NOT NULL,  -- applied or refused
+    detail   TEXT    NOT NULL   -- what changed, or why it was refused
+);
+
 -- Versions of each source's data, pins (store/versions.py).
 -- Every run that changed a source's data.
 CREATE TABLE versions (
