@@ -5,10 +5,12 @@
 // The admin token lives in sessionStorage only (gone with the tab), is sent in
 // the Authorization header only, and is asked for when the API answers 401/403.
 // The modules beside it: api.js (calls), format.js (ages, counts), chart.js (the
-// per-source run chart), products.js (the catalog view).
+// per-source run chart), products.js (the catalog view), controls.js (pause, dry run,
+// versions, diff, pin).
 
 import { ApiError, AuthNeeded, TOKEN_KEY, call, getJson, problemDetail } from "./api.js";
 import { runChart } from "./chart.js";
+import { controlButtons, sourceMarks, startControls } from "./controls.js";
 import { duration, integer, localTime, text, timeCell, utcLabel, withAges } from "./format.js";
 import { startProducts } from "./products.js";
 
@@ -65,6 +67,7 @@ function drawSources(sources, health) {
     const name = document.createElement("th");
     name.scope = "row";
     name.textContent = source.id;
+    name.append(...sourceMarks(source));
 
     const healthCell = document.createElement("td");
     healthCell.append(text("span", entry ? entry.status : "unknown", "badge"));
@@ -86,7 +89,8 @@ function drawSources(sources, health) {
     button.dataset.refresh = source.id;
     button.disabled = !source.enabled || refreshing.has(source.id);
     if (!source.enabled) button.title = "The source is not configured, or its interval is 0.";
-    action.append(button);
+    action.className = "actions";
+    action.append(button, ...controlButtons(source));
 
     row.append(
       name,
@@ -296,6 +300,7 @@ function start() {
   $("#token-cancel").addEventListener("click", tokenCancelled);
   document.addEventListener("visibilitychange", () => (document.hidden ? schedule() : poll()));
   startProducts(askForToken);
+  startControls({ askForToken, poll, notice: showNotice });
   poll();
 }
 
