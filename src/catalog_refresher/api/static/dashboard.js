@@ -89,8 +89,10 @@ function drawSources(sources, health) {
     button.dataset.refresh = source.id;
     button.disabled = !source.enabled || refreshing.has(source.id);
     if (!source.enabled) button.title = "The source is not configured, or its interval is 0.";
-    action.className = "actions";
-    action.append(button, ...controlButtons(source));
+    const buttons = document.createElement("div");
+    buttons.className = "actions";
+    buttons.append(button, ...controlButtons(source));
+    action.append(buttons);
 
     row.append(
       name,
