@@ -8,6 +8,7 @@ at it sees realistic, changing data over a real socket. A source named in
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -79,10 +80,9 @@ def _handler(state: SourceServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
+            # The asker may be gone (a test killed it while the answer was held).
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the asker is gone (a test killed it while the answer was held)
 
         def log_message(self, *args: object) -> None:
             pass

@@ -321,7 +321,8 @@ def test_dashboard_lists_versions_diffs_and_pins_one(page: Page, service: Servic
     expect(versions.first).to_have_attribute("data-served", "true")
     older = versions.nth(1)
     first_run = older.get_attribute("data-run")
-    assert first_run is not None and int(first_run) < second["id"]
+    assert first_run is not None
+    assert int(first_run) < second["id"]
 
     older.get_by_role("button", name="Diff to served").click()
     changed = page.locator("#diff-items tbody tr")
