@@ -257,3 +257,105 @@ def test_dashboard_says_when_the_memory_is_above_its_limit(page: Page, service: 
             r"memory \d+ MB above the 1 MB limit; cache shrunk, 0 runs deferred$"
         )
     )
+
+
+def _post(url: str, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        body: dict[str, Any] = json.loads(answer.read())
+        return body
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def test_dashboard_pauses_and_resumes_a_source(page: Page, service: Service) -> None:
+    """ "Pause" marks the row paused and the API agrees; "Resume" takes the mark away."""
+    running = service()
+    page.goto(running.url + "/dashboard")
+    page.evaluate(f"sessionStorage.setItem({TOKEN_KEY!r}, {ADMIN_TOKEN!r})")
+    erp = page.locator('#sources tr[data-source="erp_stock"]')
+
+    erp.get_by_role("button", name="Pause").click()
+    expect(erp.locator(".mark.paused")).to_have_text("paused")
+    expect(page.locator("#notice")).to_contain_text("erp_stock paused")
+    assert {s["id"]: s for s in _get(running.url + "/api/sources")}["erp_stock"]["paused"]
+
+    erp.get_by_role("button", name="Resume").click()
+    expect(erp.locator(".mark.paused")).to_have_count(0)
+    expect(erp.get_by_role("button", name="Pause")).to_be_visible()
+    assert not {s["id"]: s for s in _get(running.url + "/api/sources")}["erp_stock"]["paused"]
+
+
+def test_dashboard_dry_run_shows_what_would_change_and_the_verdicts(
+    page: Page, service: Service
+) -> None:
+    """ "Dry run" shows the counts a run would publish (the snapshot's 150 records fetched),
+    the first keys of each kind, and the guard's and each validator's verdict; nothing is
+    published (the source's record count and run list stay as they were)."""
+    running = service()
+    runs_before = _get(running.url + "/api/runs?source=erp_stock")["total"]
+    page.goto(running.url + "/dashboard")
+    page.evaluate(f"sessionStorage.setItem({TOKEN_KEY!r}, {ADMIN_TOKEN!r})")
+
+    page.locator('#sources tr[data-source="erp_stock"]').get_by_role(
+        "button", name="Dry run"
+    ).click()
+
+    panel = page.locator("#source-panel")
+    expect(panel).to_be_visible()
+    expect(page.locator("#source-panel-title")).to_have_text("erp_stock: dry run")
+    expect(page.locator("#dry-run-verdict")).to_contain_text("would publish")
+    expect(page.locator('#dry-run-counts [data-count="fetched"] dd')).to_have_text("150")
+    expect(page.locator("#dry-run-verdicts tbody tr").first).to_have_attribute(
+        "data-verdict", "pass"
+    )
+    assert _get(running.url + "/api/runs?source=erp_stock")["total"] == runs_before
+
+
+def test_dashboard_lists_versions_diffs_and_pins_one(page: Page, service: Service) -> None:
+    """After a second ERP run the panel lists two versions, the newest served; "Diff to
+    served" lists the changed keys with old and new values; "Pin" serves the older one
+    (the row says pinned, the API serves the old stock); "Unpin" serves the newest."""
+    running = service()
+    second = _post(running.url + "/api/sources/erp_stock/refresh?wait=true", ADMIN_TOKEN)
+    assert second["status"] == "succeeded"
+    assert second["updated"] + second["inserted"] + second["deleted"] > 0, second
+    page.goto(running.url + "/dashboard")
+    page.evaluate(f"sessionStorage.setItem({TOKEN_KEY!r}, {ADMIN_TOKEN!r})")
+    erp = page.locator('#sources tr[data-source="erp_stock"]')
+
+    erp.get_by_role("button", name="Versions").click()
+    versions = page.locator("#versions tbody tr")
+    expect(versions).to_have_count(2)
+    expect(versions.first).to_have_attribute("data-served", "true")
+    older = versions.nth(1)
+    first_run = older.get_attribute("data-run")
+    assert first_run is not None
+    assert int(first_run) < second["id"]
+
+    older.get_by_role("button", name="Diff to served").click()
+    changed = page.locator("#diff-items tbody tr")
+    expect(changed.first).to_be_visible()
+    diff = _get(f"{running.url}/api/sources/erp_stock/diff?from={first_run}")
+    expect(changed).to_have_count(min(len(diff["items"]), 50))
+    first = diff["items"][0]
+    row = page.locator(f'#diff-items tr[data-key="{first["key"]}"]')
+    expect(row.locator("td").nth(1)).to_have_text(first["change"])
+
+    older.get_by_role("button", name="Pin").click()
+    expect(page.locator(f'#versions tr[data-run="{first_run}"]')).to_have_attribute(
+        "data-served", "true"
+    )
+    expect(erp.locator(".mark.pinned")).to_have_text(f"pinned to run {first_run}")
+    assert {s["id"]: s for s in _get(running.url + "/api/sources")}["erp_stock"]["pinned"]
+
+    page.get_by_role("button", name="Unpin").click()
+    expect(page.locator(f'#versions tr[data-run="{second["id"]}"]')).to_have_attribute(
+        "data-served", "true"
+    )
+    expect(erp.locator(".mark.pinned")).to_have_count(0)

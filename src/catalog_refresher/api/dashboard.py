@@ -71,6 +71,7 @@ ASSETS = {
     "format.js": _load("format.js", "text/javascript"),
     "chart.js": _load("chart.js", "text/javascript"),
     "products.js": _load("products.js", "text/javascript"),
+    "controls.js": _load("controls.js", "text/javascript"),
     "style.css": _load("dashboard.css", "text/css"),
     "favicon.svg": _load("favicon.svg", "image/svg+xml"),
 }

@@ -5,10 +5,12 @@
 // The admin token lives in sessionStorage only (gone with the tab), is sent in
 // the Authorization header only, and is asked for when the API answers 401/403.
 // The modules beside it: api.js (calls), format.js (ages, counts), chart.js (the
-// per-source run chart), products.js (the catalog view).
+// per-source run chart), products.js (the catalog view), controls.js (pause, dry run,
+// versions, diff, pin).
 
 import { ApiError, AuthNeeded, TOKEN_KEY, call, getJson, problemDetail } from "./api.js";
 import { runChart } from "./chart.js";
+import { controlButtons, sourceMarks, startControls } from "./controls.js";
 import { duration, integer, localTime, text, timeCell, utcLabel, withAges } from "./format.js";
 import { startProducts } from "./products.js";
 
@@ -69,6 +71,7 @@ function drawSources(sources, health) {
     const name = document.createElement("th");
     name.scope = "row";
     name.textContent = source.id;
+    name.append(...sourceMarks(source));
 
     const healthCell = document.createElement("td");
     healthCell.append(text("span", entry ? entry.status : "unknown", "badge"));
@@ -90,7 +93,10 @@ function drawSources(sources, health) {
     button.dataset.refresh = source.id;
     button.disabled = !source.enabled || refreshing.has(source.id);
     if (!source.enabled) button.title = "The source is not configured, or its interval is 0.";
-    action.append(button);
+    const buttons = document.createElement("div");
+    buttons.className = "actions";
+    buttons.append(button, ...controlButtons(source));
+    action.append(buttons);
 
     row.append(
       name,
@@ -300,6 +306,7 @@ function start() {
   $("#token-cancel").addEventListener("click", tokenCancelled);
   document.addEventListener("visibilitychange", () => (document.hidden ? schedule() : poll()));
   startProducts(askForToken);
+  startControls({ askForToken, poll, notice: showNotice });
   poll();
 }
 

@@ -143,8 +143,7 @@ async function drawHistory(code) {
       item.append(`${source}, run ${version.run_id}, `);
       const when = version.published_at ?? version.changed_at;
       if (when) item.append(timeElement(when));
-      const value = version.value ?? version.values ?? version.data;
-      item.append(text("code", JSON.stringify(value)));
+      item.append(text("code", JSON.stringify(version.rows)));
       entries.push(item);
     }
   }
