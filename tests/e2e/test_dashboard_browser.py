@@ -144,7 +144,9 @@ def test_dashboard_shows_the_service_and_refreshes_with_the_token(
     expect(failed_run.locator(".error")).to_contain_text("HTTP 500")
     expect(page.locator('#cache [data-field="max_size"]')).not_to_have_text("–")
 
-    page.locator('#sources tr[data-source="erp_stock"] button').click()
+    page.locator('#sources tr[data-source="erp_stock"]').get_by_role(
+        "button", name="Refresh now"
+    ).click()
     expect(page.locator("#token-form")).to_be_visible()
     expect(page.locator("#token-reason")).to_contain_text("admin token")
     page.locator("#token").fill(ADMIN_TOKEN)
@@ -294,7 +296,8 @@ def test_dashboard_pauses_and_resumes_a_source(page: Page, service: Service) -> 
 def test_dashboard_dry_run_shows_what_would_change_and_the_verdicts(
     page: Page, service: Service
 ) -> None:
-    """ "Dry run" shows the counts a run would publish (the snapshot's 150 records fetched),
+    """ "Dry run" shows the counts a run would publish (the snapshot's records fetched: the
+    150 products the world started with, and any it has grown since),
     the first keys of each kind, and the guard's and each validator's verdict; nothing is
     published (the source's record count and run list stay as they were)."""
     running = service()
@@ -310,7 +313,9 @@ def test_dashboard_dry_run_shows_what_would_change_and_the_verdicts(
     expect(panel).to_be_visible()
     expect(page.locator("#source-panel-title")).to_have_text("erp_stock: dry run")
     expect(page.locator("#dry-run-verdict")).to_contain_text("would publish")
-    expect(page.locator('#dry-run-counts [data-count="fetched"] dd')).to_have_text("150")
+    expect(page.locator('#dry-run-counts [data-count="fetched"] dd')).to_have_text(
+        re.compile(r"^1[5-9]\d$")
+    )
     expect(page.locator("#dry-run-verdicts tbody tr").first).to_have_attribute(
         "data-verdict", "pass"
     )
