@@ -81,7 +81,7 @@ class Application:
         load: Callable[[], Settings] | None = None,
     ) -> Application:
         """``load`` reads the configuration file again, as at start: with it the
-        service reloads on ``POST /api/config/reload`` (and SIGHUP, ``cli.py``)."""
+        service reloads on ``POST /api/config/reload`` (and SIGHUP, ``cli/serve.py``)."""
         clock = clock or SystemClock()
         store = open_store(reveal(settings.store.url), lease=settings.store.lease)
         catalog = Catalog(store, max_size=settings.cache.max_size)
