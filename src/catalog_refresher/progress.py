@@ -1,4 +1,5 @@
-"""How far a long command has got: pages and bytes fetched, records decoded, rows applied.
+"""How far a long command has got: pages and bytes fetched, records decoded, rows applied,
+the changed keys a diff between versions read.
 
 The refresh path reports into whatever sink the current context holds, and the
 service holds none, so a report there costs one context-variable lookup. The
@@ -20,6 +21,7 @@ PAGES = "pages"
 BYTES = "bytes"
 RECORDS = "records"
 ROWS = "rows"
+KEYS = "keys"
 
 
 class ProgressSink(Protocol):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from catalog_refresher import progress
 from catalog_refresher.cli import app
+from catalog_refresher.console.progress import ProgressLine
 from catalog_refresher.store.sqlite import SqliteStore
 from tests.helpers import T0
 from tests.store_helpers import apply, erp
@@ -56,3 +58,17 @@ def test_an_unknown_version_is_one_line_and_exit_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["pin", "erp_stock", "--run", "999", "--config", str(config)])
     assert result.exit_code == 1
     assert "version 999 of erp_stock is unknown" in result.output
+
+
+def test_a_diff_reports_its_progress_to_whoever_listens(tmp_path: Path) -> None:
+    """Under a progress sink (what `diff` sets on a terminal) a diff between versions says
+    its phases and how many changed keys it read; the piped command above printed only JSON."""
+    config, runs = _config(tmp_path)
+    store = SqliteStore(tmp_path / "catalog.db")
+    line = ProgressLine("erp_stock diff")
+    try:
+        with progress.reporting(line):
+            store.diff_versions("erp_stock", runs[0], None, limit=10, offset=0)
+    finally:
+        store.close()
+    assert line.text().startswith("erp_stock diff: comparing · 2 changed keys read · ")

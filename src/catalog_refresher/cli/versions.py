@@ -24,6 +24,7 @@ from catalog_refresher.cli.common import (
     with_store,
 )
 from catalog_refresher.clock import SystemClock
+from catalog_refresher.console.progress import terminal_progress
 from catalog_refresher.errors import CatalogRefresherError, describe
 from catalog_refresher.store.base import Store
 
@@ -71,15 +72,16 @@ def diff(
 ) -> None:
     """Keys added, removed and changed between two kept versions, with old and new values."""
     source_id = source_id_of(source)
-    _on_store(
-        config_path,
-        environment,
-        lambda store: diff_out(
-            store.diff_versions(source_id, from_run, to_run, limit=limit, offset=offset),
-            limit,
-            offset,
-        ),
-    )
+    with terminal_progress(f"{source_id} diff"):  # a line on a terminal, nothing when piped
+        _on_store(
+            config_path,
+            environment,
+            lambda store: diff_out(
+                store.diff_versions(source_id, from_run, to_run, limit=limit, offset=offset),
+                limit,
+                offset,
+            ),
+        )
 
 
 @app.command()

@@ -18,6 +18,11 @@ from rich.text import Text
 from catalog_refresher import progress
 
 _UNITS = ("B", "kB", "MB", "GB", "TB")
+_LABELS = {
+    progress.RECORDS: "records decoded",
+    progress.ROWS: "rows applied",
+    progress.KEYS: "changed keys read",
+}
 
 
 def size(count: int) -> str:
@@ -40,7 +45,7 @@ class ProgressLine:
         self._what = what
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(
-            (progress.PAGES, progress.BYTES, progress.RECORDS, progress.ROWS), 0
+            (progress.PAGES, progress.BYTES, progress.RECORDS, progress.ROWS, progress.KEYS), 0
         )
         self._phase = "starting"
         self._started = time.monotonic()
@@ -54,14 +59,20 @@ class ProgressLine:
             self._phase = name
 
     def text(self) -> str:
+        """The phase, every counter that has moved, and the seconds so far."""
         with self._lock:
             counts, phase = dict(self._counts), self._phase
         elapsed = time.monotonic() - self._started
-        return (
-            f"{self._what}: {phase} · {counts[progress.PAGES]:,} pages,"
-            f" {size(counts[progress.BYTES])} fetched · {counts[progress.RECORDS]:,} records"
-            f" decoded · {counts[progress.ROWS]:,} rows applied · {elapsed:.1f} s"
-        )
+        parts = [f"{self._what}: {phase}"]
+        if counts[progress.PAGES] or counts[progress.BYTES]:
+            parts.append(
+                f"{counts[progress.PAGES]:,} pages, {size(counts[progress.BYTES])} fetched"
+            )
+        for counter, label in _LABELS.items():
+            if counts.get(counter):
+                parts.append(f"{counts[counter]:,} {label}")
+        parts.append(f"{elapsed:.1f} s")
+        return " · ".join(parts)
 
 
 @contextmanager

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from catalog_refresher import progress
 from catalog_refresher.domain.runs import RunOutcome, RunStatus
 from catalog_refresher.errors import SourcePinned, VersionNotKept
 from catalog_refresher.store.base import Changeset, RowDelete, RowWrite
@@ -223,6 +224,7 @@ class Versioned:
         self, source: str, from_run: int, to_run: int | None, *, limit: int, offset: int
     ) -> VersionDiff:
         """What differs between two kept versions (``to_run`` ``None``: the served one)."""
+        progress.phase("reading versions")
         with self._read() as conn:
             kept = [int(r[0]) for r in conn.execute(self._q(KEPT), (source,)).fetchall()]
             pinned = self.pinned_run(conn, source)
@@ -234,6 +236,7 @@ class Versioned:
             assert to is not None
             low, high = sorted((from_run, to))
             changes = conn.execute(self._q(AFTER), (source, low)).fetchall()
+            progress.advance(progress.KEYS, len(changes))
             at_low = first_after(changes, low)
             at_high = first_after(changes, high)
             keys = {str(r[1]) for r in changes if int(r[0]) <= high}
@@ -244,6 +247,7 @@ class Versioned:
             found = values[run].get(key)
             return found.data if found is not None else newest.get(key)
 
+        progress.phase("comparing")
         added = removed = changed = 0
         items: list[KeyChange] = []
         for key in sorted(keys):
