@@ -151,6 +151,10 @@ class StoreError(CatalogRefresherError):
     error_type = "store"
 
 
+class StoreUnreachable(StoreError):
+    """The store's server cannot be reached (down, restarting, or no connection in time)."""
+
+
 class RunFenced(StoreError):
     """The run was already finished (timed out or cancelled); its data was not applied."""
 

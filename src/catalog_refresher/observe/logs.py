@@ -27,6 +27,7 @@ from catalog_refresher.refresh.events import (
     RunRetrying,
     RunStarted,
     SourceNotConfigured,
+    StoreWriteFailed,
 )
 
 log = logging.getLogger("catalog_refresher.refresh")
@@ -70,6 +71,14 @@ class RunLog:
                 self._log(logging.INFO, source, None, f"Purged {rows} {source} rows past retention")
             case MemoryPressure():
                 self._pressure(event)
+            case StoreWriteFailed(source=source, error=error, run_id=run_id, repeated=again):
+                what = f"the end of run {run_id}" if run_id is not None else "a run"
+                self._log(
+                    logging.DEBUG if again else logging.ERROR,
+                    source,
+                    run_id,
+                    f"The store cannot be written: {what} of {source} was not recorded ({error})",
+                )
             case RunDeferred(source=source, run=run, rss=rss, limit=limit):
                 self._log(
                     logging.INFO,

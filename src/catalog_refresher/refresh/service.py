@@ -35,7 +35,9 @@ from catalog_refresher.errors import (
     RunConflict,
     ServiceStopping,
     SourceNotEnabled,
+    StoreError,
     UnknownSourceError,
+    describe,
 )
 from catalog_refresher.refresh.events import (
     EventBus,
@@ -103,6 +105,8 @@ class RefreshService:
             offload=offload,
             process=process,
         )
+        self.outage = self.runner.outage
+        """The writes the store refused (a full disk, a database down), for health."""
         self.slots = PrioritySlots(self.options.max_concurrent_refreshes)
         self.breakers: dict[str, CircuitBreaker] = {}
         self.next_run_at: dict[str, datetime] = {}
@@ -256,6 +260,7 @@ class RefreshService:
             )
             try:
                 claim = await asyncio.shield(claiming)
+                self.outage.taken(source)
             except asyncio.CancelledError:
                 await self._cancel_late_claim(claiming)
                 raise
@@ -316,11 +321,14 @@ class RefreshService:
         """Run a claimed run; ``slot_held``: it owns a slot taken before the claim."""
         try:
             return await self._execute_claimed(run, slot_held=slot_held)
+        except StoreError as exc:  # e.g. its start could not be written: never left open
+            return await self.outage.end_refused(run, exc)
         finally:
             self._started_runs.discard(run.id)
             if slot_held:
                 self.slots.release()
-            await asyncio.shield(self.offload(self.coordinator.release, run.source, run.id))
+            with contextlib.suppress(StoreError):  # else its lease runs out by itself
+                await asyncio.shield(self.offload(self.coordinator.release, run.source, run.id))
 
     async def _execute_claimed(self, run: Run, *, slot_held: bool) -> Run:
         source = run.source
@@ -427,6 +435,9 @@ class RefreshService:
         took = False
         try:
             handle, took = await self._submit(source, trigger, force=False, slot_held=slot_held)
+        except StoreError as exc:  # no run could be recorded: counted and told instead
+            self.outage.failed(source, exc)
+            return
         finally:
             if slot_held and not took:
                 self.slots.release()
@@ -503,6 +514,9 @@ async def _survive(work: Awaitable[object]) -> None:
         await work
     except (asyncio.CancelledError, NotOurTurn):
         raise
+    except StoreError as exc:  # the store refusing (a full disk, a database down): one line
+        log.debug("refresh loop error", exc_info=exc)
+        log.error("refresh loop error: %s", describe(exc))
     except Exception:
         # The loop must outlive any one failure (a store briefly unreachable, a bug).
         log.exception("refresh loop error")
