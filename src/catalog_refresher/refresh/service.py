@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +37,6 @@ from catalog_refresher.errors import (
     SourceNotEnabled,
     StoreError,
     UnknownSourceError,
-    describe,
 )
 from catalog_refresher.refresh.events import (
     EventBus,
@@ -46,6 +45,9 @@ from catalog_refresher.refresh.events import (
     RunStarted,
     SourceNotConfigured,
 )
+from catalog_refresher.refresh.loops import report_loops_end as _report_loops_end
+from catalog_refresher.refresh.loops import survive as _survive
+from catalog_refresher.refresh.loops import wait_on_clock as _wait_on_clock
 from catalog_refresher.refresh.memory import RssProbe
 from catalog_refresher.refresh.pressure import MemoryGuard
 from catalog_refresher.refresh.resilience import CircuitBreaker, CircuitState
@@ -506,38 +508,3 @@ class RefreshService:
                 self.bus.emit(Purged(source=spec.id, rows=rows))
             total += rows
         return total
-
-
-async def _survive(work: Awaitable[object]) -> None:
-    """A loop iteration's failure is reported and the loop goes on (never stops the others)."""
-    try:
-        await work
-    except (asyncio.CancelledError, NotOurTurn):
-        raise
-    except StoreError as exc:  # the store refusing (a full disk, a database down): one line
-        log.debug("refresh loop error", exc_info=exc)
-        log.error("refresh loop error: %s", describe(exc))
-    except Exception:
-        # The loop must outlive any one failure (a store briefly unreachable, a bug).
-        log.exception("refresh loop error")
-
-
-def _report_loops_end(loops: asyncio.Task[None]) -> None:
-    """The loops end only when cancelled; anything else is a bug worth a loud line."""
-    if not loops.cancelled() and (error := loops.exception()) is not None:
-        log.critical("the refresh loops stopped", exc_info=error)
-
-
-async def _wait_on_clock(
-    clock: Clock, tasks: set[asyncio.Task[Run]], seconds: float
-) -> set[asyncio.Task[Run]]:
-    """Wait until ``tasks`` are done or ``seconds`` of clock time pass; the rest pending."""
-    alarm = asyncio.create_task(clock.sleep(seconds))
-    try:
-        pending: set[asyncio.Task[Run]] = set(tasks)
-        while pending and not alarm.done():
-            done, _ = await asyncio.wait([*pending, alarm], return_when=asyncio.FIRST_COMPLETED)
-            pending -= done
-        return pending
-    finally:
-        alarm.cancel()
