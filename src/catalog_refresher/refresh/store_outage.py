@@ -14,6 +14,7 @@ first, the next start's recovery records it cancelled.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -103,8 +104,13 @@ class StoreOutage:
 
     async def end_refused(self, run: Run, exc: StoreError) -> Run:
         """``run`` failed because the store refused one of its writes (its start, say):
-        counted now, and recorded ``failed`` once the store takes writes again."""
+        counted now, and recorded ``failed`` once the store takes writes again. A run being
+        cancelled (the service stops) does not wait for that: the next start's recovery
+        records it."""
         self.failed(run.source, exc, run.id)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise exc
         outcome = RunOutcome(
             status=RunStatus.FAILED,
             finished_at=self.clock.now(),
