@@ -371,6 +371,10 @@ def postgres_restart_cell(work: Path) -> Cell:
                     finally:
                         server.start()
                     cell.notes.append(f"store down {time.monotonic() - stopped:.1f} s")
+                    back = time.monotonic()
+                    answered = deadline_poll(lambda: api.runs(VICTIM), bool, 30)
+                    cell.check("converges", answered is not None, "the API never read the store")
+                    cell.notes.append(f"store read again {time.monotonic() - back:.1f} s later")
                     checker.atomic(allowed=(1, 2))
                     checker.none_stuck()
                     checker.converges(gen=2)

@@ -36,6 +36,10 @@ READ_POOL_SIZE = 4
 CONNECTION_WAIT = 3.0
 #: How long one attempt to open a connection may take (a server that does not answer).
 CONNECT_TIMEOUT = 3
+#: How long the pool retries a lost connection, backing off (1 s, 2 s, 4 s…), before it
+#: gives up until the next read or write asks again; psycopg_pool's 300 s backoff would
+#: leave the store unread for up to half a minute after a long outage ends.
+RECONNECT_GIVE_UP = 10.0
 #: Serialises migrations of replicas that start together.
 _MIGRATION_LOCK = 0x636174616C6F67  # "catalog"
 
@@ -90,6 +94,7 @@ class PostgresStore(SqlStore[Connection]):
                 # A connection the server dropped (it restarted) is replaced, not handed out.
                 check=ConnectionPool.check_connection,
                 timeout=CONNECTION_WAIT,
+                reconnect_timeout=RECONNECT_GIVE_UP,
                 open=True,
                 name="catalog-store",
             )
@@ -243,6 +248,7 @@ class PostgresStore(SqlStore[Connection]):
                     configure=_configure_async,
                     check=AsyncConnectionPool.check_connection,
                     timeout=CONNECTION_WAIT,
+                    reconnect_timeout=RECONNECT_GIVE_UP,
                     open=False,
                     name="catalog-reads",
                 )
