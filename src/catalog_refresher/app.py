@@ -207,8 +207,9 @@ class Application:
                 await asyncio.to_thread(self.catalog.follow_changes)
                 if tick % FOLLOW_PEER_CIRCUITS_EVERY == 0:
                     await self.service.follow_peer_circuits()
-            except StoreError:
-                log.warning("cannot read peers' changes; retrying", exc_info=True)
+            except StoreError as exc:  # one line; the traceback for whoever debugs
+                log.debug("cannot read peers' changes", exc_info=True)
+                log.warning("cannot read peers' changes (%s); retrying", exc)
                 continue
             self.catalog.load_refreshed(last_success)
             self.metrics.load_last_success(last_success)

@@ -28,6 +28,8 @@ from catalog_refresher.status import (
     store_busy,
     store_unreadable,
     with_memory,
+    with_refused_write,
+    with_store_outage,
 )
 from catalog_refresher.store.base import Pause, SourceHistory, Store
 
@@ -101,30 +103,34 @@ class LocalControl:
     async def sources(self) -> list[SourceStatus]:
         read = await self._histories()
         settings, options, now = self.service.settings, self.service.options, self.clock.now()
+        refused = self.service.outage.failing()
         statuses = []
         for source in SOURCE_IDS:
             history = read.histories[source]
             configured = settings.sources.get(source)
             statuses.append(
-                source_status(
-                    source=source,
-                    interval=options.interval(SPECS[source]),
-                    enabled=source in self.service.enabled_sources,
-                    priority=configured.priority if configured else 0,
-                    history=history,
-                    circuit_state=self.service.circuit(source),
-                    next_run_at=self.service.next_run_at.get(source),
-                    service_started_at=self.service.started_at,
-                    options=options,
-                    now=now,
-                    tls_unverified=configured is not None
-                    and any(
-                        not endpoint.request.tls.verify
-                        for endpoint in (configured.primary, configured.backup)
-                        if endpoint is not None
+                with_refused_write(
+                    source_status(
+                        source=source,
+                        interval=options.interval(SPECS[source]),
+                        enabled=source in self.service.enabled_sources,
+                        priority=configured.priority if configured else 0,
+                        history=history,
+                        circuit_state=self.service.circuit(source),
+                        next_run_at=self.service.next_run_at.get(source),
+                        service_started_at=self.service.started_at,
+                        options=options,
+                        now=now,
+                        tls_unverified=configured is not None
+                        and any(
+                            not endpoint.request.tls.verify
+                            for endpoint in (configured.primary, configured.backup)
+                            if endpoint is not None
+                        ),
+                        pause=read.pauses.get(source),
+                        freshness=configured.freshness if configured else None,
                     ),
-                    pause=read.pauses.get(source),
-                    freshness=configured.freshness if configured else None,
+                    refused.get(source),
                 )
             )
         return statuses
@@ -148,19 +154,23 @@ class LocalControl:
         return with_memory(await self._health(), self.service.pressure.stats())
 
     async def _health(self) -> HealthReport:
+        failing = self.service.outage.failing()
         try:
             async with timeout(self.clock, HEALTH_BUDGET):
                 sources = await self.sources()
         except TimeoutError:
-            return store_busy(HEALTH_BUDGET)
+            # Busy, unless the store's writes already fail for want of a connection.
+            unreachable = [f.error for f in failing.values() if f.unreachable]
+            return store_unreadable(unreachable[0]) if unreachable else store_busy(HEALTH_BUDGET)
         except StoreError as exc:
             return store_unreadable(exc)
-        return health_report(
+        report = health_report(
             sources,
             started_at=self.service.started_at,
             options=self.service.options,
             now=self.clock.now(),
         )
+        return with_store_outage(report, failing)
 
     async def ready(self) -> bool:
         """Ready once every enabled source has data or a finished run; a store too busy

@@ -17,6 +17,7 @@ chain into the one line an audit entry, a log line or the CLI shows::
     ├── SourcePinned                the source is pinned to a version: a run publishes nothing
     ├── VersionNotKept              no such version of the source (never one, or pruned)
     ├── StoreError                  the store failed; nothing was applied
+    │   ├── StoreUnreachable        its server cannot be reached (down, no connection in time)
     │   ├── RunFenced               the run was finished elsewhere (timed out, cancelled)
     │   └── IndexOutOfDate          the source's data changed since the diff; diff again
     ├── UnknownSourceError          no such source id
@@ -166,6 +167,10 @@ class StoreError(CatalogRefresherError):
     """The store failed; nothing was applied."""
 
     error_type = "store"
+
+
+class StoreUnreachable(StoreError):
+    """The store's server cannot be reached (down, restarting, or no connection in time)."""
 
 
 class RunFenced(StoreError):

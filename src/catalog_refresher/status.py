@@ -8,8 +8,9 @@ and the worst entry is the overall status.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.refresh.pressure import MB, PressureStats
 from catalog_refresher.refresh.resilience import CircuitState
 from catalog_refresher.refresh.schedule import is_stale
+from catalog_refresher.refresh.store_outage import FailedWrite
 from catalog_refresher.store.base import Pause, SourceHistory
 
 
@@ -257,6 +259,44 @@ def health_report(
     return HealthReport(status=worst(e.status for e in entries.values()), entries=entries)
 
 
+def with_refused_write(status: SourceStatus, failed: FailedWrite | None) -> SourceStatus:
+    """``status`` as it is while the store refuses the source's writes: its latest attempt
+    failed (no run could record it, so the audit log does not say)."""
+    if failed is None:
+        return status
+    return dataclasses.replace(
+        status,
+        last_status=RunStatus.FAILED,
+        last_error=f"the store cannot be written: {failed.error}",
+        last_attempt_at=failed.at,
+    )
+
+
+def with_store_outage(report: HealthReport, failing: Mapping[str, FailedWrite]) -> HealthReport:
+    """``report`` with the ``catalog-refresh`` entry Degraded while the store refuses writes.
+
+    Degraded, not Unhealthy: the last good data is still read and served; an Unhealthy
+    replica would be restarted or taken out of rotation, which frees no disk and serves
+    nothing. A store that cannot be read (or reached) is Unhealthy (``store_unreadable``).
+    """
+    if not failing:
+        return report
+    since = min(f.since for f in failing.values())
+    refused = sum(f.attempts for f in failing.values())
+    error = max(failing.values(), key=lambda f: f.at).error
+    entry = HealthEntry(
+        Health.DEGRADED,
+        f"the store cannot be written since {since.isoformat()} ({refused} writes refused,"
+        f" no run recorded): {error}",
+    )
+    entries = {**report.entries, REFRESH_ENTRY: worse(report.entries.get(REFRESH_ENTRY), entry)}
+    return HealthReport(status=worst(e.status for e in entries.values()), entries=entries)
+
+
+def worse(entry: HealthEntry | None, other: HealthEntry) -> HealthEntry:
+    return other if entry is None or other.status.rank >= entry.status.rank else entry
+
+
 def store_busy(seconds: float) -> HealthReport:
     """Degraded, not Unhealthy: the data already served stays good; only its state is late."""
     entry = HealthEntry(
@@ -266,7 +306,7 @@ def store_busy(seconds: float) -> HealthReport:
     return HealthReport(status=Health.DEGRADED, entries={REFRESH_ENTRY: entry})
 
 
-def store_unreadable(error: Exception) -> HealthReport:
+def store_unreadable(error: Exception | str) -> HealthReport:
     entry = HealthEntry(Health.UNHEALTHY, f"Catalog refresh health check failed: {error}")
     return HealthReport(status=Health.UNHEALTHY, entries={REFRESH_ENTRY: entry})
 

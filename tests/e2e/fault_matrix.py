@@ -122,11 +122,19 @@ class Api:
         except ValueError:
             return status, body.decode(errors="replace")
 
+    def ok(self, path: str) -> Any:
+        """The body of a 200 answer; ``ValueError`` (which polling waits out) for another,
+        e.g. the 503 of a store not reachable yet."""
+        status, body = self.get(path)
+        if status != 200:
+            raise ValueError(f"GET {path}: {status} {body!r:.200}")
+        return body
+
     def sources(self) -> dict[str, dict[str, Any]]:
-        return {entry["id"]: entry for entry in self.get("/api/sources")[1]}
+        return {entry["id"]: entry for entry in self.ok("/api/sources")}
 
     def runs(self, source: str) -> list[dict[str, Any]]:
-        return list(self.get(f"/api/runs?source={source}&limit=100")[1]["items"])
+        return list(self.ok(f"/api/runs?source={source}&limit=100")["items"])
 
     def metric(self, name: str, **labels: str) -> float:
         wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())

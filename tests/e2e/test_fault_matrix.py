@@ -58,18 +58,7 @@ def table(cells: object) -> str:
 
 
 #: Cells that fail on a defect found by the matrix and not fixed yet (docs/reliability.md).
-KNOWN_DEFECTS = {
-    "disk_full": (
-        "a full store cannot record a run: claims fail as 'refresh loop error' tracebacks, the "
-        "run in flight stays 'running' ('Task exception was never retrieved'), and /health, "
-        "/api/sources and /metrics still show the last success"
-    ),
-    "postgres_restart": (
-        "with PostgreSQL down, a read that needs the store waits for the connection pool "
-        "(psycopg_pool's 30 s) instead of failing fast: GET /api/products gets no answer "
-        "within 10 s; /health may say Degraded 'busy' (200) rather than Unhealthy (503)"
-    ),
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def _cells() -> list[object]:

@@ -63,7 +63,7 @@ def test_an_unknown_version_is_one_line_and_exit_1(tmp_path: Path) -> None:
 def test_a_diff_reports_its_progress_to_whoever_listens(tmp_path: Path) -> None:
     """Under a progress sink (what `diff` sets on a terminal) a diff between versions says
     its phases and how many changed keys it read; the piped command above printed only JSON."""
-    config, runs = _config(tmp_path)
+    _, runs = _config(tmp_path)
     store = SqliteStore(tmp_path / "catalog.db")
     line = ProgressLine("erp_stock diff")
     try:

@@ -65,3 +65,41 @@ async def test_health_answers_in_time_while_the_store_is_held(tmp_path: Path) ->
     store.gate.set()
     recovered = await control.health()
     assert recovered.entries["erp_stock"].status is Health.HEALTHY
+
+
+async def test_health_is_unhealthy_in_time_when_the_store_cannot_be_reached(
+    tmp_path: Path,
+) -> None:
+    """With the store's reads stuck and its writes refused for want of a connection (the
+    database down), health says Unhealthy naming the cause as the budget runs out, not
+    Degraded "busy"; a write refused for another reason (a full disk) stays "busy"."""
+    from catalog_refresher.errors import StoreError, StoreUnreachable
+
+    clock = FakeClock()
+    store = _Held(tmp_path / "c.db")
+    h = build(tmp_path / "c.db", clock, {"erp_stock": StaticSource("erp_stock", ERP)}, store=store)
+    await h.service.prepare()
+    await h.service.refresh("erp_stock")
+    control = LocalControl(h.service, store, clock, asyncio.to_thread)
+
+    async def health_while_held() -> object:
+        # (the second probe shares the first one's read, still stuck on its thread)
+        probe = asyncio.ensure_future(control.health())
+        await clock.settle()
+        assert await asyncio.to_thread(store.reading.wait, 10)
+        await clock.advance(HEALTH_BUDGET)
+        return await probe
+
+    store.gate.clear()
+    store.reading.clear()
+    try:
+        h.service.outage.failed("erp_stock", StoreError("SQLite write failed: disk I/O error"))
+        busy = await health_while_held()
+        assert busy.status is Health.DEGRADED  # type: ignore[attr-defined]
+        h.service.outage.failed("erp_stock", StoreUnreachable("PostgreSQL cannot be reached: x"))
+        down = await health_while_held()
+        assert down.status is Health.UNHEALTHY  # type: ignore[attr-defined]
+        entry = down.entries["catalog-refresh"]  # type: ignore[attr-defined]
+        assert "PostgreSQL cannot be reached" in entry.description
+    finally:
+        store.gate.set()

@@ -30,6 +30,7 @@ from catalog_refresher.refresh.events import (
     SourceNotConfigured,
     SourcePaused,
     SourceResumed,
+    StoreWriteFailed,
 )
 
 log = logging.getLogger("catalog_refresher.refresh")
@@ -85,6 +86,14 @@ class RunLog:
                 self._log(logging.ERROR, None, None, f"Configuration reload refused: {error}")
             case MemoryPressure():
                 self._pressure(event)
+            case StoreWriteFailed(source=source, error=error, run_id=run_id, repeated=again):
+                what = f"the end of run {run_id}" if run_id is not None else "a run"
+                self._log(
+                    logging.DEBUG if again else logging.ERROR,
+                    source,
+                    run_id,
+                    f"The store cannot be written: {what} of {source} was not recorded ({error})",
+                )
             case RunDeferred(source=source, run=run, rss=rss, limit=limit):
                 self._log(
                     logging.INFO,

@@ -72,6 +72,7 @@ from catalog_refresher.refresh.events import (
     RunFinished,
     RunRetrying,
     RunStarted,
+    StoreWriteFailed,
 )
 from catalog_refresher.refresh.pressure import PressureStats
 from catalog_refresher.refresh.resilience import CircuitState
@@ -276,6 +277,8 @@ class Metrics:
                 self.purged.labels(source).inc(rows)
             case RunDeferred(source=source):
                 self.deferred.labels(source).inc()
+            case StoreWriteFailed(source=source):
+                self.failure.labels(source, "store").inc()
             case _:
                 pass
 

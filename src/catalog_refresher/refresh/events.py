@@ -119,6 +119,20 @@ class ConfigReloaded:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreWriteFailed:
+    """The store refused a write of ``source``'s (a claim, or a run's end): a counted
+    ``store`` failure, though no run may be recorded (``refresh/store_outage.py``)."""
+
+    source: str
+    error: str
+    """One line naming the cause, e.g. ``SQLite write failed: database or disk is full``."""
+    run_id: int | None = None
+    """The run whose end could not be recorded; ``None`` for a claim."""
+    repeated: bool = False
+    """Not the outage's first failed write of the source (logged at debug level only)."""
+
+
 Event = (
     RunStarted
     | RunRetrying
@@ -132,6 +146,7 @@ Event = (
     | SourcePaused
     | SourceResumed
     | ConfigReloaded
+    | StoreWriteFailed
 )
 
 

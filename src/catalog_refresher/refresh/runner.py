@@ -39,6 +39,7 @@ from catalog_refresher.refresh.events import (
 from catalog_refresher.refresh.incremental import plan as plan_run
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.resilience import with_retries
+from catalog_refresher.refresh.store_outage import StoreOutage
 from catalog_refresher.sources.base import FetchState, Payload, Source
 from catalog_refresher.store.base import Applied, Store
 from catalog_refresher.store.version_types import VersionPolicy
@@ -108,6 +109,7 @@ class Runner:
         bus: EventBus,
         offload: Offload,
         process: Process | None = None,
+        outage: StoreOutage | None = None,
     ) -> None:
         """``process`` runs the pipeline; by default on ``offload`` in this process."""
         self.options = options
@@ -115,6 +117,7 @@ class Runner:
         self.clock = clock
         self.bus = bus
         self.offload = offload
+        self.outage = outage or StoreOutage(clock, bus, store, offload)
         if process is None:
             pipeline = Pipeline(store, clock.now)
 
@@ -172,8 +175,13 @@ class Runner:
 
         if result.applied is None:
             # False when the run was finished meanwhile, e.g. an apply on a worker
-            # thread committed just before the timeout: the record below tells.
-            await self.offload(self.store.finish_run, run.id, result.outcome)
+            # thread committed just before the timeout: the record below tells. A store
+            # refusing the write (a full disk) is retried until it takes it.
+            await self.outage.record_end(
+                run.source,
+                run.id,
+                lambda: self.offload(self.store.finish_run, run.id, result.outcome),
+            )
         recorded = await self.offload(self.store.get_run, run.id)
         assert recorded is not None
         if result.applied is not None:

@@ -35,6 +35,7 @@ from catalog_refresher.errors import (
     RunConflict,
     ServiceStopping,
     SourceNotEnabled,
+    StoreError,
     UnknownSourceError,
 )
 from catalog_refresher.refresh.dry_run import Preview
@@ -111,6 +112,8 @@ class RefreshService:
             offload=offload,
             process=process,
         )
+        self.outage = self.runner.outage
+        """The writes the store refused (a full disk, a database down), for health."""
         self.slots = PrioritySlots(self.options.max_concurrent_refreshes)
         self.pauses = Pauses(store, clock, offload, self.bus)
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -192,7 +195,7 @@ class RefreshService:
         """Every loop of the service, in one ``TaskGroup``: stopping is one cancellation.
 
         The loops never end by themselves: each iteration's failure is caught and
-        reported (``_survive``). Runs are not in the group: a run must outlive the
+        reported (``survive``). Runs are not in the group: a run must outlive the
         cancellation of its loop for the shutdown grace period, so ``submit``
         tracks them in ``_inflight`` instead.
         """
@@ -289,6 +292,7 @@ class RefreshService:
             )
             try:
                 claim = await asyncio.shield(claiming)
+                self.outage.taken(source)
             except asyncio.CancelledError:
                 await self._cancel_late_claim(claiming)
                 raise
@@ -361,11 +365,14 @@ class RefreshService:
         """Run a claimed run; ``slot_held``: it owns a slot taken before the claim."""
         try:
             return await self._execute_claimed(run, slot_held=slot_held)
+        except StoreError as exc:  # e.g. its start could not be written: never left open
+            return await self.outage.end_refused(run, exc)
         finally:
             self._started_runs.discard(run.id)
             if slot_held:
                 self.slots.release()
-            await asyncio.shield(self.offload(self.coordinator.release, run.source, run.id))
+            with contextlib.suppress(StoreError):  # else its lease runs out by itself
+                await asyncio.shield(self.offload(self.coordinator.release, run.source, run.id))
 
     async def _execute_claimed(self, run: Run, *, slot_held: bool) -> Run:
         source = run.source
@@ -492,6 +499,9 @@ class RefreshService:
         took = False
         try:
             handle, took = await self._submit(source, trigger, force=False, slot_held=slot_held)
+        except StoreError as exc:  # no run could be recorded: counted and told instead
+            self.outage.failed(source, exc)
+            return
         finally:
             if slot_held and not took:
                 self.slots.release()

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from catalog_refresher.clock import Clock, sleep_until
 from catalog_refresher.domain.runs import Run
-from catalog_refresher.errors import NotOurTurn
+from catalog_refresher.errors import NotOurTurn, StoreError, describe
 
 log = logging.getLogger("catalog_refresher")
 
@@ -21,8 +21,11 @@ async def survive(work: Awaitable[object]) -> None:
         await work
     except (asyncio.CancelledError, NotOurTurn):
         raise
+    except StoreError as exc:  # the store refusing (a full disk, a database down): one line
+        log.debug("refresh loop error", exc_info=exc)
+        log.error("refresh loop error: %s", describe(exc))
     except Exception:
-        # The loop must outlive any one failure (a store briefly unreachable, a bug).
+        # The loop must outlive any one failure (a bug): loudly, with its traceback.
         log.exception("refresh loop error")
 
 

@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from catalog_refresher.clock import Clock
-from catalog_refresher.errors import StoreError
+from catalog_refresher.errors import StoreError, StoreUnreachable
 from catalog_refresher.store.base import RowDelete, RowWrite, StoredPart
 from catalog_refresher.store.migrations import Step
 from catalog_refresher.store.postgres_cluster import PostgresCoordinator
@@ -31,6 +31,15 @@ from catalog_refresher.store.sql_store import SqlStore
 DEFAULT_LEASE = timedelta(seconds=30)
 #: Connections for the API's reads on the event loop (``product_parts``).
 READ_POOL_SIZE = 4
+#: How long a read or write waits for a pooled connection (psycopg_pool's default is 30 s):
+#: with the server down, a read fails fast with a 503 rather than hanging its client.
+CONNECTION_WAIT = 3.0
+#: How long one attempt to open a connection may take (a server that does not answer).
+CONNECT_TIMEOUT = 3
+#: How long the pool retries a lost connection, backing off (1 s, 2 s, 4 s…), before it
+#: gives up until the next read or write asks again; psycopg_pool's 300 s backoff would
+#: leave the store unread for up to half a minute after a long outage ends.
+RECONNECT_GIVE_UP = 10.0
 #: Serialises migrations of replicas that start together.
 _MIGRATION_LOCK = 0x636174616C6F67  # "catalog"
 
@@ -80,8 +89,12 @@ class PostgresStore(SqlStore[Connection]):
                 url,
                 min_size=1,
                 max_size=pool_size,
-                kwargs={"autocommit": True},
+                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
                 configure=_configure,
+                # A connection the server dropped (it restarted) is replaced, not handed out.
+                check=ConnectionPool.check_connection,
+                timeout=CONNECTION_WAIT,
+                reconnect_timeout=RECONNECT_GIVE_UP,
                 open=True,
                 name="catalog-store",
             )
@@ -111,7 +124,7 @@ class PostgresStore(SqlStore[Connection]):
             with self._pool.connection() as conn, conn.transaction():
                 yield conn
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL failed: {_safe(exc)}") from exc
+            raise _store_error(exc) from exc
 
     # On a server, reads and writes alike take one transaction on a pooled connection.
     _write = _tx
@@ -212,7 +225,7 @@ class PostgresStore(SqlStore[Connection]):
                 for key, data in cursor:
                     yield str(key), str(data).encode()
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL failed: {_safe(exc)}") from exc
+            raise _store_error(exc) from exc
 
     async def product_parts(self, code: str) -> dict[str, StoredPart] | None:
         try:
@@ -221,7 +234,7 @@ class PostgresStore(SqlStore[Connection]):
                 cursor = await conn.execute(_PRODUCT_PARTS, (code, code))
                 return _parts(await cursor.fetchall())
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL failed: {_safe(exc)}") from exc
+            raise _store_error(exc) from exc
 
     async def _reads(self) -> AsyncConnectionPool[AsyncConnection]:
         """The pool of the loop's reads, opened on first use (it belongs to the loop)."""
@@ -231,12 +244,19 @@ class PostgresStore(SqlStore[Connection]):
                     self._url,
                     min_size=1,
                     max_size=READ_POOL_SIZE,
-                    kwargs={"autocommit": True},
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
                     configure=_configure_async,
+                    check=AsyncConnectionPool.check_connection,
+                    timeout=CONNECTION_WAIT,
+                    reconnect_timeout=RECONNECT_GIVE_UP,
                     open=False,
                     name="catalog-reads",
                 )
-                await pool.open(wait=True, timeout=10)
+                try:
+                    await pool.open(wait=True, timeout=CONNECTION_WAIT)
+                except BaseException:
+                    await pool.close()  # asked again on the next read
+                    raise
                 self._read_pool = pool
             return self._read_pool
 
@@ -275,6 +295,18 @@ def _parts(rows: Sequence[Sequence[object]]) -> dict[str, StoredPart] | None:
                 native_time(changed_at),
             )
     return parts_from(grouped, marks)
+
+
+def _store_error(exc: psycopg.Error) -> StoreError:
+    """``StoreUnreachable`` when no connection could be had or it was lost (SQLSTATE class
+    08, or 57P: the server shutting down), else ``StoreError``."""
+    state = getattr(exc, "sqlstate", None) or ""
+    lost = isinstance(exc, psycopg.OperationalError) and (
+        not state or state.startswith(("08", "57P"))
+    )
+    if isinstance(exc, PoolTimeout) or lost:
+        return StoreUnreachable(f"PostgreSQL cannot be reached: {_safe(exc)}")
+    return StoreError(f"PostgreSQL failed: {_safe(exc)}")
 
 
 def _safe(exc: BaseException) -> str:
