@@ -172,3 +172,17 @@ class SimulatorProcess(ServiceProcess):
 
     def wait_until_serving(self, seconds: float = 30) -> None:
         self.wait_for("Simulating the ten external systems on", seconds=seconds)
+
+
+def read_terminal(leader: int) -> str:
+    """Everything written to the pseudo-terminal whose leader end is ``leader`` until the
+    process on its other end exits (the caller closed its copy of that end); closes it."""
+    output = b""
+    try:
+        while chunk := os.read(leader, 65536):
+            output += chunk
+    except OSError:  # Linux: EIO once the last writer of the terminal is gone
+        pass
+    finally:
+        os.close(leader)
+    return output.decode()

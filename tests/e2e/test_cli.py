@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.processes import read_terminal
 from tests.local_http import serving
 
 pytestmark = pytest.mark.e2e
@@ -129,18 +130,8 @@ def test_refresh_on_a_terminal_shows_its_progress(tmp_path: Path, erp_server: st
         text=True,
     )
     os.close(follower)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closes when the process exits
-            break
-        if not chunk:
-            break
-        screen += chunk
+    drawn = read_terminal(leader)
     stdout, _ = process.communicate(timeout=120)
-    os.close(leader)
-    drawn = screen.decode()
 
     assert process.returncode == 0, drawn
     assert "erp_stock: succeeded" in stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from catalog_refresher.domain.specs import SPECS
-from tests.e2e.processes import ServiceProcess, free_port
+from tests.e2e.processes import ServiceProcess, free_port, read_terminal
 from tests.source_server import serve_sources
 
 pytestmark = pytest.mark.e2e
@@ -86,18 +86,8 @@ def test_status_on_a_terminal_draws_a_table(running: Path) -> None:
         env={**os.environ, "COLUMNS": "160"},
     )
     os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closes when the process exits
-            break
-        if not chunk:
-            break
-        output += chunk
+    screen = read_terminal(leader)
     assert process.wait(timeout=60) == 0
-    os.close(leader)
-    screen = output.decode()
     assert "catalog-refresher: Degraded" in screen
     assert screen.count("┏━") == 1, screen  # a boxed table, not plain columns
     assert "│ erp_stock " in screen

@@ -36,6 +36,9 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="appsettings-style JSON file.")
 ]
 
+SourceArgument = Annotated[
+    str, typer.Argument(help="Source id (erp_stock) or config key (ErpStock).")
+]
 EnvironmentOption = Annotated[
     str | None,
     typer.Option(

@@ -13,6 +13,7 @@ from rich.console import Console
 from catalog_refresher.cli.common import (
     ConfigOption,
     EnvironmentOption,
+    SourceArgument,
     app,
     fail,
     load_settings,
@@ -28,7 +29,7 @@ from catalog_refresher.errors import CatalogRefresherError, describe
 
 @app.command()
 def pause(
-    source: Annotated[str, typer.Argument(help="Source id (erp_stock) or config key (ErpStock).")],
+    source: SourceArgument,
     config_path: ConfigOption = None,
     environment: EnvironmentOption = None,
     reason: Annotated[str | None, typer.Option(help="Why; shown in /api/sources.")] = None,
@@ -44,7 +45,7 @@ def pause(
 
 @app.command()
 def resume(
-    source: Annotated[str, typer.Argument(help="Source id (erp_stock) or config key (ErpStock).")],
+    source: SourceArgument,
     config_path: ConfigOption = None,
     environment: EnvironmentOption = None,
 ) -> None:

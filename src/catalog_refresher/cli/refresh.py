@@ -13,6 +13,7 @@ from catalog_refresher.app import Application
 from catalog_refresher.cli.common import (
     ConfigOption,
     EnvironmentOption,
+    SourceArgument,
     app,
     fail,
     in_process,
@@ -29,7 +30,7 @@ from catalog_refresher.refresh.dry_run import Preview
 
 @app.command()
 def refresh(
-    source: Annotated[str, typer.Argument(help="Source id (erp_stock) or config key (ErpStock).")],
+    source: SourceArgument,
     config_path: ConfigOption = None,
     environment: EnvironmentOption = None,
     force: Annotated[bool, typer.Option(help="Override the publish guard.")] = False,

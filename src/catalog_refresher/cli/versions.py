@@ -17,6 +17,7 @@ from catalog_refresher.api.versions import diff_out, versions_out
 from catalog_refresher.cli.common import (
     ConfigOption,
     EnvironmentOption,
+    SourceArgument,
     app,
     fail,
     load_settings,
@@ -49,7 +50,7 @@ RunOption = Annotated[int, typer.Option("--run", min=1, help="A kept version's r
 
 @app.command()
 def versions(
-    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    source: SourceArgument,
     config_path: ConfigOption = None,
     environment: EnvironmentOption = None,
 ) -> None:
@@ -60,7 +61,7 @@ def versions(
 
 @app.command()
 def diff(
-    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    source: SourceArgument,
     from_run: Annotated[int, typer.Option("--from", min=1, help="One kept version's run id.")],
     to_run: Annotated[
         int | None, typer.Option("--to", min=1, help="The other (default: the served one).")
@@ -86,7 +87,7 @@ def diff(
 
 @app.command()
 def pin(
-    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    source: SourceArgument,
     run_id: RunOption,
     config_path: ConfigOption = None,
     environment: EnvironmentOption = None,
@@ -103,7 +104,7 @@ def pin(
 
 @app.command()
 def unpin(
-    source: Annotated[str, typer.Argument(help="Source id or config key.")],
+    source: SourceArgument,
     config_path: ConfigOption = None,
     environment: EnvironmentOption = None,
 ) -> None:
