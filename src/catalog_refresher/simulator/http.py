@@ -114,8 +114,10 @@ def _handler(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             """The systems are only read: any other method is a 405, logged like a GET."""
             body = b"" if self.command == "HEAD" else b'{"error":"only GET is served"}'
-            headers = {"Allow": "GET", "Content-Type": "application/json"}
-            self.close_connection = True  # a request body, if any, is left unread
+            # A request body, if any, is left unread, so the connection ends; said in the
+            # answer, else a client may send its next request on it (a flaky reset, seen).
+            headers = {"Allow": "GET", "Content-Type": "application/json", "Connection": "close"}
+            self.close_connection = True
             self._reply(Reply(status=405, headers=headers, body=body), time.monotonic())
 
         do_HEAD = do_PUT = do_PATCH = do_DELETE = do_POST
