@@ -35,35 +35,15 @@ from pathlib import Path
 
 import httpx
 
+from catalog_refresher.domain.specs import SPECS
 from docs_section import write_section  # a sibling script
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "reliability.md"
 SECTION = "## Soak"
-SOURCES = {
-    "ErpStock": "erp_stock",
-    "EshopStock": "eshop_stock",
-    "SalesData": "sales_data",
-    "PurchaseHistory": "purchase_history",
-    "ConsumedMaterials": "consumed_materials",
-    "TransportData": "transport_data",
-    "Attributes": "attributes",
-    "Lots": "lots",
-    "StockTaking": "stock_taking",
-    "Suppliers": "suppliers",
-}
-INTERVAL_KEYS = {
-    "ErpStock": "ErpStockRefreshInterval",
-    "EshopStock": "EshopStockRefreshInterval",
-    "SalesData": "SalesDataRefreshInterval",
-    "PurchaseHistory": "PurchaseHistoryRefreshInterval",
-    "ConsumedMaterials": "ConsumedMaterialsRefreshInterval",
-    "TransportData": "TransportDataRefreshInterval",
-    "Attributes": "AttributesRefreshInterval",
-    "Lots": "LotsRefreshInterval",
-    "StockTaking": "StockTakingRefreshInterval",
-    "Suppliers": "SuppliersRefreshInterval",
-}
+# The ten sources by config key, and each one's interval option, from the one table.
+SOURCES = {spec.config_key: spec.id for spec in SPECS.values()}
+INTERVAL_KEYS = {spec.config_key: spec.interval_option for spec in SPECS.values()}
 FAULTS = {
     "--error-rate": "0.04",
     "--malformed-rate": "0.02",

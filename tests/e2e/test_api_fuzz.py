@@ -21,6 +21,7 @@ from schemathesis.checks import CheckFunction
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from catalog_refresher.domain.specs import SPECS
 from tests.e2e.processes import ServiceProcess, free_port
 from tests.source_server import serve_sources
 
@@ -66,18 +67,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert " 500 " not in service.output()
 
 
-_SOURCES = {
-    "ErpStock": "erp_stock",
-    "EshopStock": "eshop_stock",
-    "SalesData": "sales_data",
-    "PurchaseHistory": "purchase_history",
-    "ConsumedMaterials": "consumed_materials",
-    "TransportData": "transport_data",
-    "Attributes": "attributes",
-    "Lots": "lots",
-    "StockTaking": "stock_taking",
-    "Suppliers": "suppliers",
-}
+_SOURCES = {spec.config_key: spec.id for spec in SPECS.values()}
 
 
 @pytest.fixture(scope="module")
