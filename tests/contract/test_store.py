@@ -228,6 +228,23 @@ async def test_products_list_follows_rows_of_every_source(store: Store) -> None:
     assert await store.product_parts("P-1") is None
 
 
+def test_product_names_follow_the_erp_whichever_source_changes(store: Store) -> None:
+    """A rename in the ERP is listed; a change elsewhere keeps the ERP's name; a product
+    that loses one of several rows stays; each source's first row of a product lists it."""
+    apply(store, "erp_stock", [erp("P-1", name="Bolt")])
+    apply(store, "eshop_stock", [eshop("P-1"), eshop("P-2")])
+    apply(store, "erp_stock", [erp("P-1", name="Hex bolt")], updated=1)
+    apply(store, "eshop_stock", [eshop("P-1", 7)], updated=1)
+    assert codes(store, search="hex") == ["P-1"]
+    assert codes(store, search="bolt") == ["P-1"]
+    lots = [RowWrite(f"P-3\x1f{lot}", "P-3", None, b'{"lot":1}') for lot in ("L1", "L2")]
+    apply(store, "lots", lots)
+    apply(store, "lots", deletes=[gone(lots[0])])
+    assert codes(store) == ["P-1", "P-2", "P-3"]
+    apply(store, "erp_stock", [erp("P-2", name="Nut")])
+    assert codes(store, search="nut") == ["P-2"]  # named when the ERP adds its row
+
+
 def test_list_products_searches_code_and_name_and_pages(store: Store) -> None:
     """Search matches a code or name substring; the total counts all matches, not the page."""
     apply(store, "erp_stock", [erp("A-10", name="Bolt"), erp("B-20", name="Nut"),

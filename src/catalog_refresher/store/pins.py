@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from catalog_refresher.store.base import Applied, RowDelete, RowWrite
+from catalog_refresher.store.rows import NAME_SOURCE, touched_by
 from catalog_refresher.store.versions import (
     AFTER,
     ASIDE,
@@ -135,14 +136,14 @@ class Pinned(Versioned):
                     for k, b in new_aside.items()
                 ],
             )
-        touched = {d.product_code for d in deletes} | {w.product_code for w in writes}
+        touched = touched_by((d.product_code for d in deletes), (w.product_code for w in writes))
         if touched:
-            self._stage_touched(conn, touched)
+            self._stage_touched(conn, touched, named=source == NAME_SOURCE)
             conn.execute(self._q(_SAVE_LINEAGE), (source,))
             conn.execute(self._q(_DROP_LINEAGE), (source,))
             conn.execute(self._q(_RESTORE_LINEAGE), (source,))
             if target is not None:
-                pinned = {wanted[k].product_code for k in wanted} & touched
+                pinned = {wanted[k].product_code for k in wanted} & touched.keys()
                 conn.cursor().executemany(
                     self._q(_PIN_LINEAGE), [(c, source, run_id, at_param) for c in pinned]
                 )
@@ -151,4 +152,4 @@ class Pinned(Versioned):
             conn.execute(self._q(_CHANGED), (at_param,))
             delta = sum(b.data is not None for b in goal.values()) - sum(k in current for k in keys)
             conn.execute(self._q(_SERVED_STATE), (delta, source))
-        return touched
+        return set(touched)

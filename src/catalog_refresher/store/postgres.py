@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
@@ -56,17 +56,19 @@ class PostgresStore(SqlStore[Connection]):
     # finish or apply of the same source waits, then sees what this one wrote.
     row_lock = " FOR UPDATE"
     _refresh_products = (
-        "DELETE FROM products p USING touched t WHERE p.code = t.code"
+        "DELETE FROM products p USING touched t WHERE p.code = t.code AND t.gone"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = p.code)",
         # A product no source knows any more has no parts, so no lineage either.
-        "DELETE FROM lineage l USING touched t WHERE l.product_code = t.code"
+        "DELETE FROM lineage l USING touched t WHERE l.product_code = t.code AND t.gone"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = l.product_code)",
         "INSERT INTO products (code, name)"
         " SELECT t.code, e.data::json ->> 'product_name' FROM touched t"
         # ERP rows are keyed by product code: a join on the primary key.
         " LEFT JOIN records e ON e.source = 'erp_stock' AND e.key = t.code"
-        " WHERE EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code)"
-        " ON CONFLICT (code) DO UPDATE SET name = excluded.name",
+        " WHERE (t.named OR NOT EXISTS (SELECT 1 FROM products p WHERE p.code = t.code))"
+        " AND (NOT t.gone OR EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code))"
+        " ON CONFLICT (code) DO UPDATE SET name = excluded.name"
+        " WHERE products.name IS DISTINCT FROM excluded.name",
     )
 
     def __init__(
@@ -183,8 +185,13 @@ class PostgresStore(SqlStore[Connection]):
             (source, run_id, at),
         )
 
-    def _stage_touched(self, conn: Connection, codes: set[str]) -> None:
-        _stage(conn, "touched", ['code TEXT COLLATE "C" PRIMARY KEY'], ((c,) for c in codes))
+    def _stage_touched(self, conn: Connection, touched: Mapping[str, bool], *, named: bool) -> None:
+        columns = [
+            'code TEXT COLLATE "C" PRIMARY KEY',
+            "gone BOOLEAN NOT NULL",
+            "named BOOLEAN NOT NULL",
+        ]
+        _stage(conn, "touched", columns, ((c, g, named) for c, g in touched.items()))
         # A temporary table has no statistics until analysed: without them the planner
         # guesses a handful of rows and picks nested loops for a million.
         conn.execute("ANALYZE touched")

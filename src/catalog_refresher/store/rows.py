@@ -8,7 +8,7 @@ from PostgreSQL: ``native_time``), which each passes in as ``time``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from catalog_refresher.domain.runs import Run, RunCounts, RunMode, RunStatus, Trigger
@@ -182,3 +182,15 @@ def native_time(value: object) -> datetime | None:
 def _error_of(run: tuple[RunStatus, object, bool, object]) -> str | None:
     status, _, _, error = run
     return None if status is RunStatus.SUCCEEDED or error is None else str(error)
+
+
+#: The source whose rows name the products (the product list's ``name``).
+NAME_SOURCE = "erp_stock"
+
+
+def touched_by(deleted: Iterable[str], written: Iterable[str]) -> dict[str, bool]:
+    """The product codes a change touches (of the rows it deleted and wrote), each with
+    whether a row of it was deleted: only such a product can have left the catalog."""
+    touched = dict.fromkeys(written, False)
+    touched.update(dict.fromkeys(deleted, True))
+    return touched

@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -49,6 +49,7 @@ from catalog_refresher.store.control_state import ControlState
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
 from catalog_refresher.store.pins import Pinned
 from catalog_refresher.store.rows import (
+    NAME_SOURCE,
     RECENT_RUNS,
     RUN_COLUMNS,
     SOURCE_STATE,
@@ -57,6 +58,7 @@ from catalog_refresher.store.rows import (
     history_from,
     run_filter,
     run_from_row,
+    touched_by,
 )
 
 
@@ -133,7 +135,9 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
     """Appended to reads of rows ``apply`` changes, where the database locks rows."""
     _refresh_products: ClassVar[tuple[str, ...]]
     """Statements run after the lineage upsert, over ``touched``: drop products no
-    source holds any more (and their lineage), add or rename the others."""
+    source holds any more (and their lineage), add or rename the others. Each does only
+    what the change can have caused: only a ``gone`` code can have left the catalog,
+    only a new code or a ``named`` change can give a product a new name."""
 
     # --- what a dialect provides ----------------------------------------------------
 
@@ -173,8 +177,10 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
         stay as they are (they are functions of the key)."""
 
     @abstractmethod
-    def _stage_touched(self, conn: Conn, codes: set[str]) -> None:
-        """Fill the temporary table ``touched (code)`` with ``codes``."""
+    def _stage_touched(self, conn: Conn, touched: Mapping[str, bool], *, named: bool) -> None:
+        """Fill the temporary table ``touched (code, gone, named)``: each code of
+        ``touched``, whether a row of it was deleted (``gone``: the product may have left
+        the catalog), and ``named``: the change was to the rows that name products."""
 
     @abstractmethod
     def _stage_keys(self, conn: Conn, keys: Iterable[tuple[str, str, date | None]]) -> None:
@@ -340,8 +346,10 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
             if changeset.writes:
                 self._write_rows(conn, source, changeset.writes, run_id, at)
                 progress.advance(progress.ROWS, len(changeset.writes))
-            touched = {d.product_code for d in changeset.deletes}
-            touched.update(w.product_code for w in changeset.writes)
+            touched = touched_by(
+                (d.product_code for d in changeset.deletes),
+                (w.product_code for w in changeset.writes),
+            )
             if touched:
                 version += 1
                 self._record_touched(conn, source, touched, run_id, at)
@@ -373,7 +381,7 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
             version = self._lock_state(conn, source)
             gone = conn.execute(self._q(_PURGE), (source, self._day_param(day))).fetchall()
             if gone:
-                codes = {str(g[0]) for g in gone}
+                codes = touched_by((str(g[0]) for g in gone), ())
                 self._record_touched(conn, source, codes, None, self._time_param(at))
                 conn.execute(self._q(_PURGED_STATE), (version + 1, len(gone), source))
             self.purge_versions(conn, source, day)
@@ -385,10 +393,11 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
         return int(conn.execute(self._q(_VERSION + "{lock}"), (source,)).fetchone()[0])
 
     def _record_touched(
-        self, conn: Conn, source: str, codes: set[str], run_id: int | None, at: object
+        self, conn: Conn, source: str, touched: Mapping[str, bool], run_id: int | None, at: object
     ) -> None:
-        """Lineage, the product list and the change feed, for the products a change touched."""
-        self._stage_touched(conn, codes)
+        """Lineage, the product list and the change feed, for the products a change
+        touched (``touched_by``)."""
+        self._stage_touched(conn, touched, named=source == NAME_SOURCE)
         conn.execute(self._q(_LINEAGE), (source, run_id, at))
         for statement in self._refresh_products:
             conn.execute(statement)

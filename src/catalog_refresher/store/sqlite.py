@@ -15,7 +15,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,8 +25,12 @@ from catalog_refresher.store.base import RowDelete, RowWrite, StoredPart
 from catalog_refresher.store.migrations import Step
 from catalog_refresher.store.rows import contains_pattern, parts_from
 from catalog_refresher.store.sql_store import SqlStore
+from catalog_refresher.store.wal_checkpoint import WalCheckpointer
 
 READ_BUSY_TIMEOUT_MS = 1_000
+#: How large the write-ahead log file stays once a checkpoint let it start over; a
+#: first load's log (hundreds of MB) is cut back to this.
+WAL_SIZE_LIMIT = 64 << 20
 #: How much of the file the API's reads map into memory (``memory_map``).
 MMAP_SIZE = 1 << 30
 
@@ -59,10 +63,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     # BEGIN IMMEDIATE takes the file's write lock: no row needs a lock of its own.
     row_lock = ""
     _refresh_products = (
-        "DELETE FROM products WHERE code IN (SELECT code FROM touched)"
+        "DELETE FROM products WHERE code IN (SELECT code FROM touched WHERE gone)"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = products.code)",
         # A product no source knows any more has no parts, so no lineage either.
-        "DELETE FROM lineage WHERE product_code IN (SELECT code FROM touched)"
+        "DELETE FROM lineage WHERE product_code IN (SELECT code FROM touched WHERE gone)"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = lineage.product_code)",
         "INSERT INTO products (code, name, code_folded, name_folded)"
         " SELECT code, name, casefold(code), casefold(name) FROM ("
@@ -71,10 +75,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         "   SELECT t.code, (SELECT json_extract(r.data, '$.product_name') FROM records r"
         "                   WHERE r.source = 'erp_stock' AND r.key = t.code) AS name"
         "   FROM touched t"
-        "   WHERE EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code))"
+        "   WHERE (t.named OR NOT EXISTS (SELECT 1 FROM products p WHERE p.code = t.code))"
+        "   AND (NOT t.gone OR EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code)))"
         " WHERE true"  # an upsert's SELECT needs a WHERE to parse ON CONFLICT
         " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
-        " name_folded = excluded.name_folded",
+        " name_folded = excluded.name_folded WHERE products.name IS NOT excluded.name",
     )
 
     def __init__(self, path: Path | str, *, memory_map: bool = True) -> None:
@@ -84,12 +89,16 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         try:
             _create_owner_only(self.path)
             self._writer = self._connect()
+            # Checkpoints are made off the writer's path (``store/wal_checkpoint.py``).
+            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+            self._writer.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._checkpointer = WalCheckpointer(self._connect)
 
     def _connect(self, *, busy_timeout_ms: int = 120_000) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -112,6 +121,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         return conn
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._write_lock, self._readers_lock:
             self._writer.close()
             for reader in self._readers:
@@ -128,6 +138,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         """One write transaction; rolled back whole on any error."""
         with self._write_lock:
             conn = self._writer
+            changes = conn.total_changes
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
@@ -138,6 +149,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"SQLite write failed: {exc}") from exc
                 raise
+            self._checkpointer.committed(conn.total_changes - changes)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -212,12 +224,17 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             ],
         )
 
-    def _stage_touched(self, conn: sqlite3.Connection, codes: set[str]) -> None:
+    def _stage_touched(
+        self, conn: sqlite3.Connection, touched: Mapping[str, bool], *, named: bool
+    ) -> None:
         conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS touched (code TEXT PRIMARY KEY) WITHOUT ROWID"
+            "CREATE TEMP TABLE IF NOT EXISTS touched"
+            " (code TEXT PRIMARY KEY, gone INTEGER NOT NULL, named INTEGER NOT NULL) WITHOUT ROWID"
         )
         conn.execute("DELETE FROM touched")
-        conn.executemany("INSERT INTO touched VALUES (?)", [(c,) for c in codes])
+        conn.executemany(
+            "INSERT INTO touched VALUES (?, ?, ?)", [(c, g, named) for c, g in touched.items()]
+        )
 
     def _stage_keys(
         self, conn: sqlite3.Connection, keys: Iterable[tuple[str, str, date | None]]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -135,7 +135,7 @@ class Versioned:
     ) -> None: ...
 
     @abstractmethod
-    def _stage_touched(self, conn: Any, codes: set[str]) -> None: ...
+    def _stage_touched(self, conn: Any, touched: Mapping[str, bool], *, named: bool) -> None: ...
 
     @abstractmethod
     def _stage_keys(self, conn: Any, keys: Iterable[tuple[str, str, date | None]]) -> None:
