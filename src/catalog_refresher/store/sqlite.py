@@ -69,15 +69,13 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         "DELETE FROM lineage WHERE product_code IN (SELECT code FROM touched WHERE gone)"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = lineage.product_code)",
         "INSERT INTO products (code, name, code_folded, name_folded)"
-        " SELECT code, name, casefold(code), casefold(name) FROM ("
-        # ERP rows are keyed by product code: a primary-key lookup, where matching on
-        # product_code lets the planner (without statistics) scan every ERP row.
-        "   SELECT t.code, (SELECT json_extract(r.data, '$.product_name') FROM records r"
-        "                   WHERE r.source = 'erp_stock' AND r.key = t.code) AS name"
-        "   FROM touched t"
-        "   WHERE (t.named OR NOT EXISTS (SELECT 1 FROM products p WHERE p.code = t.code))"
-        "   AND (NOT t.gone OR EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code)))"
-        " WHERE true"  # an upsert's SELECT needs a WHERE to parse ON CONFLICT
+        " SELECT t.code, json_extract(e.data, '$.product_name'), casefold(t.code),"
+        " casefold(json_extract(e.data, '$.product_name')) FROM touched t"
+        # ERP rows are keyed by product code: a join on the primary key (a scalar
+        # subquery here was read twice, once for the folded name).
+        " LEFT JOIN records e ON e.source = 'erp_stock' AND e.key = t.code"
+        " WHERE (t.named OR NOT EXISTS (SELECT 1 FROM products p WHERE p.code = t.code))"
+        " AND (NOT t.gone OR EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code))"
         " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
         " name_folded = excluded.name_folded WHERE products.name IS NOT excluded.name",
     )
