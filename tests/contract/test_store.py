@@ -457,6 +457,19 @@ def test_purge_with_nothing_to_delete_changes_nothing(store: Store) -> None:
     assert store.changes_since(0) == before
 
 
+def test_rows_by_key_reads_the_stored_ones_of_many_keys(store: Store) -> None:
+    """The asked keys that are stored (over several chunks of keys), with the source's
+    version and row count; other sources' rows and unknown keys are not in it."""
+    rows = [erp(f"P-{n:04d}", n) for n in range(1_200)]
+    apply(store, "erp_stock", rows)
+    apply(store, "eshop_stock", [eshop("P-0001")])
+    wanted = [f"P-{n:04d}" for n in range(0, 1_200, 2)] + ["NOPE"]
+    keyed = store.rows_by_key("erp_stock", wanted)
+    assert (keyed.version, keyed.row_count) == (store.data_version("erp_stock"), 1_200)
+    assert keyed.rows == {r.key: r.data for r in rows[::2]}
+    assert store.rows_by_key("lots", ["P-0001"]).rows == {}
+
+
 def test_iter_rows_returns_every_row_of_one_source(store: Store) -> None:
     """``iter_rows`` yields each stored key with its JSON bytes, for that source only."""
     apply(store, "eshop_stock", [eshop(f"P-{n:05}", n) for n in range(1, 12_001)])

@@ -211,3 +211,32 @@ def test_a_key_sent_and_tombstoned_in_one_answer_is_deleted(tmp_path: Path) -> N
     assert processed.outcome.counts.deleted == 1
     assert dict(store.iter_rows("erp_stock")).keys() == {"P-2"}
     store.close()
+
+
+def test_an_incremental_run_after_a_start_reads_only_its_keys(tmp_path: Path) -> None:
+    """The first incremental run of a new pipeline (as after a restart) diffs against the
+    stored rows of the keys it carries, not an index of every row: its counts are right,
+    a record sent again unchanged is no update, and its tombstones are weighed against
+    every stored row, not only those read (4 of the 4 read would be refused)."""
+    store = _RowsCounted(tmp_path / "c.db")
+    store.migrate()
+    world = ErpWorld()
+    for n in range(10):
+        world.put(f"P-{n}", n)
+    refresh(store, Pipeline(store, now=lambda: T0), world)
+    reads = store.full_reads
+    world.put("P-1", 100)
+    world.put("P-10", 10)
+    world.put("P-3", 3)  # sent again as it is stored
+    world.remove("P-5")
+    mode, processed = refresh(store, Pipeline(store, now=lambda: T0), world)
+    counts = processed.outcome.counts
+    assert (mode, processed.outcome.status) == (RunMode.INCREMENTAL, RunStatus.SUCCEEDED)
+    assert (counts.inserted, counts.updated, counts.deleted) == (1, 1, 1)
+    assert store.full_reads == reads
+    for n in range(6, 10):
+        world.remove(f"P-{n}")
+    _, share = refresh(store, Pipeline(store, now=lambda: T0), world)  # 4 of 10: 40% < 50%
+    assert (share.outcome.status, share.outcome.counts.deleted) == (RunStatus.SUCCEEDED, 4)
+    assert store.full_reads == reads
+    store.close()

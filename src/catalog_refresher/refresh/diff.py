@@ -25,7 +25,7 @@ from catalog_refresher.domain.rules import KEY_SEPARATOR, row_day
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.refresh.validate import Batch
-from catalog_refresher.store.base import Changeset, RowDelete, RowWrite, SyncState
+from catalog_refresher.store.base import Changeset, KeyedRows, RowDelete, RowWrite, SyncState
 
 _encoder = msgspec.json.Encoder()
 
@@ -36,6 +36,9 @@ class FingerprintIndex:
 
     version: int
     fingerprints: dict[str, int] = field(default_factory=dict)
+    row_count: int | None = None
+    """The source's stored rows in all, when the index holds only some of them (those
+    an incremental run carries, read by key); ``None``: it holds every one."""
 
     @classmethod
     def build(
@@ -43,6 +46,13 @@ class FingerprintIndex:
     ) -> FingerprintIndex:
         decode = msgspec.json.Decoder(spec.record_type).decode
         return cls(version=version, fingerprints={key: hash(decode(data)) for key, data in rows})
+
+    @classmethod
+    def of_keys(cls, spec: SourceSpec, keyed: KeyedRows) -> FingerprintIndex:
+        """An index of only the rows ``keyed`` read (an incremental run's keys)."""
+        index = cls.build(spec, keyed.version, keyed.rows.items())
+        index.row_count = keyed.row_count
+        return index
 
     def update(self, diff: Diff, batch: Batch, version: int) -> None:
         """Bring the index up to date after ``diff`` was applied."""
@@ -95,7 +105,8 @@ def upserts(index: FingerprintIndex, batch: Batch, tombstones: Set[str]) -> Diff
     stored = index.fingerprints
     for key in tombstones:
         batch.rows.pop(key, None)
-    result = _changed(stored, batch, Diff(scope=len(stored)))
+    scope = len(stored) if index.row_count is None else index.row_count
+    result = _changed(stored, batch, Diff(scope=scope))
     result.deletes = [key for key in tombstones if key in stored]
     return result
 

@@ -9,7 +9,7 @@ has processed; see ``refresh/diff.py`` for why and how it is kept honest.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -116,11 +116,12 @@ class Pipeline:
         progress.phase("diffing")
         try:
             for _ in range(2):  # a second pass only if the data moved under the first diff
-                index = self._index(spec)
                 if upserting:
                     assert probed is not None
+                    index = self._index(spec, keys=(*batch.rows, *probed.tombstones))
                     found = diffing.upserts(index, batch, probed.tombstones.keys())
                 else:
+                    index = self._index(spec)
                     found = diffing.diff(spec, index, batch, job.window)
 
                 def guard(found: diffing.Diff = found) -> None:
@@ -243,10 +244,22 @@ class Pipeline:
             not_modified=not_modified,
         )
 
-    def _index(self, spec: SourceSpec) -> diffing.FingerprintIndex:
+    def _index(
+        self, spec: SourceSpec, *, keys: Collection[str] | None = None
+    ) -> diffing.FingerprintIndex:
+        """The source's fingerprint index as of its current version; for an incremental
+        run (``keys``) without one, an index of only the rows of its keys."""
         version = self.store.data_version(spec.id)
         index = self._indexes.get(spec.id)
-        if index is None or index.version != version:
+        if index is not None and index.version != version:
+            del self._indexes[spec.id]  # out of date: never used again
+            index = None
+        if keys is not None and index is None:
+            # Reading the run's keys takes milliseconds; building the whole index (after
+            # a start, or a peer's write) reads and hashes every stored row: seconds and
+            # the index's memory for a million rows, which an incremental run never needs.
+            return diffing.FingerprintIndex.of_keys(spec, self.store.rows_by_key(spec.id, keys))
+        if index is None:
             index = diffing.FingerprintIndex.build(spec, version, self.store.iter_rows(spec.id))
             self._indexes[spec.id] = index
         return index

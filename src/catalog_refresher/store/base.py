@@ -21,7 +21,7 @@ first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -112,6 +112,19 @@ class SourceHistory:
     data_version: int = 0
     pinned_run_id: int | None = None
     """The kept version an operator pinned the source to, if any."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyedRows:
+    """Some of a source's stored rows, read by key, with the source's state."""
+
+    version: int
+    """The source's ``data_version``, read before the rows (an apply diffed against
+    rows newer than it is refused: ``IndexOutOfDate``)."""
+    row_count: int
+    """How many rows the source holds in all."""
+    rows: dict[str, bytes]
+    """The asked keys that are stored, with their JSON."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +256,10 @@ class Store(Protocol):
 
     def iter_rows(self, source: str) -> Iterator[tuple[str, bytes]]:
         """Every stored ``(key, data)`` of a source, for rebuilding fingerprints."""
+        ...
+
+    def rows_by_key(self, source: str, keys: Collection[str]) -> KeyedRows:
+        """The stored rows of ``keys`` (an incremental run's), in chunks of keys."""
         ...
 
     # --- read side ---

@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -39,6 +39,7 @@ from catalog_refresher.errors import IndexOutOfDate, RunFenced
 from catalog_refresher.store.base import (
     Applied,
     Changeset,
+    KeyedRows,
     RowDelete,
     RowWrite,
     RunQuery,
@@ -94,6 +95,9 @@ _FINISH = (
 _CANCEL = "UPDATE runs SET status = {p}, finished_at = {p}, error = {p} WHERE status IN ({p}, {p})"
 _ADD_STATE = "INSERT INTO source_state (source) VALUES ({p}) ON CONFLICT DO NOTHING"
 _VERSION = "SELECT data_version FROM source_state WHERE source = {p}"
+_VERSION_AND_COUNT = "SELECT data_version, row_count FROM source_state WHERE source = {p}"
+#: Keys per ``IN (...)`` list of ``rows_by_key`` (well under SQLite's 32,766 parameters).
+KEYS_PER_READ = 500
 _APPLIED_STATE = (
     "UPDATE source_state SET data_version = {p}, row_count = row_count + {p},"
     " last_success_run_id = {p}, last_success_at = {p} WHERE source = {p}"
@@ -118,6 +122,11 @@ _CHANGES_SINCE = "SELECT id, product_code FROM changes WHERE id > {p} ORDER BY i
 _TRIM = "DELETE FROM changes WHERE changed_at < {p}"
 _LATEST = "SELECT coalesce(max(id), 0) FROM changes"
 _SUCCESSES = "SELECT source, last_success_at FROM source_state"
+
+
+def _as_bytes(data: str | bytes | memoryview) -> bytes:
+    """A row's JSON as the drivers hand it back (text, or bytes), as bytes."""
+    return data.encode() if isinstance(data, str) else bytes(data)
 
 
 @functools.cache
@@ -437,6 +446,24 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
         with self._write() as conn:
             conn.execute(self._q(_ADD_STATE), (source,))
             self._write_sync(conn, source, SyncState())
+
+    def rows_by_key(self, source: str, keys: Collection[str]) -> KeyedRows:
+        p, wanted = self.placeholder, list(keys)
+        found: dict[str, bytes] = {}
+        with self._read() as conn:
+            state = conn.execute(self._q(_VERSION_AND_COUNT), (source,)).fetchone()
+            for start in range(0, len(wanted), KEYS_PER_READ):
+                chunk = wanted[start : start + KEYS_PER_READ]
+                marks = ", ".join([p] * len(chunk))
+                rows = conn.execute(
+                    f"SELECT key, data FROM records WHERE source = {p} AND key IN ({marks})",
+                    (source, *chunk),
+                ).fetchall()
+                found.update(
+                    (str(k), d.encode() if isinstance(d, str) else bytes(d)) for k, d in rows
+                )
+        version, count = (int(state[0]), int(state[1])) if state else (0, 0)
+        return KeyedRows(version=version, row_count=count, rows=found)
 
     def data_version(self, source: str) -> int:
         with self._read() as conn:
