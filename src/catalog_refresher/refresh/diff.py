@@ -14,9 +14,10 @@ replica wrote, or retention purged).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass, field
 from datetime import date
+from typing import overload
 
 import msgspec
 
@@ -25,7 +26,14 @@ from catalog_refresher.domain.rules import KEY_SEPARATOR, row_day
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.refresh.validate import Batch
-from catalog_refresher.store.base import Changeset, KeyedRows, RowDelete, RowWrite, SyncState
+from catalog_refresher.store.base import (
+    Changeset,
+    EncodedOnRead,
+    KeyedRows,
+    RowDelete,
+    RowWrite,
+    SyncState,
+)
 
 _encoder = msgspec.json.Encoder()
 
@@ -129,22 +137,51 @@ def changeset(
     spec: SourceSpec, result: Diff, batch: Batch, version: int, sync: SyncState | None = None
 ) -> Changeset:
     """The rows to write and delete, encoded for the store."""
-    rows, encode = batch.rows, _encoder.encode
-    history = spec.is_history
-    writes = [
-        RowWrite(
-            key,
-            rows[key].product_code,
-            row_day(rows[key]) if history else None,
-            encode(rows[key]),
-        )
-        for keys in (result.inserts, result.updates)
-        for key in keys
-    ]
+    writes = _Writes(batch.rows, (result.inserts, result.updates), history=spec.is_history)
     deletes = [RowDelete(key, product_of_key(spec, key)) for key in result.deletes]
     return Changeset(
         source=spec.id, writes=writes, deletes=deletes, expected_version=version, sync=sync
     )
+
+
+class _Writes(EncodedOnRead):
+    """The inserted and updated rows of a run, encoded as the store reads them."""
+
+    def __init__(
+        self, rows: dict[str, records.Record], keys: tuple[list[str], ...], *, history: bool
+    ) -> None:
+        self._rows, self._keys, self._history = rows, keys, history
+        self._length = sum(map(len, keys))
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _write(self, key: str) -> RowWrite:
+        record = self._rows[key]
+        day = row_day(record) if self._history else None
+        return RowWrite(key, record.product_code, day, _encoder.encode(record))
+
+    def __iter__(self) -> Iterator[RowWrite]:
+        return (self._write(key) for keys in self._keys for key in keys)
+
+    @overload
+    def __getitem__(self, index: int) -> RowWrite: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RowWrite]: ...
+
+    def __getitem__(self, index: int | slice) -> RowWrite | list[RowWrite]:
+        every = [key for keys in self._keys for key in keys]  # rare: tests and previews
+        if isinstance(index, slice):
+            return [self._write(key) for key in every[index]]
+        return self._write(every[index])
+
+    def heads(self) -> Iterator[tuple[str, str, date | None]]:
+        rows, history = self._rows, self._history
+        for keys in self._keys:
+            for key in keys:
+                record = rows[key]
+                yield key, record.product_code, row_day(record) if history else None
 
 
 def _copy(key: str) -> str:

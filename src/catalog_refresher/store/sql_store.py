@@ -45,6 +45,7 @@ from catalog_refresher.store.base import (
     RunQuery,
     SourceHistory,
     SyncState,
+    heads_of,
 )
 from catalog_refresher.store.control_state import ControlState
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
@@ -357,7 +358,7 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
                 progress.advance(progress.ROWS, len(changeset.writes))
             touched = touched_by(
                 (d.product_code for d in changeset.deletes),
-                (w.product_code for w in changeset.writes),
+                (code for _, code, _ in heads_of(changeset.writes)),
             )
             if touched:
                 version += 1

@@ -200,7 +200,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self, conn: sqlite3.Connection, source: str, deletes: Sequence[RowDelete]
     ) -> None:
         conn.executemany(
-            "DELETE FROM records WHERE source = ? AND key = ?", [(source, d.key) for d in deletes]
+            "DELETE FROM records WHERE source = ? AND key = ?", ((source, d.key) for d in deletes)
         )
 
     def _write_rows(
@@ -216,10 +216,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (source, key) DO UPDATE SET data = excluded.data,"
             " run_id = excluded.run_id, changed_at = excluded.changed_at",
-            [
+            # A generator, not a list: a first load's million rows are bound one at a time,
+            # never held a second time (as text) all at once.
+            (
                 (source, w.key, w.product_code, self._day_param(w.day), w.data.decode(), run_id, at)
                 for w in writes
-            ],
+            ),
         )
 
     def _stage_touched(
@@ -231,7 +233,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         )
         conn.execute("DELETE FROM touched")
         conn.executemany(
-            "INSERT INTO touched VALUES (?, ?, ?)", [(c, g, named) for c, g in touched.items()]
+            "INSERT INTO touched VALUES (?, ?, ?)", ((c, g, named) for c, g in touched.items())
         )
 
     def _stage_keys(
@@ -243,7 +245,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         )
         conn.execute("DELETE FROM vkeys")
         conn.executemany(
-            "INSERT INTO vkeys VALUES (?, ?, ?)", [(k, c, self._day_param(d)) for k, c, d in keys]
+            "INSERT INTO vkeys VALUES (?, ?, ?)", ((k, c, self._day_param(d)) for k, c, d in keys)
         )
 
     # --- what only SQLite reads this way ------------------------------------------

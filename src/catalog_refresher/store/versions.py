@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from catalog_refresher import progress
 from catalog_refresher.domain.runs import RunOutcome, RunStatus
 from catalog_refresher.errors import SourcePinned, VersionNotKept
-from catalog_refresher.store.base import Changeset, RowDelete, RowWrite
+from catalog_refresher.store.base import Changeset, RowDelete, RowWrite, heads_of
 from catalog_refresher.store.version_types import (
     Change,
     KeyChange,
@@ -158,8 +158,8 @@ class Versioned:
         keys: dict[str, tuple[str, str, date | None]] = {}
         for d in changeset.deletes:
             keys[d.key] = (d.key, d.product_code, None)
-        for w in changeset.writes:
-            keys[w.key] = (w.key, w.product_code, w.day)
+        for head in heads_of(changeset.writes):
+            keys[head[0]] = head
         self._stage_keys(conn, keys.values())
         conn.execute(self._q(_CAPTURE), (source, run_id, source))
 
