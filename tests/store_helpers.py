@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
+from typing import overload
 
 from catalog_refresher.domain.runs import RunCounts, RunOutcome, RunStatus
-from catalog_refresher.store.base import Applied, Changeset, RowDelete, RowWrite, Store
+from catalog_refresher.store.base import (
+    Applied,
+    Changeset,
+    EncodedOnRead,
+    RowDelete,
+    RowWrite,
+    Store,
+)
 from tests.helpers import T0, start_run
 
 
@@ -82,3 +90,30 @@ def finished_run(store: Store, status: RunStatus, at: datetime, source: str = "e
     run = start_run(store, source, at=at)
     store.finish_run(run.id, ended(status, at + timedelta(seconds=5)))
     return run.id
+
+
+class Lazy(EncodedOnRead):
+    """``rows`` as the pipeline hands them to the store: a sequence that also gives each
+    row's key, product and day (``heads``) and product name (``names``) without its JSON
+    being read back."""
+
+    def __init__(self, rows: Sequence[RowWrite]) -> None:
+        self._rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> RowWrite: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RowWrite]: ...
+
+    def __getitem__(self, index: int | slice) -> RowWrite | list[RowWrite]:
+        return self._rows[index]
+
+    def heads(self) -> Iterator[tuple[str, str, date | None]]:
+        return ((r.key, r.product_code, r.day) for r in self._rows)
+
+    def names(self) -> Iterator[tuple[str, str | None]]:
+        return ((r.product_code, json.loads(r.data).get("product_name")) for r in self._rows)

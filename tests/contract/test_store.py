@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +21,7 @@ from catalog_refresher.store.base import (
 )
 from tests.helpers import T0, start_run
 from tests.store_helpers import (
+    Lazy,
     apply,
     codes,
     consumed,
@@ -228,12 +229,19 @@ async def test_products_list_follows_rows_of_every_source(store: Store) -> None:
     assert await store.product_parts("P-1") is None
 
 
-def test_product_names_follow_the_erp_whichever_source_changes(store: Store) -> None:
+@pytest.mark.parametrize("given", [False, True], ids=["read-back", "given"])
+def test_product_names_follow_the_erp_whichever_source_changes(store: Store, given: bool) -> None:
     """A rename in the ERP is listed; a change elsewhere keeps the ERP's name; a product
-    that loses one of several rows stays; each source's first row of a product lists it."""
-    apply(store, "erp_stock", [erp("P-1", name="Bolt")])
+    that loses one of several rows stays; each source's first row of a product lists it;
+    an ERP row deleted takes its name along. The same whether the store reads the names
+    back from the rows or they come with the change (``given``, as the pipeline's do)."""
+
+    def erp_apply(writes: list[RowWrite], **kwargs: Any) -> None:
+        apply(store, "erp_stock", Lazy(writes) if given else writes, **kwargs)
+
+    erp_apply([erp("P-1", name="Bolt")])
     apply(store, "eshop_stock", [eshop("P-1"), eshop("P-2")])
-    apply(store, "erp_stock", [erp("P-1", name="Hex bolt")], updated=1)
+    erp_apply([erp("P-1", name="Hex bolt")], updated=1)
     apply(store, "eshop_stock", [eshop("P-1", 7)], updated=1)
     assert codes(store, search="hex") == ["P-1"]
     assert codes(store, search="bolt") == ["P-1"]
@@ -241,8 +249,10 @@ def test_product_names_follow_the_erp_whichever_source_changes(store: Store) -> 
     apply(store, "lots", lots)
     apply(store, "lots", deletes=[gone(lots[0])])
     assert codes(store) == ["P-1", "P-2", "P-3"]
-    apply(store, "erp_stock", [erp("P-2", name="Nut")])
-    assert codes(store, search="nut") == ["P-2"]  # named when the ERP adds its row
+    erp_apply([erp("P-2", name="Šroub M8")])
+    assert codes(store, search="šROUB") == ["P-2"]  # named when the ERP adds its row
+    erp_apply([], deletes=[gone(erp("P-2"))])
+    assert (codes(store), codes(store, search="šroub")) == (["P-1", "P-2", "P-3"], [])
 
 
 def test_list_products_searches_code_and_name_and_pages(store: Store) -> None:

@@ -176,6 +176,13 @@ class _Writes(EncodedOnRead):
             return [self._write(key) for key in every[index]]
         return self._write(every[index])
 
+    def names(self) -> Iterator[tuple[str, str | None]]:
+        rows = self._rows
+        for keys in self._keys:
+            for key in keys:
+                record = rows[key]
+                yield record.product_code, getattr(record, "product_name", None)
+
     def heads(self) -> Iterator[tuple[str, str, date | None]]:
         rows, history = self._rows, self._history
         for keys in self._keys:

@@ -60,12 +60,22 @@ class EncodedOnRead(Sequence[RowWrite], ABC):
     def heads(self) -> Iterator[tuple[str, str, date | None]]:
         """Each row's key, product code and day, in order, without encoding it."""
 
+    @abstractmethod
+    def names(self) -> Iterator[tuple[str, str | None]]:
+        """Each row's product code and ``product_name`` field (``None`` when absent)."""
+
 
 def heads_of(writes: Sequence[RowWrite]) -> Iterator[tuple[str, str, date | None]]:
     """Key, product code and day of each of ``writes`` (never encoding a lazy one)."""
     if isinstance(writes, EncodedOnRead):
         return writes.heads()
     return ((w.key, w.product_code, w.day) for w in writes)
+
+
+def names_of(writes: Sequence[RowWrite]) -> dict[str, str | None] | None:
+    """The ``product_name`` of each written product, when known without decoding the
+    rows' JSON (a lazy sequence); ``None`` otherwise (the store reads it from the rows)."""
+    return dict(writes.names()) if isinstance(writes, EncodedOnRead) else None
 
 
 @dataclass(frozen=True, slots=True)

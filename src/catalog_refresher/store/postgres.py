@@ -61,10 +61,13 @@ class PostgresStore(SqlStore[Connection]):
         # A product no source knows any more has no parts, so no lineage either.
         "DELETE FROM lineage l USING touched t WHERE l.product_code = t.code AND t.gone"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = l.product_code)",
+        # A name given with the change (``given``) is taken as it is: parsing every
+        # row's JSON back for it is most of this statement's cost in a first load.
         "INSERT INTO products (code, name)"
-        " SELECT t.code, e.data::json ->> 'product_name' FROM touched t"
+        " SELECT t.code, CASE WHEN t.given THEN t.name"
+        "  ELSE e.data::json ->> 'product_name' END FROM touched t"
         # ERP rows are keyed by product code: a join on the primary key.
-        " LEFT JOIN records e ON e.source = 'erp_stock' AND e.key = t.code"
+        " LEFT JOIN records e ON NOT t.given AND e.source = 'erp_stock' AND e.key = t.code"
         " WHERE (t.named OR NOT EXISTS (SELECT 1 FROM products p WHERE p.code = t.code))"
         " AND (NOT t.gone OR EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code))"
         " ON CONFLICT (code) DO UPDATE SET name = excluded.name"
@@ -185,13 +188,24 @@ class PostgresStore(SqlStore[Connection]):
             (source, run_id, at),
         )
 
-    def _stage_touched(self, conn: Connection, touched: Mapping[str, bool], *, named: bool) -> None:
+    def _stage_touched(
+        self,
+        conn: Connection,
+        touched: Mapping[str, bool],
+        *,
+        named: bool,
+        names: Mapping[str, str | None] | None = None,
+    ) -> None:
         columns = [
             'code TEXT COLLATE "C" PRIMARY KEY',
             "gone BOOLEAN NOT NULL",
             "named BOOLEAN NOT NULL",
+            "given BOOLEAN NOT NULL",
+            "name TEXT",
         ]
-        _stage(conn, "touched", columns, ((c, g, named) for c, g in touched.items()))
+        given, get = names is not None, (names or {}).get
+        rows = ((c, g, named, given, get(c)) for c, g in touched.items())
+        _stage(conn, "touched", columns, rows)
         # A temporary table has no statistics until analysed: without them the planner
         # guesses a handful of rows and picks nested loops for a million.
         conn.execute("ANALYZE touched")

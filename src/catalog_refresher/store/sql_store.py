@@ -46,6 +46,7 @@ from catalog_refresher.store.base import (
     SourceHistory,
     SyncState,
     heads_of,
+    names_of,
 )
 from catalog_refresher.store.control_state import ControlState
 from catalog_refresher.store.migrations import APPLIED, BOOKKEEPING, Step, plan
@@ -187,10 +188,19 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
         stay as they are (they are functions of the key)."""
 
     @abstractmethod
-    def _stage_touched(self, conn: Conn, touched: Mapping[str, bool], *, named: bool) -> None:
-        """Fill the temporary table ``touched (code, gone, named)``: each code of
-        ``touched``, whether a row of it was deleted (``gone``: the product may have left
-        the catalog), and ``named``: the change was to the rows that name products."""
+    def _stage_touched(
+        self,
+        conn: Conn,
+        touched: Mapping[str, bool],
+        *,
+        named: bool,
+        names: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Fill the temporary table ``touched (code, gone, named, given, name, ...)``:
+        each code of ``touched``, whether a row of it was deleted (``gone``: the product
+        may have left the catalog), ``named``: the change was to the rows that name
+        products, and ``given``: ``names`` holds every touched product's new name (a
+        deleted one has none), so the rows' JSON need not be read for it."""
 
     @abstractmethod
     def _stage_keys(self, conn: Conn, keys: Iterable[tuple[str, str, date | None]]) -> None:
@@ -362,7 +372,8 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
             )
             if touched:
                 version += 1
-                self._record_touched(conn, source, touched, run_id, at)
+                names = names_of(changeset.writes) if source == NAME_SOURCE else None
+                self._record_touched(conn, source, touched, run_id, at, names)
             if stamp is not None:
                 # The writes are done: the run finishes now, as good as when its data
                 # becomes visible (the commit follows), never seconds before.
@@ -403,11 +414,17 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
         return int(conn.execute(self._q(_VERSION + "{lock}"), (source,)).fetchone()[0])
 
     def _record_touched(
-        self, conn: Conn, source: str, touched: Mapping[str, bool], run_id: int | None, at: object
+        self,
+        conn: Conn,
+        source: str,
+        touched: Mapping[str, bool],
+        run_id: int | None,
+        at: object,
+        names: Mapping[str, str | None] | None = None,
     ) -> None:
         """Lineage, the product list and the change feed, for the products a change
-        touched (``touched_by``)."""
-        self._stage_touched(conn, touched, named=source == NAME_SOURCE)
+        touched (``touched_by``); ``names``: their new names, if known (``names_of``)."""
+        self._stage_touched(conn, touched, named=source == NAME_SOURCE, names=names)
         conn.execute(self._q(_LINEAGE), (source, run_id, at))
         for statement in self._refresh_products:
             conn.execute(statement)

@@ -135,7 +135,14 @@ class Versioned:
     ) -> None: ...
 
     @abstractmethod
-    def _stage_touched(self, conn: Any, touched: Mapping[str, bool], *, named: bool) -> None: ...
+    def _stage_touched(
+        self,
+        conn: Any,
+        touched: Mapping[str, bool],
+        *,
+        named: bool,
+        names: Mapping[str, str | None] | None = None,
+    ) -> None: ...
 
     @abstractmethod
     def _stage_keys(self, conn: Any, keys: Iterable[tuple[str, str, date | None]]) -> None:
