@@ -72,10 +72,10 @@ def heads_of(writes: Sequence[RowWrite]) -> Iterator[tuple[str, str, date | None
     return ((w.key, w.product_code, w.day) for w in writes)
 
 
-def names_of(writes: Sequence[RowWrite]) -> dict[str, str | None] | None:
+def names_of(writes: Sequence[RowWrite]) -> Iterator[tuple[str, str | None]] | None:
     """The ``product_name`` of each written product, when known without decoding the
     rows' JSON (a lazy sequence); ``None`` otherwise (the store reads it from the rows)."""
-    return dict(writes.names()) if isinstance(writes, EncodedOnRead) else None
+    return writes.names() if isinstance(writes, EncodedOnRead) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,23 +55,27 @@ class PostgresStore(SqlStore[Connection]):
     # apply's reads of the run and the source's state lock them: a concurrent
     # finish or apply of the same source waits, then sees what this one wrote.
     row_lock = " FOR UPDATE"
-    _refresh_products = (
+    _drop_products = (
         "DELETE FROM products p USING touched t WHERE p.code = t.code AND t.gone"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = p.code)",
         # A product no source knows any more has no parts, so no lineage either.
         "DELETE FROM lineage l USING touched t WHERE l.product_code = t.code AND t.gone"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = l.product_code)",
-        # A name given with the change (``given``) is taken as it is: parsing every
-        # row's JSON back for it is most of this statement's cost in a first load.
+    )
+    _name_products = (
         "INSERT INTO products (code, name)"
-        " SELECT t.code, CASE WHEN t.given THEN t.name"
-        "  ELSE e.data::json ->> 'product_name' END FROM touched t"
+        " SELECT t.code, e.data::json ->> 'product_name' FROM touched t"
         # ERP rows are keyed by product code: a join on the primary key.
-        " LEFT JOIN records e ON NOT t.given AND e.source = 'erp_stock' AND e.key = t.code"
+        " LEFT JOIN records e ON e.source = 'erp_stock' AND e.key = t.code"
         " WHERE (t.named OR NOT EXISTS (SELECT 1 FROM products p WHERE p.code = t.code))"
         " AND (NOT t.gone OR EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code))"
         " ON CONFLICT (code) DO UPDATE SET name = excluded.name"
-        " WHERE products.name IS DISTINCT FROM excluded.name",
+        " WHERE products.name IS DISTINCT FROM excluded.name"
+    )
+    _refresh_products = (*_drop_products, _name_products)
+    _unname_gone = (
+        "UPDATE products p SET name = NULL FROM touched t"
+        " WHERE p.code = t.code AND t.gone AND p.name IS NOT NULL"
     )
 
     def __init__(
@@ -188,27 +192,24 @@ class PostgresStore(SqlStore[Connection]):
             (source, run_id, at),
         )
 
-    def _stage_touched(
-        self,
-        conn: Connection,
-        touched: Mapping[str, bool],
-        *,
-        named: bool,
-        names: Mapping[str, str | None] | None = None,
-    ) -> None:
+    def _stage_touched(self, conn: Connection, touched: Mapping[str, bool], *, named: bool) -> None:
         columns = [
             'code TEXT COLLATE "C" PRIMARY KEY',
             "gone BOOLEAN NOT NULL",
             "named BOOLEAN NOT NULL",
-            "given BOOLEAN NOT NULL",
-            "name TEXT",
         ]
-        given, get = names is not None, (names or {}).get
-        rows = ((c, g, named, given, get(c)) for c, g in touched.items())
-        _stage(conn, "touched", columns, rows)
+        _stage(conn, "touched", columns, ((c, g, named) for c, g in touched.items()))
         # A temporary table has no statistics until analysed: without them the planner
         # guesses a handful of rows and picks nested loops for a million.
         conn.execute("ANALYZE touched")
+
+    def _write_names(self, conn: Connection, names: Iterable[tuple[str, str | None]]) -> None:
+        _stage(conn, "named", ['code TEXT COLLATE "C" PRIMARY KEY', "name TEXT"], iter(names))
+        conn.execute(
+            "INSERT INTO products (code, name) SELECT code, name FROM named"
+            " ON CONFLICT (code) DO UPDATE SET name = excluded.name"
+            " WHERE products.name IS DISTINCT FROM excluded.name"
+        )
 
     def _stage_keys(self, conn: Connection, keys: Iterable[tuple[str, str, date | None]]) -> None:
         columns = ['key TEXT COLLATE "C" PRIMARY KEY', 'product_code TEXT COLLATE "C"', "day DATE"]

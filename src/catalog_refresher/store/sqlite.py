@@ -62,28 +62,29 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     placeholder = "?"
     # BEGIN IMMEDIATE takes the file's write lock: no row needs a lock of its own.
     row_lock = ""
-    _refresh_products = (
+    _drop_products = (
         "DELETE FROM products WHERE code IN (SELECT code FROM touched WHERE gone)"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = products.code)",
         # A product no source knows any more has no parts, so no lineage either.
         "DELETE FROM lineage WHERE product_code IN (SELECT code FROM touched WHERE gone)"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = lineage.product_code)",
-        # A name given with the change (``given``) is taken as it is, folded in Python
-        # when staged: reading it back from the JSON and folding it through a callback
-        # cost 5 of the 6 s this statement took for a million-row first load.
+    )
+    _name_products = (
         "INSERT INTO products (code, name, code_folded, name_folded)"
-        " SELECT t.code,"
-        " CASE WHEN t.given THEN t.name ELSE json_extract(e.data, '$.product_name') END,"
-        " t.code_folded,"
-        " CASE WHEN t.given THEN t.name_folded"
-        "  ELSE casefold(json_extract(e.data, '$.product_name')) END"
-        " FROM touched t"
-        # ERP rows are keyed by product code: a join on the primary key.
-        " LEFT JOIN records e ON NOT t.given AND e.source = 'erp_stock' AND e.key = t.code"
+        " SELECT t.code, json_extract(e.data, '$.product_name'), casefold(t.code),"
+        " casefold(json_extract(e.data, '$.product_name')) FROM touched t"
+        # ERP rows are keyed by product code: a join on the primary key (a scalar
+        # subquery here was read twice, once for the folded name).
+        " LEFT JOIN records e ON e.source = 'erp_stock' AND e.key = t.code"
         " WHERE (t.named OR NOT EXISTS (SELECT 1 FROM products p WHERE p.code = t.code))"
         " AND (NOT t.gone OR EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code))"
         " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
-        " name_folded = excluded.name_folded WHERE products.name IS NOT excluded.name",
+        " name_folded = excluded.name_folded WHERE products.name IS NOT excluded.name"
+    )
+    _refresh_products = (*_drop_products, _name_products)
+    _unname_gone = (
+        "UPDATE products SET name = NULL, name_folded = NULL"
+        " WHERE code IN (SELECT code FROM touched WHERE gone) AND name IS NOT NULL"
     )
 
     def __init__(self, path: Path | str, *, memory_map: bool = True) -> None:
@@ -231,28 +232,25 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         )
 
     def _stage_touched(
-        self,
-        conn: sqlite3.Connection,
-        touched: Mapping[str, bool],
-        *,
-        named: bool,
-        names: Mapping[str, str | None] | None = None,
+        self, conn: sqlite3.Connection, touched: Mapping[str, bool], *, named: bool
     ) -> None:
         conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS touched (code TEXT PRIMARY KEY,"
-            " gone INTEGER NOT NULL, named INTEGER NOT NULL, given INTEGER NOT NULL,"
-            " name TEXT, code_folded TEXT, name_folded TEXT) WITHOUT ROWID"
+            "CREATE TEMP TABLE IF NOT EXISTS touched"
+            " (code TEXT PRIMARY KEY, gone INTEGER NOT NULL, named INTEGER NOT NULL) WITHOUT ROWID"
         )
         conn.execute("DELETE FROM touched")
-        given = names is not None
-        get = (names or {}).get
         conn.executemany(
-            "INSERT INTO touched VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                (code, gone, named, given, name, code.casefold(), _casefold(name))
-                for code, gone in touched.items()
-                for name in (get(code),)
-            ),
+            "INSERT INTO touched VALUES (?, ?, ?)", ((c, g, named) for c, g in touched.items())
+        )
+
+    def _write_names(
+        self, conn: sqlite3.Connection, names: Iterable[tuple[str, str | None]]
+    ) -> None:
+        conn.executemany(
+            "INSERT INTO products (code, name, code_folded, name_folded) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
+            " name_folded = excluded.name_folded WHERE products.name IS NOT excluded.name",
+            ((code, name, code.casefold(), _casefold(name)) for code, name in names),
         )
 
     def _stage_keys(

@@ -135,14 +135,7 @@ class Versioned:
     ) -> None: ...
 
     @abstractmethod
-    def _stage_touched(
-        self,
-        conn: Any,
-        touched: Mapping[str, bool],
-        *,
-        named: bool,
-        names: Mapping[str, str | None] | None = None,
-    ) -> None: ...
+    def _stage_touched(self, conn: Any, touched: Mapping[str, bool], *, named: bool) -> None: ...
 
     @abstractmethod
     def _stage_keys(self, conn: Any, keys: Iterable[tuple[str, str, date | None]]) -> None:
