@@ -131,7 +131,8 @@ def versus(dlt: dict[str, Any], ours: float | None) -> tuple[str, str]:
 
 def table_rows(got: dict[str, Any], ours_at_n: float | None) -> list[tuple[str, str, str, int]]:
     """(what, measured, verdict, rows) for issue 11's table: keyed at the full size, then keyed
-    and dlt's defaults at the small size, where ours was measured in the same step."""
+    and dlt's defaults at the small size, where ours was measured in the same step, with the
+    defaults' growth to twice the small size."""
     keyed, small = got["keyed"], got["small_rows"]
     ours_small = statistics.median(got["ours_small"])
     what = '`write_disposition="merge"`, `primary_key`'
@@ -150,10 +151,15 @@ def table_rows(got: dict[str, Any], ours_at_n: float | None) -> list[tuple[str, 
         ),
     ]
     cell, verdict = versus(got["default_small"], ours_small)
-    half, full = got["default_half"], got["default_small"]
-    if "merge" in half and "merge" in full:
-        growth = full["merge"] / half["merge"]
-        cell += f"; {half['rows']:,} rows: {half['merge']:.1f} s, ×{growth:.1f} for twice the rows"
+    full, double = got["default_small"], got["default_double"]
+    if "merge" in full and "merge" in double:  # twice the rows: 2 times if linear, 4 if quadratic
+        growth = double["merge"] / full["merge"]
+        cell += (
+            f"; at {double['rows']:,} rows {double['merge']:.1f} s, ×{growth:.1f} for twice"
+            " the rows (×2 if it grew linearly)"
+        )
+    elif "unfinished" in double:
+        cell += f"; at {double['rows']:,} rows it did not finish in {double['budget']:.0f} s"
     rows.append(
         (
             f"dlt's defaults (no key constraint: its merge's `EXISTS` scans the staging table"

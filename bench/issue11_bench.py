@@ -284,7 +284,7 @@ def dlt_rows(work: Path, n: int, small: int, budget: float) -> dict[str, Any] | 
     """dlt's merge of B into A (dlt_merge.py), each phase cut at ``budget`` s: keyed at ``n``
     rows (ours at ``n``: the memory row); at ``small`` rows keyed and with dlt's defaults,
     side by side with ours there (the service, as in the memory row, on snapshots of that
-    size); the defaults also at half of ``small``, so that their growth shows in every run."""
+    size); the defaults also at twice ``small``, so that their growth shows in every run."""
     if importlib.util.find_spec("dlt") is None:
         return "skipped: dlt is not installed (pip install -e '.[bench]')"
     files = {which: work / f"small-{which}.json" for which in "AB"}
@@ -300,8 +300,8 @@ def dlt_rows(work: Path, n: int, small: int, budget: float) -> dict[str, Any] | 
     got: dict[str, Any] = {"small_rows": small, "ours_small": ours, "budget": budget}
     for name, rows, keyed in (
         ("keyed_small", small, True),
-        ("default_half", small // 2, False),
         ("default_small", small, False),
+        ("default_double", 2 * small, False),
         ("keyed", n, True),
     ):
         got[name] = dlt_merge.run(work / name, rows, keyed=keyed, budget=budget) | {"rows": rows}

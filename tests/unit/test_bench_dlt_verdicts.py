@@ -70,11 +70,26 @@ def test_the_table_gives_each_row_its_own_size_and_the_defaults_growth() -> None
         "budget": 180,
         "keyed": finished(70.0, 1_000_000),
         "keyed_small": finished(1.5, 20_000),
-        "default_half": finished(5.0, 10_000) | {"keyed": False},
         "default_small": finished(20.0, 20_000) | {"keyed": False},
+        "default_double": finished(75.0, 40_000) | {"keyed": False},
     }
     rows = table_rows(got, 4.0)
     assert [size for *_, size in rows] == [1_000_000, 20_000, 20_000]
     assert "= 17.5×" in rows[0][1]
     assert "vs ours 0.20 s = 7.5×" in rows[1][1]
-    assert rows[2][1].endswith("10,000 rows: 5.0 s, ×4.0 for twice the rows")
+    assert "at 40,000 rows 75.0 s, ×3.8 for twice the rows" in rows[2][1]
+
+
+def test_the_defaults_cut_at_twice_the_size_say_so_instead_of_a_growth() -> None:
+    """When dlt's defaults do not finish at twice the small size, the row says that."""
+    got = {
+        "small_rows": 20_000,
+        "ours_small": [0.2],
+        "keyed": finished(70.0, 1_000_000),
+        "keyed_small": finished(1.5, 20_000),
+        "default_small": finished(20.0, 20_000) | {"keyed": False},
+        "default_double": cut("merge", 180) | {"rows": 40_000},
+    }
+    measured = table_rows(got, None)[2][1]
+    assert measured.endswith("; at 40,000 rows it did not finish in 180 s")
+    assert "×" in measured.split(";")[0]  # the 20,000-row ratio is still there
