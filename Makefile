@@ -60,8 +60,8 @@ typecheck: $(BIN)/catalog-refresher
 unit: $(BIN)/catalog-refresher
 	$(BIN)/pytest
 
-# Issue 11's table, every row in one run (bench/issue11_bench.py, about 20 min on a quiet
-# machine, of which dlt about 4: each dlt phase is cut after 180 s). Its dlt row and chart
+# Issue 11's table, every row in one run (bench/issue11_bench.py, about 13 min at a load of 3
+# on 2 CPUs, of which dlt 4-5: each dlt phase is cut after 180 s). Its dlt rows and chart
 # need the bench extra, installed into .venv first: never a dependency of the service.
 # bench-refresh: the step-by-step refresh benchmark (bench/refresh_bench.py, 7-9 min).
 $(VENV)/.bench-extra: $(BIN)/catalog-refresher
