@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -496,9 +496,10 @@ def verdict(value: float, target: float, *, at_most: bool = True) -> str:
     return f"**missed** by {value / target:.2f}×" if at_most else f"**missed** ({value:.1f}×)"
 
 
-def report(results: dict[str, Any], carried: list[str] = []) -> str:  # noqa: B006 (read only)
+def report(results: dict[str, Any], carried: Sequence[str] = (), kept: Path = RESULTS) -> str:
     """The docs section: one table row per issue row, each with when, where and at what size
-    it was measured; ``carried``: the rows not measured in this run (``--skip``), said so."""
+    it was measured; ``carried``: the rows not measured in this run (``--skip``), taken from
+    ``kept``, said so."""
     r = {name: entry["result"] for name, entry in results.items()}
 
     def run(*names: str, rows: int | None = None) -> str:
@@ -596,7 +597,7 @@ def report(results: dict[str, Any], carried: list[str] = []) -> str:  # noqa: B0
         lines[4:4] = [  # after the paragraph above
             f"**Not measured in this run** (`--skip`): {', '.join(carried)}; their rows are"
             f" from the earlier runs their *run* column names (kept in"
-            f" `{RESULTS.relative_to(ROOT)}`).",
+            f" `{kept.relative_to(ROOT) if kept.is_relative_to(ROOT) else kept}`).",
             "",
         ]
     if isinstance(r.get("dlt"), dict):
@@ -708,7 +709,7 @@ def main() -> None:
         # --no-write-docs leaves docs/ as it is: the chart of such a run goes to /tmp
         path = CHART if args.write_docs else Path(tempfile.gettempdir()) / CHART.name
         print(f"# {chart(memory['result'], memory['rows'], path)}", flush=True)
-    section = report(results, carried=sorted(set(results) & skip))
+    section = report(results, sorted(set(results) & skip), kept or RESULTS)
     print(section, flush=True)
     if args.write_docs:
         print(f"# wrote {write_section(section)}")
