@@ -1,17 +1,19 @@
 """Issue 11's table in one run: memory, first load, refresh ratios, dlt, idle CPU, drift, cycles.
 
 ``.venv/bin/python bench/issue11_bench.py [--rows 1000000] [--no-write-docs] [--skip ROW,...]``
-(``make bench`` runs it after ``refresh_bench.py``). Each row is measured in a process of its
-own (the service rows: the real ``catalog-refresher run`` in a process group of its own), and
-a ratio's two sides are measured in the same run. Method per row: bench/README.md. Writes its
-section of docs/benchmarks.md and the chart docs/img/refresh_phases.png (matplotlib, from the
-``bench`` extra; without it the chart is skipped with a message).
+(``make bench`` runs the defaults: every row in one run). Each row is measured in a process of
+its own (the service rows: the real ``catalog-refresher run`` in a process group of its own;
+dlt under a time budget per phase, dlt_merge.py), and a ratio's two sides are measured in the
+same run. Method per row: bench/README.md. Writes its section of docs/benchmarks.md and the
+chart docs/img/refresh_phases.png (dlt and matplotlib come from the ``bench`` extra; without
+it the dlt row and the chart are skipped with a message).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -32,10 +34,11 @@ from typing import Any
 
 import httpx
 
+import dlt_merge  # this and the three below: sibling scripts
 from catalog_refresher.app import Application
 from catalog_refresher.domain.runs import RunStatus
 from catalog_refresher.domain.specs import SPECS
-from docs_section import write_section  # a sibling script
+from docs_section import write_section
 from refresh_bench import (
     COLUMNS,
     SnapshotServer,
@@ -44,7 +47,6 @@ from refresh_bench import (
     decode_rows,
     machine,
     rss_mb,
-    snapshot,
     staged_diff,
     write_settings,
     write_snapshot,
@@ -278,29 +280,33 @@ def postgres_row(work: Path, server: SnapshotServer, n: int) -> dict[str, float]
     return {k: float(v) for k, v in got.items()}
 
 
-def dlt_row(work: Path, n: int) -> dict[str, float] | str:
-    """dlt into a SQLite file (sqlalchemy destination): A loaded, then B merged by key."""
-    try:
-        import dlt
-    except ImportError:
+def dlt_rows(work: Path, n: int, small: int, budget: float) -> dict[str, Any] | str:
+    """dlt's merge of B into A (dlt_merge.py), each phase cut at ``budget`` s: keyed at ``n``
+    rows (ours at ``n``: the memory row); at ``small`` rows keyed and with dlt's defaults,
+    side by side with ours there (the service, as in the memory row, on snapshots of that
+    size); the defaults also at twice ``small``, so that their growth shows in every run."""
+    if importlib.util.find_spec("dlt") is None:
         return "skipped: dlt is not installed (pip install -e '.[bench]')"
-    os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
-    os.environ["DLT_DATA_DIR"] = str(work / "dlt-data")
-    pipeline = dlt.pipeline(
-        pipeline_name="erp",
-        destination=dlt.destinations.sqlalchemy(f"sqlite:///{work / 'dlt.db'}"),
-        dataset_name="main",
-        pipelines_dir=str(work / "dlt-pipelines"),
-    )
-    seconds = {}
-    for phase, which in (("first", "A"), ("merge", "B")):
-        resource = dlt.resource(
-            snapshot(n, which), name="erp", write_disposition="merge", primary_key="product_code"
-        )
-        t0 = time.perf_counter()
-        pipeline.run(resource)
-        seconds[phase] = time.perf_counter() - t0
-    return seconds
+    files = {which: work / f"small-{which}.json" for which in "AB"}
+    for which, path in files.items():
+        write_snapshot(small, which, path)
+    server = SnapshotServer(work, files)
+    try:
+        (work / "ours").mkdir()
+        ours = isolated(service_memory, work / "ours", server, small, 3)["warm"]
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
+    got: dict[str, Any] = {"small_rows": small, "ours_small": ours, "budget": budget}
+    for name, rows, keyed in (
+        ("keyed_small", small, True),
+        ("default_small", small, False),
+        ("default_double", 2 * small, False),
+        ("keyed", n, True),
+    ):
+        got[name] = dlt_merge.run(work / name, rows, keyed=keyed, budget=budget) | {"rows": rows}
+        print(f"#   dlt {name} ({rows:,} rows): {got[name]}", flush=True)
+    return got
 
 
 # --- the scheduler: idle CPU and drift -------------------------------------------------
@@ -451,7 +457,7 @@ def many_cycles(work: Path, n: int, cycles: int) -> dict[str, Any]:
 # --- the chart and the report -----------------------------------------------------------
 
 
-def chart(memory: dict[str, Any], rows: int) -> str:
+def chart(memory: dict[str, Any], rows: int, path: Path = CHART) -> str:
     try:
         import matplotlib
 
@@ -477,10 +483,10 @@ def chart(memory: dict[str, Any], rows: int) -> str:
     )
     ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    CHART.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(CHART)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
     plt.close(fig)
-    return f"chart: {CHART.relative_to(ROOT)}"
+    return f"chart: {path}"
 
 
 def verdict(value: float, target: float, *, at_most: bool = True) -> str:
@@ -490,16 +496,17 @@ def verdict(value: float, target: float, *, at_most: bool = True) -> str:
     return f"**missed** by {value / target:.2f}×" if at_most else f"**missed** ({value:.1f}×)"
 
 
-def report(results: dict[str, Any]) -> str:
+def report(results: dict[str, Any], carried: Sequence[str] = (), kept: Path = RESULTS) -> str:
     """The docs section: one table row per issue row, each with when, where and at what size
-    it was measured (rows of different runs are kept in ``--results``)."""
+    it was measured; ``carried``: the rows not measured in this run (``--skip``), taken from
+    ``kept``, said so."""
     r = {name: entry["result"] for name, entry in results.items()}
 
-    def run(*names: str) -> str:
+    def run(*names: str, rows: int | None = None) -> str:
         parts = []
         for name in names:
             if (entry := results.get(name)) is not None:
-                size = f"{entry['rows']:,} rows, " if entry.get("rows") else ""
+                size = f"{rows or entry['rows']:,} rows, " if rows or entry.get("rows") else ""
                 parts.append(f"{size}{entry['at']}, load {entry['load']}, {entry['code']}")
         return "; ".join(dict.fromkeys(parts))
 
@@ -545,17 +552,12 @@ def report(results: dict[str, Any]) -> str:
         rows.append(f"| warm 1% refresh on PostgreSQL | {pg} | ≤ 1.0× | – | {run('postgres')} |")
     dl = r.get("dlt")
     if isinstance(dl, dict):
-        rows.append(
-            f'| dlt merge (`write_disposition="merge"`, `primary_key`) of B into A, SQLite'
-            f" (sqlalchemy destination) | merge {dl['merge']:.1f} s (load of A"
-            f" {dl['first']:.1f} s); ours: see the warm row"
-            + (
-                f" ({statistics.median(mem['warm']):.2f} s at {results['memory']['rows']:,} rows)"
-                if mem
-                else ""
-            )
-            + f" | ours ≥ 15× faster | {dlt_verdict(results)} | {run('dlt')} |"
-        )
+        full = results.get("memory")
+        same = full and full["rows"] == dl["keyed"]["rows"]
+        ours = statistics.median(full["result"]["warm"]) if same else None
+        for what, measured, judged, size in dlt_merge.table_rows(dl, ours):
+            where = run("dlt", rows=size)
+            rows.append(f"| {what} | {measured} | ours ≥ 15× faster | {judged} | {where} |")
     elif dl:
         rows.append(f"| dlt merge on the same rows | {dl} | ours ≥ 15× faster | – | {run('dlt')} |")
     if cpu := r.get("cpu"):
@@ -582,15 +584,30 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         "## Issue 11: memory, first load, ratios, scheduler",
         "",
-        f"`.venv/bin/python bench/issue11_bench.py` (`make bench`; rows measured in separate"
-        f" runs are kept in `{RESULTS.relative_to(ROOT)}`): {machine()}. Each row says at what"
-        " size, when, under what 1-minute load average (2 CPUs) and on which commit it was"
-        " measured. **The machine was shared with other jobs: figures are noisy and slow;"
-        " rerun on a quiet machine before judging.** Method: bench/README.md.",
+        "`.venv/bin/python bench/issue11_bench.py` (`make bench`: every row in one run):"
+        f" {machine()}. Each row says at what size, when, under what 1-minute load average"
+        " (2 CPUs) and on which commit it was measured. **The machine was shared with other"
+        " jobs: figures are noisy and slow; rerun on a quiet machine before judging.**"
+        " Method: bench/README.md.",
         "",
         *rows,
         "",
     ]
+    if carried:
+        lines[4:4] = [  # after the paragraph above
+            f"**Not measured in this run** (`--skip`): {', '.join(carried)}; their rows are"
+            f" from the earlier runs their *run* column names (kept in"
+            f" `{kept.relative_to(ROOT) if kept.is_relative_to(ROOT) else kept}`).",
+            "",
+        ]
+    if isinstance(r.get("dlt"), dict):
+        lines += [
+            "dlt's merge writes every row of B (its staging table, then delete + insert by"
+            " key) and keeps the 0.5% of rows B no longer has; ours writes the 1.5% that"
+            " changed or are new and deletes the 0.5% removed. Each dlt phase is killed after"
+            f" {r['dlt']['budget']:.0f} s; a row cut there gives a lower bound.",
+            "",
+        ]
     mem = r.get("memory")
     if mem:
         lines += [
@@ -603,22 +620,6 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def dlt_verdict(results: dict[str, Any]) -> str:
-    """Ours against dlt only when both were measured on the same number of rows."""
-    dl = results.get("dlt")
-    same = [
-        m
-        for m in (results.get("memory"), results.get("memory_small"))
-        if m and dl and m["rows"] == dl["rows"]
-    ]
-    if not (same and dl and isinstance(dl["result"], dict)):
-        return "not compared (different sizes)"
-    ours = statistics.median(same[0]["result"]["warm"])
-    ratio = dl["result"]["merge"] / ours
-    verdict = "met" if ratio >= 15 else "**missed**"
-    return f"{verdict}: ours {ours:.2f} s at the same size, {ratio:.1f}× faster"
-
-
 ROWS = ("memory", "sqlite", "postgres", "dlt", "cpu", "drift", "cycles")
 
 
@@ -629,16 +630,32 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--warm", type=int, default=3, help="warm refreshes in the memory row")
     parser.add_argument(
+        "--dlt-budget",
+        type=float,
+        default=180,
+        help="seconds each dlt phase may run before it is killed (the row gives a lower bound)",
+    )
+    parser.add_argument(
+        "--dlt-small-rows",
+        type=int,
+        default=20_000,
+        help="the size where dlt's defaults are measured side by side with ours",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
-        default=RESULTS,
-        help="rows are kept here, so a run of some rows (--skip) adds to the others",
+        help=f"rows are kept here (default with --write-docs: {RESULTS.relative_to(ROOT)});"
+        " with --skip, the skipped rows are taken from it, so a run of some rows adds to the"
+        " others; without --skip every row is this run's",
     )
     parser.add_argument("--skip", default="", help=f"comma-separated, of {', '.join(ROWS)}")
     parser.add_argument("--write-docs", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     skip, n = set(filter(None, args.skip.split(","))), args.rows
-    results: dict[str, Any] = json.loads(args.results.read_text()) if args.results.exists() else {}
+    kept: Path | None = args.results or (RESULTS if args.write_docs else None)
+    results: dict[str, Any] = {}
+    if skip and kept and kept.exists():  # only a partial run carries rows over
+        results = {k: v for k, v in json.loads(kept.read_text()).items() if k in skip}
     loads = [os.getloadavg()[0]]
     print(f"# {machine()}, code {code()}; load {loads[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="issue11-bench-") as tmp:
@@ -651,7 +668,7 @@ def main() -> None:
             ("memory", lambda w: isolated(service_memory, w, server, n, args.warm)),
             ("sqlite", lambda w: isolated(sqlite_baselines, w, server, n)),
             ("postgres", lambda w: isolated(postgres_row, w, server, n)),
-            ("dlt", lambda w: isolated(dlt_row, w, n)),
+            ("dlt", lambda w: dlt_rows(w, n, min(args.dlt_small_rows, n), args.dlt_budget)),
             ("cpu", lambda w: idle_cpu(w, args.idle_seconds)),
             ("drift", lambda w: drift(w, 100)),
             ("cycles", lambda w: isolated(many_cycles, w, 10_000, args.cycles)),
@@ -673,8 +690,9 @@ def main() -> None:
                     "load": f"{min(loads[-2], load_now):.1f}-{max(loads[-2], load_now):.1f}",
                     "code": code(),
                 }
-                args.results.parent.mkdir(parents=True, exist_ok=True)
-                args.results.write_text(json.dumps(results, indent=1, default=str))
+                if kept:
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    kept.write_text(json.dumps(results, indent=1, default=str))
                 shown = (
                     {k: v for k, v in got.items() if k != "samples"}
                     if isinstance(got, dict)
@@ -688,8 +706,10 @@ def main() -> None:
             server.process.wait(timeout=10)
     if "memory" in results and "memory" not in skip:
         memory = results["memory"]
-        print(f"# {chart(memory['result'], memory['rows'])}", flush=True)
-    section = report(results)
+        # --no-write-docs leaves docs/ as it is: the chart of such a run goes to /tmp
+        path = CHART if args.write_docs else Path(tempfile.gettempdir()) / CHART.name
+        print(f"# {chart(memory['result'], memory['rows'], path)}", flush=True)
+    section = report(results, sorted(set(results) & skip), kept or RESULTS)
     print(section, flush=True)
     if args.write_docs:
         print(f"# wrote {write_section(section)}")
