@@ -54,6 +54,28 @@ def group_members(group: int) -> list[int]:
     return members
 
 
+def refresh_workers(pid: int) -> list[int]:
+    """The refresh worker processes of service ``pid`` (not multiprocessing's resource
+    tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = []
+    for child in children:
+        with contextlib.suppress(FileNotFoundError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in command:
+                workers.append(int(child))
+    return workers
+
+
+def running(pid: int) -> bool:
+    """Process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 class ServiceProcess:
     """``catalog-refresher run --config <config>``, serving on ``url``.
 

@@ -7,7 +7,6 @@ group the signal reaches: the refresh worker leaves shutdown to the service.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import ServiceProcess, free_port, poll
+from tests.e2e.processes import ServiceProcess, free_port, poll, refresh_workers
 from tests.local_http import serving
 
 pytestmark = pytest.mark.e2e
@@ -61,18 +60,6 @@ def _serve_erp() -> Iterator[_ErpServer]:
         yield state
 
 
-def _workers(pid: int) -> list[int]:
-    """The service's refresh worker processes (not multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    workers = []
-    for child in children:
-        with contextlib.suppress(FileNotFoundError):
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in command:
-                workers.append(int(child))
-    return workers
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_to_the_process_group_lets_the_run_in_flight_commit(
     tmp_path: Path, signum: signal.Signals
@@ -95,7 +82,7 @@ def test_a_signal_to_the_process_group_lets_the_run_in_flight_commit(
         with ServiceProcess(config, "") as service:
             assert erp.sent.wait(60), service.output()
             # The moment a refresh worker exists: starting up (imports) or taking the payload.
-            poll(lambda: _workers(service.process.pid), bool, seconds=60)
+            poll(lambda: refresh_workers(service.process.pid), bool, seconds=60)
             os.killpg(service.process.pid, signum)
             assert service.process.wait(timeout=90) == 0, service.output()
             log = service.output()

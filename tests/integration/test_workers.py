@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from catalog_refresher.domain.runs import RunOutcome, RunStatus, Trigger
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import RunFenced
 from catalog_refresher.refresh.pipeline import Job
-from catalog_refresher.refresh.workers import WorkerPool
+from catalog_refresher.refresh.workers import ORPHANED_EXIT, WorkerPool, _die_with
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.open import open_store
 from catalog_refresher.testing import FakeClock
@@ -117,3 +120,29 @@ async def test_an_error_from_a_worker_is_one_line_without_its_traceback(tmp_path
     assert "\n" not in run.error
     assert "Traceback" not in run.error
     assert ".py" not in run.error
+
+
+def _orphan_guarded(parent: int, *, signal_self: bool) -> None:
+    """In a spawned process: the worker's guard for ``parent``, then a SIGTERM to itself."""
+    _die_with(parent)
+    if signal_self:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize(
+    ("expected", "code"),
+    [("ours", 0), ("another", ORPHANED_EXIT)],
+    ids=["parent-alive", "parent-already-gone"],
+)
+def test_the_worker_guard_ends_it_only_when_its_parent_is_gone(expected: str, code: int) -> None:
+    """With its parent alive a worker ignores SIGTERM (the group's stop is the service's
+    to decide); one whose parent is not the service any more (it died before the death
+    signal was armed) ends at once."""
+    parent = os.getpid() if expected == "ours" else os.getpid() + 1_000_000
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(
+        target=_orphan_guarded, args=(parent,), kwargs={"signal_self": expected == "ours"}
+    )
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == code

@@ -23,7 +23,11 @@ from catalog_refresher.control import LocalControl
 from catalog_refresher.domain.runs import RunStatus, Trigger
 from catalog_refresher.errors import ConfigError
 from catalog_refresher.observe.metrics import Metrics
-from catalog_refresher.refresh.memory import RESCAN_CPU_SHARE, ProcessTreeRss
+from catalog_refresher.refresh.memory import (
+    RESCAN_AT_LEAST_EVERY,
+    RESCAN_CPU_SHARE,
+    ProcessTreeRss,
+)
 from catalog_refresher.refresh.pressure import CACHE_SHARE, CHECK_EVERY, MB, PressureStats
 from catalog_refresher.refresh.runner import inline
 from catalog_refresher.status import MEMORY_ENTRY, Health, memory_health
@@ -416,6 +420,39 @@ def test_the_probe_sums_the_process_and_its_descendants(tmp_path: Path) -> None:
     assert probe() == 1200 * page  # not seen until the next scan
     now[0] += 0.01 / RESCAN_CPU_SHARE
     assert probe() == 1205 * page
+
+
+def test_the_probe_walks_the_threads_children_files_where_the_kernel_has_them(
+    tmp_path: Path,
+) -> None:
+    """With ``task/TID/children`` the tree is read from them alone, every thread's (a child
+    is listed under the thread that started it): a process that only claims our pid as
+    its parent in its ``stat`` is not walked to, and one started since is seen at the
+    next scan."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    _stat(proc, 100, 1, 1000)
+    _stat(proc, 101, 100, 200)
+    _stat(proc, 102, 101, 30)
+    _stat(proc, 103, 100, 7)
+    _stat(proc, 200, 100, 99_999)  # listed nowhere: the full scan would have counted it
+
+    def threads(pid: int, **children: str) -> None:
+        for tid, listed in children.items():
+            (proc / str(pid) / "task" / tid.lstrip("t")).mkdir(parents=True)
+            (proc / str(pid) / "task" / tid.lstrip("t") / "children").write_text(listed)
+
+    threads(100, t100="101 ", t110="")
+    threads(101, t101="102 ")
+    threads(102, t102="")
+    threads(103, t103="")
+    now = [0.0]
+    probe = ProcessTreeRss(100, proc=proc, monotonic=lambda: now[0])
+    page = os.sysconf("SC_PAGE_SIZE")
+    assert probe() == 1230 * page
+    (proc / "100" / "task" / "110" / "children").write_text("103 ")  # a thread starts one
+    now[0] += RESCAN_AT_LEAST_EVERY
+    assert probe() == 1237 * page
 
 
 def test_the_probe_reads_this_process(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -13,10 +15,13 @@ import pytest
 
 from catalog_refresher.config.settings import Settings, StoreSettings
 from catalog_refresher.domain.runs import RunStatus, Trigger
+from catalog_refresher.domain.specs import SOURCE_IDS
 from catalog_refresher.errors import ConfigError, ReloadRefused, SourceConnectionError
-from catalog_refresher.refresh.events import Event, SourcePaused
+from catalog_refresher.refresh.events import Event, EventBus, SourcePaused
+from catalog_refresher.refresh.pause import POLL_EVERY, Pauses
 from catalog_refresher.refresh.reload import Reloader
 from catalog_refresher.refresh.runner import Endpoints
+from catalog_refresher.store.open import open_store
 from catalog_refresher.testing import FakeClock, StaticSource
 from tests.service_harness import Harness, build, settings_for
 
@@ -73,6 +78,41 @@ async def test_a_paused_source_gets_no_scheduled_runs_keeps_its_data_and_runs_on
     await clock.advance(1)
     assert source.calls == 3
     await h.stop()
+
+
+async def test_paused_sources_poll_the_store_together_once_per_period(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Ten paused sources reaching their slots at different times each read the store once
+    at the slot, then share one read per ``POLL_EVERY`` on a common grid; a pause lifted
+    by a peer (straight in the store) lets its waiter go at the next poll."""
+    store = open_store(f"sqlite:///{tmp_path / 'catalog.db'}")
+    reads = 0
+
+    async def offload(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += fn == store.pauses
+        return fn(*args, **kwargs)
+
+    pauses = Pauses(store, clock, offload, EventBus())
+    for source in SOURCE_IDS:
+        store.pause_source(source, at=clock.now(), reason=None)
+    waiters = {}
+    for source in SOURCE_IDS:
+        waiters[source] = asyncio.create_task(pauses.wait_until_resumed(source))
+        await clock.advance(0.3)  # slots at different times within one period
+    assert reads == len(SOURCE_IDS)
+    await clock.advance(3 * POLL_EVERY)
+    assert reads == len(SOURCE_IDS) + 3
+    store.resume_source("erp_stock")  # a peer replica (or the CLI) resumes it
+    await clock.advance(POLL_EVERY)
+    assert waiters["erp_stock"].done()
+    assert waiters["erp_stock"].result() is True
+    assert not any(w.done() for s, w in waiters.items() if s != "erp_stock")
+    for waiter in waiters.values():
+        waiter.cancel()
+    await asyncio.gather(*waiters.values(), return_exceptions=True)
+    store.close()
 
 
 async def test_a_manual_refresh_of_a_paused_source_still_runs(

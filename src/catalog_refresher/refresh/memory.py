@@ -5,14 +5,20 @@ worker processes (``Refresh:WorkerProcesses``) and multiprocessing's helpers. A
 worker holds a source's fingerprint index and the payload it decodes, so the
 service's own RSS alone would miss most of a refresh's memory.
 
-Finding the descendants means reading every process's ``/proc/PID/stat`` (not
-every kernel has ``/proc/PID/task/TID/children``): a fraction of a millisecond in a
-container's own PID namespace, about 20 ms for 135 processes on this shared
-machine. So the scan is paced to cost at most ``RESCAN_CPU_SHARE`` of the time
-(in a container: at every reading; here: every 20 s or so, never less often than
+The descendants are found from each thread's ``/proc/PID/task/TID/children``
+(a child is listed under the thread that started it): a few small files for the
+whole tree, a fraction of a millisecond. A kernel without those files
+(``CONFIG_PROC_CHILDREN`` off) leaves reading every process's ``/proc/PID/stat``:
+about 20 ms for 135 processes on this shared machine. Either way the scan is paced
+to cost at most ``RESCAN_CPU_SHARE`` of the time (with the children files: at
+about every reading; with the full scan: every 20 s or so, never less often than
 ``RESCAN_AT_LEAST_EVERY``), and repeated at once when a known member is gone;
 between scans a reading costs one small file per member. A worker started between
-two scans (the pool starts one for the first run) is counted from the next.
+two scans is counted from the next.
+
+The files are read with ``os.open``/``os.read``: three system calls a file rather
+than the eight of ``Path.read_bytes`` (this runs every few seconds, for as long as
+the service runs).
 
 The sum counts pages that processes share once per process, as RSS does (``ps``,
 cgroups v1): it over-states, never under-states, what the tree holds.
@@ -83,21 +89,47 @@ class ProcessTreeRss:
 
     def _rescan(self, now: float) -> None:
         self._scanned_at = now
-        parents: dict[int, list[int]] = {}
-        for pid in self._pids():
-            stat = self._stat(pid)
-            if stat is not None:
-                parents.setdefault(stat[0], []).append(pid)
+        children = self._children_listed()
+        if children is None:
+            children = self._children_from_all()
         members: set[int] = set()
         todo = [self.pid]
         while todo:
-            for child in parents.get(todo.pop(), ()):
+            for child in children(todo.pop()):
                 if child not in members and child != self.pid:
                     members.add(child)
                     todo.append(child)
         self._members = members
         took = self._monotonic() - now
         self._rescan_every = min(took / RESCAN_CPU_SHARE, RESCAN_AT_LEAST_EVERY)
+
+    def _children_listed(self) -> Callable[[int], list[int]] | None:
+        """Children from the threads' ``children`` files; ``None`` if the kernel has none."""
+        if _read(self.proc / str(self.pid) / "task" / str(self.pid) / "children") is None:
+            return None
+
+        def children(pid: int) -> list[int]:
+            tasks = self.proc / str(pid) / "task"
+            try:
+                threads = os.listdir(tasks)
+            except OSError:  # it has ended meanwhile
+                return []
+            found: list[int] = []
+            for thread in threads:
+                listed = _read(tasks / thread / "children")
+                found.extend(int(child) for child in (listed or b"").split())
+            return found
+
+        return children
+
+    def _children_from_all(self) -> Callable[[int], list[int]]:
+        """Children from the parent pid in every process's ``stat``."""
+        parents: dict[int, list[int]] = {}
+        for pid in self._pids():
+            stat = self._stat(pid)
+            if stat is not None:
+                parents.setdefault(stat[0], []).append(pid)
+        return lambda pid: parents.get(pid, [])
 
     def _pids(self) -> Iterator[int]:
         try:
@@ -110,9 +142,8 @@ class ProcessTreeRss:
 
     def _stat(self, pid: int) -> tuple[int, int] | None:
         """(parent pid, resident pages) from ``/proc/PID/stat``; ``None`` if it is gone."""
-        try:
-            text = (self.proc / str(pid) / "stat").read_bytes()
-        except OSError:
+        text = _read(self.proc / str(pid) / "stat")
+        if text is None:
             return None
         # The command name (field 2) is in parentheses and may hold spaces or ")".
         fields = text[text.rfind(b")") + 2 :].split()
@@ -120,6 +151,20 @@ class ProcessTreeRss:
             return int(fields[1]), int(fields[21])  # ppid (field 4), rss (field 24)
         except (IndexError, ValueError):
             return None
+
+
+def _read(path: Path) -> bytes | None:
+    """A small ``/proc`` file whole (they are made at the first read), ``None`` if gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # ESRCH: the process ended between the open and the read
+        return None
+    finally:
+        os.close(fd)
 
 
 def process_tree_rss() -> RssProbe:

@@ -19,7 +19,9 @@ import ctypes
 import ctypes.util
 import gc
 import multiprocessing
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -39,19 +41,52 @@ _pipeline: Pipeline | None = None
 _SHUTDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 #: How long ``shutdown`` lets a worker finish a job the service has given up on.
 WORKER_EXIT_WAIT = 5.0
+#: ``prctl(2)``: the signal the kernel sends this process when its parent ends.
+_PR_SET_PDEATHSIG = 1
+#: The exit code of a worker that ends because the service is gone.
+ORPHANED_EXIT = 3
 
 
-def _start_worker(store_url: str) -> None:
-    """Runs once in each worker process, before its first job."""
+def _start_worker(store_url: str, parent: int) -> None:
+    """Runs once in each worker process, before its first job; ``parent``: the
+    service's pid."""
     # Ctrl-C and a service manager's SIGTERM reach the whole process group; the
     # service decides when its workers stop (after the grace period), not they.
     # The worker was started with both signals blocked (``_spawn_shielded``), so
-    # none arrived while it started; one that did is dropped here, as ignored.
-    for signum in _SHUTDOWN_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    # none arrived while it started; one that did is dropped here, as ignored
+    # (SIGTERM: unless the service is gone, see ``_die_with``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(parent)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SHUTDOWN_SIGNALS)
     global _pipeline
     _pipeline = Pipeline(open_store(store_url, memory_map=False), now=lambda: datetime.now(UTC))
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the service (``parent``) ends, however it ends.
+
+    A service killed with SIGKILL (or out of memory) runs no shutdown, and its
+    worker would wait for jobs forever, holding its memory and the store: a killed
+    test run left such orphans. On Linux the kernel sends SIGTERM at the parent's
+    death (``PR_SET_PDEATHSIG``, through ctypes: no dependency for one call). But
+    the worker ignores a SIGTERM to the process group (the service decides when it
+    stops), and the kernel also sends it when the *thread* that started the worker
+    ends while the service lives. So the handler ends the worker only if its parent
+    is no longer ``parent`` (it was re-parented: the service is gone). The same
+    check once the signal is armed covers a service that died before it was.
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if os.getppid() != parent:
+            os._exit(ORPHANED_EXIT)  # nothing to hand back; the store rolls back
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no libc to ask: the check only
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(ORPHANED_EXIT)
 
 
 @contextlib.contextmanager
@@ -123,7 +158,7 @@ class WorkerPool:
             max_workers=1,
             mp_context=self._context,
             initializer=_start_worker,
-            initargs=(self._store_url,),
+            initargs=(self._store_url, os.getpid()),
         )
 
     async def __call__(self, job: Job, payload: Payload) -> Processed:
