@@ -56,8 +56,11 @@ class PostgresStore(SqlStore[Connection]):
     # finish or apply of the same source waits, then sees what this one wrote.
     row_lock = " FOR UPDATE"
     _drop_products = (
+        # LIMIT 1 keeps the check a probe of the index per gone code: as an anti-join
+        # the planner merged with a scan of the whole index (0.5 s, not 0.13 s, for
+        # 5,000 codes among a million rows).
         "DELETE FROM products p USING touched t WHERE p.code = t.code AND t.gone"
-        " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = p.code)",
+        " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = t.code LIMIT 1)",
         # A product no source knows any more has no parts, so no lineage either.
         "DELETE FROM lineage l USING touched t WHERE l.product_code = t.code AND t.gone"
         " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.product_code = l.product_code)",
