@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -414,7 +415,7 @@ def drift(work: Path, runs_wanted: int) -> dict[str, Any]:
         if slots and run.get("started_at"):
             late.append((datetime.fromisoformat(run["started_at"]) - max(slots)).total_seconds())
     late.sort()
-    p99 = late[min(len(late) - 1, int(0.99 * len(late)))] if late else float("nan")
+    p99 = percentile(late, 0.99) if late else float("nan")
     return {"runs": len(late), "p99": p99, "p50": statistics.median(late) if late else 0.0}
 
 
@@ -494,6 +495,30 @@ def verdict(value: float, target: float, *, at_most: bool = True) -> str:
     if ok:
         return "met"
     return f"**missed** by {value / target:.2f}×" if at_most else f"**missed** ({value:.1f}×)"
+
+
+def _machine_state(results: dict[str, Any]) -> str:
+    """What the rows' load averages say of the machine: quiet, or shared."""
+    highest = max(
+        (float(part) for entry in results.values() for part in str(entry["load"]).split("-")),
+        default=0.0,
+    )
+    cpus = os.cpu_count() or 1
+    if highest <= cpus:
+        return (
+            f"The 1-minute load average stayed at or below {highest:.1f} on {cpus} CPUs in"
+            " every row: a quiet machine (single runs still vary by 10-30%)."
+        )
+    return (
+        f"**The machine was shared with other jobs** (1-minute load up to {highest:.1f} on"
+        f" {cpus} CPUs): figures are noisy and slow; rerun on a quiet machine before judging."
+    )
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile of sorted ``values``: of 100 runs, p99 is the 99th (the
+    largest would be p100)."""
+    return values[max(0, math.ceil(share * len(values)) - 1)]
 
 
 def report(results: dict[str, Any], carried: Sequence[str] = (), kept: Path = RESULTS) -> str:
@@ -586,8 +611,7 @@ def report(results: dict[str, Any], carried: Sequence[str] = (), kept: Path = RE
         "",
         "`.venv/bin/python bench/issue11_bench.py` (`make bench`: every row in one run):"
         f" {machine()}. Each row says at what size, when, under what 1-minute load average"
-        " (2 CPUs) and on which commit it was measured. **The machine was shared with other"
-        " jobs: figures are noisy and slow; rerun on a quiet machine before judging.**"
+        f" (2 CPUs) and on which commit it was measured. {_machine_state(results)}"
         " Method: bench/README.md.",
         "",
         *rows,
