@@ -418,6 +418,14 @@ def load() -> str:
 STEPPED = ("full", "incremental", "incremental cold", "identical", "304 cold")
 
 
+def _machine_state(info: dict) -> str:
+    """Quiet or shared, from the 1-minute load averages at the start and the end."""
+    highest = max(float(str(info[k]).split("/")[0]) for k in ("load_before", "load_after"))
+    if highest <= (os.cpu_count() or 1):
+        return "A quiet machine"
+    return "**The machine was shared with other sessions' builds and tests**"
+
+
 def report(n: int, runs: dict[str, list[Sample]], sizes: dict[int, int], info: dict) -> str:
     """The markdown section for docs/benchmarks.md."""
     secs = {k: [s.seconds for s in v] for k, v in runs.items()}
@@ -478,9 +486,9 @@ removed, {c["inserted"]:,} added ({sizes[1] / 1e6:.0f} MB). The incremental runs
 {c["inserted"]:,} new records and {c["deleted"]:,} tombstones (each epoch another 1% of the same
 kind). Method in bench/README.md. Medians of every run of a phase over {info["repeats"]}
 repeats ({info["minutes"]:.1f} minutes in all).
-**The machine was shared with other sessions' builds and tests**: load average (1/5/15 min)
-{info["load_before"]} at the start, {info["load_after"]} at the end, on {os.cpu_count()} CPUs;
-single runs vary by ±30% or more: compare medians of one run only.
+{_machine_state(info)}: load average (1/5/15 min) {info["load_before"]} at the start,
+{info["load_after"]} at the end, on {os.cpu_count()} CPUs; single runs vary by 10-30% or more:
+compare medians of one run only.
 
 {chr(10).join(table)}
 
