@@ -64,7 +64,7 @@ class Chunks:
             yield chunk
 
 
-async def hashed(chunks: AsyncIterator[bytes], hasher: hashlib.blake2b) -> AsyncIterator[bytes]:
+async def hashed(chunks: AsyncIterator[bytes], hasher: hashlib._Hash) -> AsyncIterator[bytes]:
     """``chunks`` as they come, each fed to ``hasher`` on the way."""
     async for chunk in chunks:
         hasher.update(chunk)

