@@ -84,6 +84,8 @@ class FaultSource:
         self.port = 0
         self.eshop_url = ""
         self._cache: tuple[tuple[int, int], list[dict[str, object]]] = ((0, 0), [])
+        self._read: tuple[str, int] = ("ok", 1)
+        """The victim's (mode, generation) as its current read's first page found them."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -115,12 +117,21 @@ class FaultSource:
         self._thread.join()
         self._server = None
 
+    def victim_mode(self, query: dict[str, str]) -> str:
+        """The mode a victim request is answered in. A read's later pages keep what its
+        first page found: a test's switch of mode and generation (two steps) takes effect
+        at the next read, never between the pages of one (a read straddling it would be a
+        torn snapshot of the test's making)."""
+        if query.get("start", "0") == "0":
+            self._read = (self.mode, self.generation)
+        return self._read[0]
+
     def answer(self, path: str, query: dict[str, str]) -> tuple[int, bytes, float, bool]:
         """(status, body, seconds to spread the body over, whether it is the victim's last
         page) for one request."""
         if path == "/eshop":
             return 200, json.dumps(eshop_records()).encode(), 0.0, False
-        mode = self.mode
+        mode = self._read[0]
         if mode == "http_500":
             return 500, b'{"error": "internal"}', 0.0, False
         if mode == "malformed":
@@ -141,9 +152,9 @@ class FaultSource:
         return 200, json.dumps(page).encode(), seconds, last_page
 
     def _records(self) -> list[dict[str, object]]:
-        key = (self.generation, self.products)
+        key = (self._read[1], self.products)
         if self._cache[0] != key:  # a large world is built once per generation
-            self._cache = (key, erp_records(self.generation, self.products))
+            self._cache = (key, erp_records(key[0], self.products))
         return self._cache[1]
 
 
@@ -151,7 +162,8 @@ def _handler(state: FaultSource) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
-            mode = state.mode if url.path == "/erp" else "ok"
+            query = dict(parse_qsl(url.query))
+            mode = state.victim_mode(query) if url.path == "/erp" else "ok"
             state.requests.append((time.monotonic(), url.path, mode))
             if url.path == "/erp" and dict(parse_qsl(url.query)).get("start", "0") == "0":
                 state.first_pages += 1

@@ -25,12 +25,8 @@ from catalog_refresher.store.base import RowDelete, RowWrite, StoredPart
 from catalog_refresher.store.migrations import Step
 from catalog_refresher.store.rows import contains_pattern, parts_from
 from catalog_refresher.store.sql_store import SqlStore
-from catalog_refresher.store.wal_checkpoint import WalCheckpointer
 
 READ_BUSY_TIMEOUT_MS = 1_000
-#: How large the write-ahead log file stays once a checkpoint let it start over; a
-#: first load's log (hundreds of MB) is cut back to this.
-WAL_SIZE_LIMIT = 64 << 20
 #: How much of the file the API's reads map into memory (``memory_map``).
 MMAP_SIZE = 1 << 30
 
@@ -94,16 +90,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         try:
             _create_owner_only(self.path)
             self._writer = self._connect()
-            # Checkpoints are made off the writer's path (``store/wal_checkpoint.py``).
-            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
-            self._writer.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._checkpointer = WalCheckpointer(self._connect)
 
     def _connect(self, *, busy_timeout_ms: int = 120_000) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -126,7 +118,6 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         return conn
 
     def close(self) -> None:
-        self._checkpointer.close()
         with self._write_lock, self._readers_lock:
             self._writer.close()
             for reader in self._readers:
@@ -143,7 +134,6 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         """One write transaction; rolled back whole on any error."""
         with self._write_lock:
             conn = self._writer
-            changes = conn.total_changes
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
@@ -154,7 +144,6 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"SQLite write failed: {exc}") from exc
                 raise
-            self._checkpointer.committed(conn.total_changes - changes)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
