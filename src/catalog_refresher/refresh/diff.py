@@ -156,13 +156,19 @@ class _Writes(EncodedOnRead):
     def __len__(self) -> int:
         return self._length
 
-    def _write(self, key: str) -> RowWrite:
-        record = self._rows[key]
-        day = row_day(record) if self._history else None
-        return RowWrite(key, record.product_code, day, _encoder.encode(record))
+    def _each(self) -> Iterator[tuple[str, records.Record]]:
+        """Each row's key and record, in order."""
+        rows = self._rows
+        return ((key, rows[key]) for keys in self._keys for key in keys)
+
+    def _day(self, record: records.Record) -> date | None:
+        return row_day(record) if self._history else None
+
+    def _write(self, key: str, record: records.Record) -> RowWrite:
+        return RowWrite(key, record.product_code, self._day(record), _encoder.encode(record))
 
     def __iter__(self) -> Iterator[RowWrite]:
-        return (self._write(key) for keys in self._keys for key in keys)
+        return (self._write(key, record) for key, record in self._each())
 
     @overload
     def __getitem__(self, index: int) -> RowWrite: ...
@@ -171,24 +177,19 @@ class _Writes(EncodedOnRead):
     def __getitem__(self, index: slice) -> list[RowWrite]: ...
 
     def __getitem__(self, index: int | slice) -> RowWrite | list[RowWrite]:
-        every = [key for keys in self._keys for key in keys]  # rare: tests and previews
+        every = list(self._each())  # rare: tests and previews
         if isinstance(index, slice):
-            return [self._write(key) for key in every[index]]
-        return self._write(every[index])
+            return [self._write(key, record) for key, record in every[index]]
+        return self._write(*every[index])
 
     def names(self) -> Iterator[tuple[str, str | None]]:
-        rows = self._rows
-        for keys in self._keys:
-            for key in keys:
-                record = rows[key]
-                yield record.product_code, getattr(record, "product_name", None)
+        return (
+            (record.product_code, getattr(record, "product_name", None))
+            for _, record in self._each()
+        )
 
     def heads(self) -> Iterator[tuple[str, str, date | None]]:
-        rows, history = self._rows, self._history
-        for keys in self._keys:
-            for key in keys:
-                record = rows[key]
-                yield key, record.product_code, row_day(record) if history else None
+        return ((key, record.product_code, self._day(record)) for key, record in self._each())
 
 
 def _copy(key: str) -> str:

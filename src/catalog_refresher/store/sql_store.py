@@ -126,7 +126,7 @@ _LATEST = "SELECT coalesce(max(id), 0) FROM changes"
 _SUCCESSES = "SELECT source, last_success_at FROM source_state"
 
 
-def _as_bytes(data: str | bytes | memoryview) -> bytes:
+def as_bytes(data: str | bytes | memoryview) -> bytes:
     """A row's JSON as the drivers hand it back (text, or bytes), as bytes."""
     return data.encode() if isinstance(data, str) else bytes(data)
 
@@ -486,9 +486,7 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
                     f"SELECT key, data FROM records WHERE source = {p} AND key IN ({marks})",
                     (source, *chunk),
                 ).fetchall()
-                found.update(
-                    (str(k), d.encode() if isinstance(d, str) else bytes(d)) for k, d in rows
-                )
+                found.update((str(k), as_bytes(d)) for k, d in rows)
         version, count = (int(state[0]), int(state[1])) if state else (0, 0)
         return KeyedRows(version=version, row_count=count, rows=found)
 

@@ -24,7 +24,7 @@ from catalog_refresher.errors import StoreError
 from catalog_refresher.store.base import RowDelete, RowWrite, StoredPart
 from catalog_refresher.store.migrations import Step
 from catalog_refresher.store.rows import contains_pattern, parts_from
-from catalog_refresher.store.sql_store import SqlStore
+from catalog_refresher.store.sql_store import SqlStore, as_bytes
 
 READ_BUSY_TIMEOUT_MS = 1_000
 #: How much of the file the API's reads map into memory (``memory_map``).
@@ -272,7 +272,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             cursor = conn.execute("SELECT key, data FROM records WHERE source = ?", (source,))
             while chunk := cursor.fetchmany(10_000):
                 for key, data in chunk:
-                    yield key, _bytes(data)
+                    yield key, as_bytes(data)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite read failed: {exc}") from exc
         finally:
@@ -298,13 +298,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             return None
         grouped: dict[str, list[bytes]] = {}
         for source, data in rows:
-            grouped.setdefault(source, []).append(_bytes(data))
+            grouped.setdefault(source, []).append(as_bytes(data))
         marks = {source: (run_id, self._time_value(changed)) for source, run_id, changed in lineage}
         return parts_from(grouped, marks)
-
-
-def _bytes(data: str | bytes) -> bytes:
-    return data.encode() if isinstance(data, str) else data
 
 
 def _casefold(text: str | None) -> str | None:
