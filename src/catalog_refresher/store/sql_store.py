@@ -475,20 +475,24 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
             self._write_sync(conn, source, SyncState())
 
     def rows_by_key(self, source: str, keys: Collection[str]) -> KeyedRows:
-        p, wanted = self.placeholder, list(keys)
+        wanted = list(keys)
         found: dict[str, bytes] = {}
         with self._read() as conn:
             state = conn.execute(self._q(_VERSION_AND_COUNT), (source,)).fetchone()
             for start in range(0, len(wanted), KEYS_PER_READ):
-                chunk = wanted[start : start + KEYS_PER_READ]
-                marks = ", ".join([p] * len(chunk))
-                rows = conn.execute(
-                    f"SELECT key, data FROM records WHERE source = {p} AND key IN ({marks})",
-                    (source, *chunk),
-                ).fetchall()
+                rows = self._rows_of_keys(conn, source, wanted[start : start + KEYS_PER_READ])
                 found.update((str(k), as_bytes(d)) for k, d in rows)
         version, count = (int(state[0]), int(state[1])) if state else (0, 0)
         return KeyedRows(version=version, row_count=count, rows=found)
+
+    def _rows_of_keys(self, conn: Conn, source: str, keys: list[str]) -> list[Any]:
+        """``(key, data)`` of the stored ones among ``keys`` (at most ``KEYS_PER_READ``)."""
+        p = self.placeholder
+        marks = ", ".join([p] * len(keys))
+        return conn.execute(
+            f"SELECT key, data FROM records WHERE source = {p} AND key IN ({marks})",
+            (source, *keys),
+        ).fetchall()
 
     def data_version(self, source: str) -> int:
         with self._read() as conn:
