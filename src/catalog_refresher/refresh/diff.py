@@ -71,7 +71,7 @@ class FingerprintIndex:
         # records (hundreds of MB) resident. The copies, made now, are laid out densely. An
         # updated key keeps the index's own string (a dict keeps its first key object).
         for key in diff.inserts:
-            self.fingerprints[_copy(key)] = hash(rows[key])
+            self.fingerprints[copy_key(key)] = hash(rows[key])
         for key in diff.updates:
             self.fingerprints[key] = hash(rows[key])
         for key in diff.deletes:
@@ -101,7 +101,7 @@ def diff(spec: SourceSpec, index: FingerprintIndex, batch: Batch, window: Window
         stored_keys = {k for k in stored if _history_key_day(k) >= window.date_from}
     else:
         stored_keys = stored.keys()
-    result = _changed(stored, batch, Diff(scope=len(stored_keys)))
+    result = changed_rows(stored, batch.rows, Diff(scope=len(stored_keys)))
     result.deletes = list(stored_keys - batch.rows.keys())
     return result
 
@@ -114,17 +114,17 @@ def upserts(index: FingerprintIndex, batch: Batch, tombstones: Set[str]) -> Diff
     for key in tombstones:
         batch.rows.pop(key, None)
     scope = len(stored) if index.row_count is None else index.row_count
-    result = _changed(stored, batch, Diff(scope=scope))
+    result = changed_rows(stored, batch.rows, Diff(scope=scope))
     result.deletes = [key for key in tombstones if key in stored]
     return result
 
 
-def _changed(stored: dict[str, int], batch: Batch, result: Diff) -> Diff:
-    """``result`` with the batch's new keys as inserts and its changed rows as updates."""
+def changed_rows(stored: dict[str, int], rows: dict[str, records.Record], result: Diff) -> Diff:
+    """``result`` with the new keys of ``rows`` as inserts and its changed rows as updates."""
     # Once per record (a million for a large snapshot): one lookup and one hash each.
     inserts, updates = result.inserts, result.updates
     get = stored.get
-    for key, record in batch.rows.items():
+    for key, record in rows.items():
         old = get(key)
         if old is None:
             inserts.append(key)
@@ -192,7 +192,7 @@ class _Writes(EncodedOnRead):
         return ((key, record.product_code, self._day(record)) for key, record in self._each())
 
 
-def _copy(key: str) -> str:
+def copy_key(key: str) -> str:
     """A new string equal to ``key`` (slicing and ``str()`` hand back the same object)."""
     return key.encode().decode()
 

@@ -74,7 +74,7 @@ def preview(
         mode=mode,
         not_modified=not_modified,
         fetched=batch.fetched,
-        valid=len(batch.rows),
+        valid=batch.valid,
         invalid=batch.invalid,
         inserted=len(diff.inserts),
         updated=len(diff.updates),

@@ -39,9 +39,9 @@ def check_publish(
     """Raise ``PublishRejected`` with the reason, unless ``force``."""
     if force:
         return
-    if batch.fetched and not batch.rows:
+    if batch.fetched and not batch.valid:
         raise PublishRejected(all_invalid(batch))
-    if diff.scope and not batch.rows:
+    if diff.scope and not batch.valid:
         what = "history window" if spec.is_history else "snapshot"
         raise PublishRejected(f"empty {what} while {diff.scope} rows are stored")
     share = len(diff.deletes) / diff.scope if diff.scope else 0.0
@@ -61,7 +61,7 @@ def check_incremental(
     an answer of invalid records alone are refused."""
     if force:
         return
-    if batch.fetched and not batch.rows and not tombstones:
+    if batch.fetched and not batch.valid and not tombstones:
         raise PublishRejected(all_invalid(batch))
     share = len(diff.deletes) / diff.scope if diff.scope else 0.0
     if share > max_delete_share:

@@ -22,7 +22,17 @@ from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced,
 from catalog_refresher.refresh import diff as diffing
 from catalog_refresher.refresh.dry_run import Preview, preview
 from catalog_refresher.refresh.guard import check_incremental, check_publish
-from catalog_refresher.refresh.incremental import Plan, next_sync, probe
+from catalog_refresher.refresh.incremental import Plan, Probed, next_sync, probe
+from catalog_refresher.refresh.raw_index import (
+    Known,
+    RawIndex,
+    Reading,
+    candidates,
+    reading_of,
+    unseen_in,
+    validate_known,
+)
+from catalog_refresher.refresh.raw_index import changes as raw_changes
 from catalog_refresher.refresh.validate import Batch, validate
 from catalog_refresher.refresh.validators import check_validators
 from catalog_refresher.sources.base import Payload
@@ -65,11 +75,24 @@ class Processed:
     """A dry run's answer (nothing was written)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Delta:
+    """A run's diff, ready to publish, and how to bring its index up to date after."""
+
+    batch: Batch
+    found: diffing.Diff
+    version: int
+    """The data version the diff was made against (the apply is refused past it)."""
+    remember: Callable[[Applied], None]
+    whole: Batch | None
+    """The payload validated whole, if it was (a second pass need not do it again)."""
+
+
 class Pipeline:
     def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
         self.store = store
         self.now = now
-        self._indexes: dict[str, diffing.FingerprintIndex] = {}
+        self._indexes: dict[str, diffing.FingerprintIndex | RawIndex] = {}
 
     def process(self, job: Job, payload: Payload) -> Processed:
         """Validate ``payload`` and publish it for ``job``'s run, or say why not.
@@ -83,115 +106,212 @@ class Pipeline:
         progress.phase("decoding")
         if job.incremental is not None and not payload.not_modified:
             probed = probe(spec, job.incremental, payload, mode=mode)
-        batch = (
-            Batch()
-            if payload.not_modified
-            else validate(spec, payload, job.window, probed.skip if probed else ())
-        )
-        if probed is not None:
-            for reason in probed.invalid:
-                batch.refuse("tombstone", reason)
         sync = None
         if job.plan is not None:
             seen = None if probed is None else probed.cursor
             incremental = job.incremental is not None
             sync = next_sync(job.plan, payload, seen, incremental=incremental, now=self.now)
         if payload.not_modified:
-            if job.dry_run:  # nothing read, nothing would change: and nothing is written
-                nothing = diffing.Diff()
-                answer = preview(
-                    source=spec.id,
-                    mode=mode,
-                    not_modified=True,
-                    batch=batch,
-                    diff=nothing,
-                    guard=lambda: None,
-                    validators=job.validators,
-                    forced=job.forced,
-                )
-                outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, nothing, None)
-                return Processed(outcome=outcome, valid=0, preview=answer)
-            return self._not_modified(job, spec, batch, sync)
-        upserting = mode is RunMode.INCREMENTAL
-        progress.phase("diffing")
+            return self._not_modified(job, spec, mode, sync)
+        # Only a full run of a snapshot read as JSON can skip the records it sent before.
+        reading = reading_of(spec, payload) if probed is None and mode is RunMode.FULL else None
+        whole = None
+        if reading is None:
+            whole = validate(spec, payload, job.window, probed.skip if probed else ())
+            for reason in probed.invalid if probed else ():
+                whole.refuse("tombstone", reason)
         try:
             for _ in range(2):  # a second pass only if the data moved under the first diff
-                if upserting:
-                    assert probed is not None
-                    index = self._index(spec, keys=(*batch.rows, *probed.tombstones))
-                    found = diffing.upserts(index, batch, probed.tombstones.keys())
-                else:
-                    index = self._index(spec)
-                    found = diffing.diff(spec, index, batch, job.window)
-
-                def guard(found: diffing.Diff = found) -> None:
-                    if upserting:
-                        assert probed is not None
-                        check_incremental(
-                            batch=batch,
-                            diff=found,
-                            tombstones=len(probed.tombstones),
-                            max_delete_share=job.max_delete_share,
-                            force=job.forced,
-                        )
-                    else:
-                        check_publish(
-                            spec=spec,
-                            batch=batch,
-                            diff=found,
-                            max_delete_share=job.max_delete_share,
-                            force=job.forced,
-                        )
-
-                if job.dry_run:
-                    answer = preview(
-                        source=spec.id,
-                        mode=mode,
-                        not_modified=payload.not_modified,
-                        batch=batch,
-                        diff=found,
-                        guard=guard,
-                        validators=job.validators,
-                        forced=job.forced,
-                    )
-                    outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
-                    return Processed(outcome=outcome, valid=len(batch.rows), preview=answer)
-                try:
-                    guard()
-                    check_validators(job.validators, batch=batch, diff=found, force=job.forced)
-                except PublishRejected as exc:
-                    rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
-                    return Processed(outcome=rejected, valid=len(batch.rows))
-                changes = diffing.changeset(spec, found, batch, index.version, sync)
-                changes = dataclasses.replace(changes, versions=job.versions)
-                succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None, sync)
-                progress.phase("applying")
-                try:
-                    applied = self.store.apply(job.run_id, changes, succeeded, stamp=self.now)
-                except IndexOutOfDate:
-                    self._indexes.pop(spec.id, None)
-                    continue
-                except SourcePinned:  # fetched and validated; an operator holds the data
-                    skipped = self._outcome(job, batch, RunStatus.SKIPPED, None, "pinned")
-                    return Processed(outcome=skipped, valid=len(batch.rows))
-                index.update(found, batch, applied.version)
-                if applied.products is not None and len(applied.products) > MANY_PRODUCTS:
-                    # Shipping a million codes back to the service process (and dropping
-                    # them from its cache one by one) stalls it; "all of them" is cheaper.
-                    applied = dataclasses.replace(applied, products=None)
-                return Processed(outcome=succeeded, valid=len(batch.rows), applied=applied)
+                delta = self._delta(job, spec, payload, probed, reading, whole)
+                whole = delta.whole
+                processed = self._publish(job, spec, mode, delta, probed, sync)
+                if processed is not None:
+                    return processed
             raise RunFenced(f"{spec.id} kept changing under the diff; try again")
         except BaseException:
             # Whatever happened, the in-memory index may no longer match the store.
             self._indexes.pop(spec.id, None)
             raise
 
+    def _delta(
+        self,
+        job: Job,
+        spec: SourceSpec,
+        payload: Payload,
+        probed: Probed | None,
+        reading: Reading | None,
+        whole: Batch | None,
+    ) -> _Delta:
+        """What the run changes, against the source's index as it is now; ``whole`` is
+        the payload validated whole, when it has been already."""
+        if reading is not None:
+            raw = self._indexes.get(spec.id)
+            if (
+                isinstance(raw, RawIndex)
+                and raw.reading == reading
+                and raw.version == self.store.data_version(spec.id)
+            ):
+                delta = self._known_delta(spec, payload, raw, whole)
+                if delta is None and whole is None:  # a duplicate key: validate whole
+                    whole = self._whole(job, spec, payload, whole, reading)
+                    delta = self._known_delta(spec, payload, raw, whole)
+                if delta is not None:
+                    return delta
+            self._indexes.pop(spec.id, None)  # out of date, or read otherwise: never used again
+        whole = self._whole(job, spec, payload, whole, reading)
+        progress.phase("diffing")
+        if job.plan is not None and job.plan.mode is RunMode.INCREMENTAL:
+            assert probed is not None
+            index = self._index(spec, keys=(*whole.rows, *probed.tombstones))
+            found = diffing.upserts(index, whole, probed.tombstones.keys())
+        else:
+            index = self._index(spec)
+            found = diffing.diff(spec, index, whole, job.window)
+
+        def remember(applied: Applied) -> None:
+            if reading is not None:
+                raw = RawIndex.of_batch(whole, applied.version, reading)
+                if raw is not None:  # from now on, the source's runs skip what they sent before
+                    self._indexes[spec.id] = raw
+                    return
+            index.update(found, whole, applied.version)
+
+        return _Delta(
+            batch=whole, found=found, version=index.version, remember=remember, whole=whole
+        )
+
+    def _whole(
+        self,
+        job: Job,
+        spec: SourceSpec,
+        payload: Payload,
+        whole: Batch | None,
+        reading: Reading | None,
+    ) -> Batch:
+        """The payload validated whole (once per run), with the bytes' hashes if a raw
+        index may be kept."""
+        if whole is None:
+            progress.phase("decoding")
+            whole = validate(spec, payload, job.window, hash_sent=reading is not None)
+        return whole
+
+    def _known_delta(
+        self, spec: SourceSpec, payload: Payload, raw: RawIndex, whole: Batch | None
+    ) -> _Delta | None:
+        """What the run changes by the raw index: only records sent as new bytes are
+        decoded (unless ``whole``) and read from the store; ``None`` if the run must be
+        validated whole and diffed so (see ``refresh/raw_index.py``)."""
+        if whole is None:
+            known = validate_known(spec, payload, raw)
+            keys = list(known.batch.rows)
+        elif whole.sent is not None:
+            known = Known(batch=whole, unseen=unseen_in(raw, whole))
+            keys = candidates(raw, whole)
+        else:
+            return None
+        progress.phase("diffing")
+        found = raw_changes(spec, raw, known, self.store.rows_by_key(spec.id, keys), keys)
+        if found is None:
+            return None
+
+        def remember(applied: Applied) -> None:
+            raw.update(known.batch, known.unseen, applied.version)
+
+        return _Delta(
+            batch=known.batch, found=found, version=raw.version, remember=remember, whole=whole
+        )
+
+    def _publish(
+        self,
+        job: Job,
+        spec: SourceSpec,
+        mode: RunMode,
+        delta: _Delta,
+        probed: Probed | None,
+        sync: SyncState | None,
+    ) -> Processed | None:
+        """Guard, validate and apply ``delta``; ``None`` if the store moved under its diff."""
+        batch, found = delta.batch, delta.found
+        upserting = mode is RunMode.INCREMENTAL
+
+        def guard() -> None:
+            if upserting:
+                assert probed is not None
+                check_incremental(
+                    batch=batch,
+                    diff=found,
+                    tombstones=len(probed.tombstones),
+                    max_delete_share=job.max_delete_share,
+                    force=job.forced,
+                )
+            else:
+                check_publish(
+                    spec=spec,
+                    batch=batch,
+                    diff=found,
+                    max_delete_share=job.max_delete_share,
+                    force=job.forced,
+                )
+
+        if job.dry_run:
+            answer = preview(
+                source=spec.id,
+                mode=mode,
+                not_modified=False,
+                batch=batch,
+                diff=found,
+                guard=guard,
+                validators=job.validators,
+                forced=job.forced,
+            )
+            outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
+            return Processed(outcome=outcome, valid=batch.valid, preview=answer)
+        try:
+            guard()
+            check_validators(job.validators, batch=batch, diff=found, force=job.forced)
+        except PublishRejected as exc:
+            rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
+            return Processed(outcome=rejected, valid=batch.valid)
+        changes = diffing.changeset(spec, found, batch, delta.version, sync)
+        changes = dataclasses.replace(changes, versions=job.versions)
+        succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None, sync)
+        progress.phase("applying")
+        try:
+            applied = self.store.apply(job.run_id, changes, succeeded, stamp=self.now)
+        except IndexOutOfDate:
+            self._indexes.pop(spec.id, None)
+            return None
+        except SourcePinned:  # fetched and validated; an operator holds the data
+            skipped = self._outcome(job, batch, RunStatus.SKIPPED, None, "pinned")
+            return Processed(outcome=skipped, valid=batch.valid)
+        delta.remember(applied)
+        if applied.products is not None and len(applied.products) > MANY_PRODUCTS:
+            # Shipping a million codes back to the service process (and dropping
+            # them from its cache one by one) stalls it; "all of them" is cheaper.
+            applied = dataclasses.replace(applied, products=None)
+        return Processed(outcome=succeeded, valid=batch.valid, applied=applied)
+
     def _not_modified(
-        self, job: Job, spec: SourceSpec, batch: Batch, sync: SyncState | None
+        self, job: Job, spec: SourceSpec, mode: RunMode, sync: SyncState | None
     ) -> Processed:
         """A 304 or an identical body: nothing to diff, so no fingerprint index is built
         (after a start that would read every stored row); only the run and the validators
         are recorded, against the source's data version as it is now."""
+        batch = Batch()
+        if job.dry_run:  # nothing read, nothing would change: and nothing is written
+            nothing = diffing.Diff()
+            answer = preview(
+                source=spec.id,
+                mode=mode,
+                not_modified=True,
+                batch=batch,
+                diff=nothing,
+                guard=lambda: None,
+                validators=job.validators,
+                forced=job.forced,
+            )
+            outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, nothing, None)
+            return Processed(outcome=outcome, valid=0, preview=answer)
         nothing = diffing.Diff()
         succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, nothing, None, sync, True)
         for _ in range(2):  # a second read only if a peer wrote between version and apply
@@ -251,6 +371,8 @@ class Pipeline:
         run (``keys``) without one, an index of only the rows of its keys."""
         version = self.store.data_version(spec.id)
         index = self._indexes.get(spec.id)
+        if isinstance(index, RawIndex):
+            index = None  # not what this run can use (``_delta``); replaced below
         if index is not None and index.version != version:
             del self._indexes[spec.id]  # out of date: never used again
             index = None

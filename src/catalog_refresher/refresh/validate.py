@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from catalog_refresher import progress
 from catalog_refresher.domain import records
-from catalog_refresher.domain.rules import normaliser, show_key
+from catalog_refresher.domain.rules import Normaliser, normaliser, show_key
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import InvalidRecord
 from catalog_refresher.sources.base import Payload
-from catalog_refresher.sources.decoding import Unfit, decode_pages
+from catalog_refresher.sources.decoding import PageRecords, Unfit, decode_pages
 
 #: How many invalid-record reasons a run keeps for its audit entry.
 MAX_REASONS = 10
@@ -37,6 +37,15 @@ class Batch:
     duplicates: int = 0
     """Records whose key an earlier record had (each also counted invalid)."""
     reasons: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    """Valid records not in ``rows``: sent as the very bytes of a stored row, so neither
+    decoded nor diffed (``refresh/raw_index.py``)."""
+    sent: dict[str, int] | None = None
+    """When asked for: the hash of the bytes each row's record was sent as, by row key."""
+
+    @property
+    def valid(self) -> int:
+        return len(self.rows) + self.unchanged
 
     def refuse(self, where: str, reason: str) -> None:
         self.invalid += 1
@@ -49,44 +58,61 @@ def validate(
     payload: Payload,
     window: Window | None,
     skip: Sequence[Set[int]] = (),
+    *,
+    hash_sent: bool = False,
 ) -> Batch:
     """Decode and validate every page of ``payload`` for ``spec``'s source; ``skip`` holds,
     per page, the positions of records that are not records (an incremental answer's
-    tombstones: ``refresh/incremental.py``), neither counted nor validated."""
-    batch = Batch()
+    tombstones: ``refresh/incremental.py``), neither counted nor validated. ``hash_sent``
+    fills ``Batch.sent`` (JSON pages)."""
+    batch = Batch(sent={} if hash_sent else None)
     normalise = normaliser(spec, window)
-    rows = batch.rows
     several = len(payload.pages) > 1
-    # The inner loop runs once per record (a million for a large snapshot): it is
-    # kept to one dict store and one call on the common path.
-    for page_number, page in enumerate(decode_pages(payload, spec.record_type), start=1):
-        where = f"page {page_number} record" if several else "record"
+    pages = decode_pages(payload, spec.record_type, hash_sent=hash_sent)
+    for page_number, page in enumerate(pages, start=1):
         batch.fetched += len(page.records)
         progress.advance(progress.RECORDS, len(page.records))
-        may_hold_unfit = page.may_hold_unfit
-        # Messages name a record by its place in the page, filtered-out records included.
-        at = page.positions
         skipped = skip[page_number - 1] if len(skip) >= page_number else None
         if skipped:
             batch.fetched -= len(skipped)
-        for index, record in enumerate(page.records):
-            if skipped and (index if at is None else at[index]) in skipped:
-                continue
-            if may_hold_unfit and isinstance(record, Unfit):
-                batch.refuse(f"{where} {index if at is None else at[index]}", record.reason)
-                continue
-            try:
-                key, clean = normalise(record)
-            except InvalidRecord as exc:
-                batch.refuse(f"{where} {index if at is None else at[index]}", str(exc))
-                continue
-            size = len(rows)
-            rows[key] = clean
-            if len(rows) == size:
-                # Contract: the last occurrence wins, the earlier one counts as invalid.
-                batch.duplicates += 1
-                batch.refuse(
-                    f"{where} {index if at is None else at[index]}",
-                    f"duplicate key {show_key(key)}, replaces earlier",
-                )
+        take(batch, normalise, page, f"page {page_number} record" if several else "record", skipped)
     return batch
+
+
+def take(
+    batch: Batch,
+    normalise: Normaliser,
+    page: PageRecords,
+    where: str,
+    skipped: Set[int] | None = None,
+) -> None:
+    """Validate ``page``'s records into ``batch`` (not counting them as fetched)."""
+    rows = batch.rows
+    sent, hashes = batch.sent, page.hashes
+    may_hold_unfit = page.may_hold_unfit
+    # Messages name a record by its place in the page, filtered-out records included.
+    at = page.positions
+    # The inner loop runs once per record (a million for a large snapshot): it is
+    # kept to one dict store and one call on the common path.
+    for index, record in enumerate(page.records):
+        if skipped and (index if at is None else at[index]) in skipped:
+            continue
+        if may_hold_unfit and isinstance(record, Unfit):
+            batch.refuse(f"{where} {index if at is None else at[index]}", record.reason)
+            continue
+        try:
+            key, clean = normalise(record)
+        except InvalidRecord as exc:
+            batch.refuse(f"{where} {index if at is None else at[index]}", str(exc))
+            continue
+        size = len(rows)
+        rows[key] = clean
+        if sent is not None and hashes is not None:
+            sent[key] = hashes[index if at is None else at[index]]
+        if len(rows) == size:
+            # Contract: the last occurrence wins, the earlier one counts as invalid.
+            batch.duplicates += 1
+            batch.refuse(
+                f"{where} {index if at is None else at[index]}",
+                f"duplicate key {show_key(key)}, replaces earlier",
+            )
