@@ -331,9 +331,17 @@ BASELINES = {"sql": "staged SQL diff, rows in memory", "sql+fetch": "fetch + dec
 
 
 def code() -> str:
-    """The commit measured (``-dirty``: with uncommitted changes); git is only read."""
-    git = ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
-    return subprocess.run(git, capture_output=True, text=True, check=False).stdout.strip() or "?"
+    """The commit measured; ``-dirty`` when something outside ``docs/`` has uncommitted
+    changes (the benchmarks write their results there, row by row); git is only read."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "describe", "--always"], capture_output=True, text=True)
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs"],
+        capture_output=True,
+        text=True,
+    )
+    label = commit.stdout.strip() or "?"
+    return f"{label}-dirty" if changed.stdout.strip() else label
 
 
 def machine() -> str:
