@@ -2,8 +2,10 @@
 
 One synchronous call per run, so that it can run on a worker thread or in a
 worker process (``refresh/workers.py``) and never hold the event loop that
-serves the API. A ``Pipeline`` keeps the fingerprint index of each source it
-has processed; see ``refresh/diff.py`` for why and how it is kept honest.
+serves the API. A ``Pipeline`` keeps an index of each source it has processed:
+the fingerprint index (``refresh/diff.py``: why, and how it is kept honest), or,
+after a full run of a snapshot read as JSON, the raw index (``refresh/raw_index.py``),
+with which the next full run decodes only the records whose bytes are new.
 """
 
 from __future__ import annotations
