@@ -37,11 +37,15 @@ class Twins:
         self.kept_store, self.fresh_store = kept, fresh
         self.kept = Pipeline(self.kept_store, now=lambda: T0)
 
-    def run(self, payload: Payload) -> tuple[Processed, Processed]:
-        kept = self.kept.process(self._job(self.kept_store), payload)
+    def run(self, payload: Payload, **job: Any) -> tuple[Processed, Processed]:
+        """``payload`` through both; ``job``: ``Job`` fields other than the defaults."""
+        kept = self.kept.process(self._job(self.kept_store, **job), payload)
         fresh = Pipeline(self.fresh_store, now=lambda: T0).process(
-            self._job(self.fresh_store), payload
+            self._job(self.fresh_store, **job), payload
         )
+        assert kept.outcome.status == fresh.outcome.status
+        assert kept.outcome.error == fresh.outcome.error
+        assert kept.preview == fresh.preview
         assert counts_of(kept) == counts_of(fresh)
         assert kept.outcome.invalid_reasons == fresh.outcome.invalid_reasons
         assert kept.valid == fresh.valid
@@ -57,16 +61,17 @@ class Twins:
         return index if isinstance(index, RawIndex) else None
 
     @staticmethod
-    def _job(store: Store) -> Job:
+    def _job(store: Store, **options: Any) -> Job:
         run = start_run(store, SOURCE)
+        # Forced by default: the guard is not what most runs compare.
+        fields: dict[str, Any] = {"forced": True, "max_delete_share": 1.0, **options}
         return Job(
             run_id=run.id,
             source=SOURCE,
-            forced=True,  # the guard is not what is compared here
             window=None,
-            max_delete_share=1.0,
             attempts=1,
             used_backup=False,
+            **fields,
         )
 
 

@@ -138,3 +138,23 @@ def test_a_peer_write_makes_the_next_run_read_the_store_again(twins: Twins) -> N
 def test_random_snapshots_publish_what_a_whole_decode_publishes(twins: Twins) -> None:
     """Forty runs of random changes: the kept and fresh pipelines agree after each."""
     random_runs(twins, runs=40, seed=11)
+
+
+def test_a_dry_run_and_a_rejected_run_leave_the_raw_index_as_it_was(twins: Twins) -> None:
+    """Neither publishes, so neither may move the index: the dry run previews what a whole
+    decode previews, the guard refuses as it would, and the run after them publishes the
+    change against the rows still stored."""
+    first = [erp(f"P{i}") for i in range(10)]
+    twins.run(pages(first))
+    index = twins.raw_index()
+    assert index is not None
+    before = dict(index.keys)
+    changed = [erp("P0", 5), *first[1:4], erp("NEW")]  # 6 of 10 rows gone
+    kept, _ = twins.run(pages(changed), dry_run=True)
+    assert kept.preview is not None
+    assert (kept.preview.inserted, kept.preview.updated, kept.preview.deleted) == (1, 1, 6)
+    kept, _ = twins.run(pages(changed), forced=False, max_delete_share=0.5)
+    assert kept.outcome.status.value == "rejected"
+    assert index.keys == before
+    kept, _ = twins.run(pages(changed))
+    assert (counts_of(kept).inserted, counts_of(kept).updated, counts_of(kept).deleted) == (1, 1, 6)
