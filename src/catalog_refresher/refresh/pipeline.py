@@ -256,18 +256,7 @@ class Pipeline:
                 )
 
         if job.dry_run:
-            answer = preview(
-                source=spec.id,
-                mode=mode,
-                not_modified=False,
-                batch=batch,
-                diff=found,
-                guard=guard,
-                validators=job.validators,
-                forced=job.forced,
-            )
-            outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
-            return Processed(outcome=outcome, valid=batch.valid, preview=answer)
+            return self._dry_run(job, spec, mode, batch, found, guard, not_modified=False)
         try:
             guard()
             check_validators(job.validators, batch=batch, diff=found, force=job.forced)
@@ -293,6 +282,31 @@ class Pipeline:
             applied = dataclasses.replace(applied, products=None)
         return Processed(outcome=succeeded, valid=batch.valid, applied=applied)
 
+    def _dry_run(
+        self,
+        job: Job,
+        spec: SourceSpec,
+        mode: RunMode,
+        batch: Batch,
+        found: diffing.Diff,
+        guard: Callable[[], None],
+        *,
+        not_modified: bool,
+    ) -> Processed:
+        """What the run would publish, and the verdicts it would meet: nothing is written."""
+        answer = preview(
+            source=spec.id,
+            mode=mode,
+            not_modified=not_modified,
+            batch=batch,
+            diff=found,
+            guard=guard,
+            validators=job.validators,
+            forced=job.forced,
+        )
+        outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None)
+        return Processed(outcome=outcome, valid=batch.valid, preview=answer)
+
     def _not_modified(
         self, job: Job, spec: SourceSpec, mode: RunMode, sync: SyncState | None
     ) -> Processed:
@@ -302,18 +316,7 @@ class Pipeline:
         batch = Batch()
         if job.dry_run:  # nothing read, nothing would change: and nothing is written
             nothing = diffing.Diff()
-            answer = preview(
-                source=spec.id,
-                mode=mode,
-                not_modified=True,
-                batch=batch,
-                diff=nothing,
-                guard=lambda: None,
-                validators=job.validators,
-                forced=job.forced,
-            )
-            outcome = self._outcome(job, batch, RunStatus.SUCCEEDED, nothing, None)
-            return Processed(outcome=outcome, valid=0, preview=answer)
+            return self._dry_run(job, spec, mode, batch, nothing, lambda: None, not_modified=True)
         nothing = diffing.Diff()
         succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, nothing, None, sync, True)
         for _ in range(2):  # a second read only if a peer wrote between version and apply
