@@ -36,6 +36,8 @@ from catalog_refresher.store.base import (
 )
 
 _encoder = msgspec.json.Encoder()
+#: A normalised record as the JSON its row holds.
+encode_record = _encoder.encode
 
 
 @dataclass(slots=True, kw_only=True)
@@ -165,7 +167,7 @@ class _Writes(EncodedOnRead):
         return row_day(record) if self._history else None
 
     def _write(self, key: str, record: records.Record) -> RowWrite:
-        return RowWrite(key, record.product_code, self._day(record), _encoder.encode(record))
+        return RowWrite(key, record.product_code, self._day(record), encode_record(record))
 
     def __iter__(self) -> Iterator[RowWrite]:
         return (self._write(key, record) for key, record in self._each())

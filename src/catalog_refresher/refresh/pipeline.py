@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar
 
 from catalog_refresher import progress
 from catalog_refresher.config.settings import IncrementalSettings, ValidatorSettings
@@ -22,6 +23,7 @@ from catalog_refresher.domain.specs import SPECS, SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import IndexOutOfDate, PublishRejected, RunFenced, SourcePinned
 from catalog_refresher.refresh import diff as diffing
+from catalog_refresher.refresh import first_load
 from catalog_refresher.refresh.dry_run import Preview, preview
 from catalog_refresher.refresh.guard import check_incremental, check_publish
 from catalog_refresher.refresh.incremental import Plan, Probed, next_sync, probe
@@ -38,11 +40,8 @@ from catalog_refresher.refresh.raw_index import changes as raw_changes
 from catalog_refresher.refresh.validate import Batch, validate
 from catalog_refresher.refresh.validators import check_validators
 from catalog_refresher.sources.base import Payload
-from catalog_refresher.store.base import Applied, Store, SyncState
+from catalog_refresher.store.base import MANY_PRODUCTS, Applied, Store, StreamedWrites, SyncState
 from catalog_refresher.store.version_types import VersionPolicy
-
-#: Above this many changed products a run reports "everything changed" instead.
-MANY_PRODUCTS = 50_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,9 +87,15 @@ class _Delta:
     remember: Callable[[Applied], None]
     whole: Batch | None
     """The payload validated whole, if it was (a second pass need not do it again)."""
+    writes: StreamedWrites | None = None
+    """The rows to write, when not the batch's (a first load's: ``_first_load``)."""
 
 
 class Pipeline:
+    streams_first_loads: ClassVar[bool] = True
+    """Whether a first load is written as it is read again (``refresh/first_load.py``)
+    rather than held whole; the tests' reference pipeline holds it."""
+
     def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
         self.store = store
         self.now = now
@@ -160,6 +165,10 @@ class Pipeline:
                 if delta is not None:
                     return delta
             self._indexes.pop(spec.id, None)  # out of date, or read otherwise: never used again
+            if whole is None and not job.dry_run and self.streams_first_loads:
+                stored = self.store.rows_by_key(spec.id, ())
+                if not stored.row_count:
+                    return self._first_load(job, spec, payload, reading, stored.version)
         whole = self._whole(job, spec, payload, whole, reading)
         progress.phase("diffing")
         if job.plan is not None and job.plan.mode is RunMode.INCREMENTAL:
@@ -180,6 +189,26 @@ class Pipeline:
 
         return _Delta(
             batch=whole, found=found, version=index.version, remember=remember, whole=whole
+        )
+
+    def _first_load(
+        self, job: Job, spec: SourceSpec, payload: Payload, reading: Reading, version: int
+    ) -> _Delta:
+        """A load into a source the store holds no row of: every valid record an insert,
+        validated here and written as it is read again (``refresh/first_load.py``)."""
+        progress.phase("decoding")
+        batch = first_load.sift(spec, payload, job.window)
+        assert batch.sent is not None
+        found = diffing.Diff(inserts=list(batch.sent))
+
+        def remember(applied: Applied) -> None:
+            raw = RawIndex.of_batch(batch, applied.version, reading)
+            if raw is not None:
+                self._indexes[spec.id] = raw
+
+        writes = first_load.FirstLoadWrites(spec, payload, job.window, batch)
+        return _Delta(
+            batch=batch, found=found, version=version, remember=remember, whole=None, writes=writes
         )
 
     def _whole(
@@ -264,7 +293,8 @@ class Pipeline:
             rejected = self._outcome(job, batch, RunStatus.REJECTED, None, str(exc))
             return Processed(outcome=rejected, valid=batch.valid)
         changes = diffing.changeset(spec, found, batch, delta.version, sync)
-        changes = dataclasses.replace(changes, versions=job.versions)
+        writes = changes.writes if delta.writes is None else delta.writes
+        changes = dataclasses.replace(changes, writes=writes, versions=job.versions)
         succeeded = self._outcome(job, batch, RunStatus.SUCCEEDED, found, None, sync)
         progress.phase("applying")
         try:

@@ -11,7 +11,7 @@ source's: it is not fetched, nor invalid, in the counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Sequence, Set, Sized
 from dataclasses import dataclass, field
 
 from catalog_refresher import progress
@@ -42,10 +42,14 @@ class Batch:
     decoded nor diffed (``refresh/raw_index.py``)."""
     sent: dict[str, int] | None = None
     """When asked for: the hash of the bytes each row's record was sent as, by row key."""
+    held: bool = True
+    """False: the valid records are counted and hashed in ``sent``, not kept in ``rows``
+    (a first load's, written as they are read again: ``refresh/first_load.py``)."""
 
     @property
     def valid(self) -> int:
-        return len(self.rows) + self.unchanged
+        kept = len(self.rows) if self.held else len(self.sent or ())
+        return kept + self.unchanged
 
     def refuse(self, where: str, reason: str) -> None:
         self.invalid += 1
@@ -87,8 +91,10 @@ def take(
     skipped: Set[int] | None = None,
 ) -> None:
     """Validate ``page``'s records into ``batch`` (not counting them as fetched)."""
-    rows = batch.rows
+    rows, held = batch.rows, batch.held
     sent, hashes = batch.sent, page.hashes
+    # Where a key is found again: the rows, or only the hashes when no row is kept.
+    seen: Sized = rows if held or sent is None else sent
     may_hold_unfit = page.may_hold_unfit
     # Messages name a record by its place in the page, filtered-out records included.
     at = page.positions
@@ -105,11 +111,12 @@ def take(
         except InvalidRecord as exc:
             batch.refuse(f"{where} {index if at is None else at[index]}", str(exc))
             continue
-        size = len(rows)
-        rows[key] = clean
+        size = len(seen)
+        if held:
+            rows[key] = clean
         if sent is not None and hashes is not None:
             sent[key] = hashes[index if at is None else at[index]]
-        if len(rows) == size:
+        if len(seen) == size:
             # Contract: the last occurrence wins, the earlier one counts as invalid.
             batch.duplicates += 1
             batch.refuse(

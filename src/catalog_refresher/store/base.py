@@ -45,6 +45,9 @@ class RowWrite:
     day: date | None
     data: bytes
     """The normalised record as JSON."""
+    name: str | None = None
+    """The product's name, on the rows of ``StreamedWrites`` of the source that names
+    products (their records are gone by the time the store writes the names)."""
 
 
 class EncodedOnRead(Sequence[RowWrite], ABC):
@@ -63,6 +66,22 @@ class EncodedOnRead(Sequence[RowWrite], ABC):
     @abstractmethod
     def names(self) -> Iterator[tuple[str, str | None]]:
         """Each row's product code and ``product_name`` field (``None`` when absent)."""
+
+
+class StreamedWrites(EncodedOnRead):
+    """Rows to write made as they are read: too many to hold (a first load's million).
+
+    Each pass over them decodes the run's payload again, so the store takes them in
+    one: in chunks of ``STREAM_CHUNK`` rows, each written (with its captured version
+    delta and its products' names) before the next is made, and the products they
+    touched are found afterwards from the rows written (``SqlStore.apply``).
+    """
+
+
+#: Rows of ``StreamedWrites`` the store takes at a time.
+STREAM_CHUNK = 20_000
+#: Above this many changed products ``Applied`` says "everything changed" instead.
+MANY_PRODUCTS = 50_000
 
 
 def heads_of(writes: Sequence[RowWrite]) -> Iterator[tuple[str, str, date | None]]:

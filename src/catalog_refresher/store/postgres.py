@@ -26,7 +26,7 @@ from catalog_refresher.store.base import RowDelete, RowWrite, StoredPart
 from catalog_refresher.store.migrations import Step
 from catalog_refresher.store.postgres_cluster import PostgresCoordinator
 from catalog_refresher.store.rows import contains_pattern, native_time, parts_from
-from catalog_refresher.store.sql_store import SqlStore
+from catalog_refresher.store.sql_store import TOUCHED_BY_RUN, SqlStore
 
 #: A replica whose heartbeat is older than this is dead: its sources are taken over.
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -202,13 +202,22 @@ class PostgresStore(SqlStore[Connection]):
             (source, run_id, at),
         )
 
-    def _stage_touched(self, conn: Connection, touched: Mapping[str, bool], *, named: bool) -> None:
+    def _stage_touched(
+        self,
+        conn: Connection,
+        touched: Mapping[str, bool],
+        *,
+        named: bool,
+        written: tuple[str, int] | None = None,
+    ) -> None:
         columns = [
             'code TEXT COLLATE "C" PRIMARY KEY',
             "gone BOOLEAN NOT NULL",
             "named BOOLEAN NOT NULL",
         ]
         _stage(conn, "touched", columns, ((c, g, named) for c, g in touched.items()))
+        if written is not None:
+            conn.execute(self._q(TOUCHED_BY_RUN), (named, *written))
         # A temporary table has no statistics until analysed: without them the planner
         # guesses a handful of rows and picks nested loops for a million.
         conn.execute("ANALYZE touched")
@@ -361,8 +370,10 @@ def _safe(exc: BaseException) -> str:
 def _stage(
     conn: Connection, table: str, columns: Sequence[str], rows: Iterator[tuple[object, ...]]
 ) -> None:
-    """Fill a temporary table (dropped at commit) with ``COPY``."""
-    conn.execute(f"CREATE TEMP TABLE {table} ({', '.join(columns)}) ON COMMIT DROP")
+    """Fill a temporary table (dropped at commit) with ``COPY``; again, in the same
+    transaction, with other rows (``StreamedWrites`` stage a chunk at a time)."""
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({', '.join(columns)}) ON COMMIT DROP")
+    conn.execute(f"TRUNCATE {table}")
     names = ", ".join(c.split()[0] for c in columns)
     with conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for row in rows:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -37,6 +38,8 @@ from catalog_refresher import progress
 from catalog_refresher.domain.runs import Run, RunOutcome, RunStatus, Trigger
 from catalog_refresher.errors import IndexOutOfDate, RunFenced
 from catalog_refresher.store.base import (
+    MANY_PRODUCTS,
+    STREAM_CHUNK,
     Applied,
     Changeset,
     KeyedRows,
@@ -44,6 +47,7 @@ from catalog_refresher.store.base import (
     RowWrite,
     RunQuery,
     SourceHistory,
+    StreamedWrites,
     SyncState,
     heads_of,
     names_of,
@@ -119,6 +123,14 @@ _LINEAGE = (
     " ON CONFLICT (product_code, source) DO UPDATE"
     " SET run_id = excluded.run_id, changed_at = excluded.changed_at"
 )
+#: The codes of the rows a run wrote into a source, added to ``touched`` in SQL: a first
+#: load's million codes are never held in Python (``_apply_streamed``).
+TOUCHED_BY_RUN = (
+    "INSERT INTO touched (code, gone, named) SELECT product_code, false, {p} FROM records"
+    " WHERE source = {p} AND run_id = {p} ON CONFLICT (code) DO NOTHING"
+)
+_TOUCHED_COUNT = "SELECT count(*) FROM touched"
+_TOUCHED_CODES = "SELECT code FROM touched"
 _CHANGED = "INSERT INTO changes (product_code, changed_at) SELECT code, {p} FROM touched"
 _CHANGES_SINCE = "SELECT id, product_code FROM changes WHERE id > {p} ORDER BY id"
 _TRIM = "DELETE FROM changes WHERE changed_at < {p}"
@@ -194,10 +206,19 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
         stay as they are (they are functions of the key)."""
 
     @abstractmethod
-    def _stage_touched(self, conn: Conn, touched: Mapping[str, bool], *, named: bool) -> None:
+    def _stage_touched(
+        self,
+        conn: Conn,
+        touched: Mapping[str, bool],
+        *,
+        named: bool,
+        written: tuple[str, int] | None = None,
+    ) -> None:
         """Fill the temporary table ``touched (code, gone, named)``: each code of
         ``touched``, whether a row of it was deleted (``gone``: the product may have left
-        the catalog), and ``named``: the change was to the rows that name products."""
+        the catalog), and ``named``: the change was to the rows that name products;
+        ``written`` (source, run): and the codes of the rows that run wrote there, not
+        gone unless ``touched`` says so (``TOUCHED_BY_RUN``)."""
 
     @abstractmethod
     def _write_names(self, conn: Conn, names: Iterable[tuple[str, str | None]]) -> None:
@@ -361,21 +382,12 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
                     f" {changeset.expected_version})"
                 )
             self.refuse_if_pinned(conn, source)
-            self.capture_before(conn, source, run_id, changeset)
-            if changeset.deletes:
-                self._delete_rows(conn, source, changeset.deletes)
-                progress.advance(progress.ROWS, len(changeset.deletes))
-            if changeset.writes:
-                self._write_rows(conn, source, changeset.writes, run_id, at)
-                progress.advance(progress.ROWS, len(changeset.writes))
-            touched = touched_by(
-                (d.product_code for d in changeset.deletes),
-                (code for _, code, _ in heads_of(changeset.writes)),
-            )
-            if touched:
+            if isinstance(changeset.writes, StreamedWrites):
+                changed, products = self._apply_streamed(conn, changeset, run_id, at)
+            else:
+                changed, products = self._apply_held(conn, changeset, run_id, at)
+            if changed:
                 version += 1
-                names = names_of(changeset.writes) if source == NAME_SOURCE else None
-                self._record_touched(conn, source, touched, run_id, at, names)
             if stamp is not None:
                 # The writes are done: the run finishes now, as good as when its data
                 # becomes visible (the commit follows), never seconds before.
@@ -391,13 +403,70 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
                     source,
                 ),
             )
-            if touched:
+            if changed:
                 self.record_version(conn, source, run_id, outcome, changeset.versions)
             if changeset.sync is not None:
                 self._write_sync(conn, source, changeset.sync)
             if not self._finish(conn, run_id, outcome):  # pragma: no cover - fenced above
                 raise RunFenced(f"run {run_id} finished meanwhile; not applied")
-        return Applied(products=frozenset(touched), version=version)
+        return Applied(products=products, version=version)
+
+    def _apply_held(
+        self, conn: Conn, changeset: Changeset, run_id: int, at: object
+    ) -> tuple[bool, frozenset[str]]:
+        """``apply``'s changes of held rows: whether any product was touched, and which."""
+        source = changeset.source
+        self.capture_before(conn, source, run_id, changeset)
+        if changeset.deletes:
+            self._delete_rows(conn, source, changeset.deletes)
+            progress.advance(progress.ROWS, len(changeset.deletes))
+        if changeset.writes:
+            self._write_rows(conn, source, changeset.writes, run_id, at)
+            progress.advance(progress.ROWS, len(changeset.writes))
+        touched = touched_by(
+            (d.product_code for d in changeset.deletes),
+            (code for _, code, _ in heads_of(changeset.writes)),
+        )
+        if touched:
+            names = names_of(changeset.writes) if source == NAME_SOURCE else None
+            self._record_touched(conn, source, touched, run_id, at, names)
+        return bool(touched), frozenset(touched)
+
+    def _apply_streamed(
+        self, conn: Conn, changeset: Changeset, run_id: int, at: object
+    ) -> tuple[bool, frozenset[str] | None]:
+        """``apply``'s changes of ``StreamedWrites``, taken in one pass: chunk by chunk,
+        each captured, written and named before the next is made; the products touched
+        are then staged from the rows this run wrote, never held in memory."""
+        source, deletes = changeset.source, changeset.deletes
+        capture = self.has_versions(conn, source)
+        if deletes:
+            if capture:
+                self.capture_keys(
+                    conn, source, run_id, ((d.key, d.product_code, None) for d in deletes)
+                )
+            self._delete_rows(conn, source, deletes)
+            progress.advance(progress.ROWS, len(deletes))
+        naming = source == NAME_SOURCE
+        rows = iter(changeset.writes)
+        while chunk := list(itertools.islice(rows, STREAM_CHUNK)):
+            if capture:
+                self.capture_keys(
+                    conn, source, run_id, ((w.key, w.product_code, w.day) for w in chunk)
+                )
+            self._write_rows(conn, source, chunk, run_id, at)
+            if naming:
+                self._write_names(conn, ((w.product_code, w.name) for w in chunk))
+            progress.advance(progress.ROWS, len(chunk))
+        gone = dict.fromkeys((d.product_code for d in deletes), True)
+        self._stage_touched(conn, gone, named=naming, written=(source, run_id))
+        count = int(conn.execute(_TOUCHED_COUNT).fetchone()[0])
+        if not count:
+            return False, frozenset()
+        self._record_staged(conn, source, run_id, at, names_written=naming)
+        if count > MANY_PRODUCTS:
+            return True, None
+        return True, frozenset(str(row[0]) for row in conn.execute(_TOUCHED_CODES).fetchall())
 
     def purge_before(self, source: str, day: date, *, at: datetime) -> int:
         with self._write() as conn:
@@ -429,14 +498,29 @@ class SqlStore(Pinned, ControlState, ABC, Generic[Conn]):
         with the change (``names_of``: reading them back from a million rows' JSON, and
         folding them in SQL, was 5 of the 6 s of a first load's product list)."""
         self._stage_touched(conn, touched, named=source == NAME_SOURCE)
+        self._record_staged(conn, source, run_id, at, names)
+
+    def _record_staged(
+        self,
+        conn: Conn,
+        source: str,
+        run_id: int | None,
+        at: object,
+        names: Iterable[tuple[str, str | None]] | None = None,
+        *,
+        names_written: bool = False,
+    ) -> None:
+        """``_record_touched`` for the products staged in ``touched``; ``names_written``:
+        the change's names are in the product list already (``_apply_streamed``)."""
         conn.execute(self._q(_LINEAGE), (source, run_id, at))
         for statement in self._drop_products:
             conn.execute(statement)
-        if names is None:
-            conn.execute(self._name_products)
-        else:
+        if names is not None:
             self._write_names(conn, names)
+        if names is not None or names_written:
             conn.execute(self._unname_gone)
+        else:
+            conn.execute(self._name_products)
         conn.execute(self._q(_CHANGED), (at,))
 
     def _write_sync(self, conn: Conn, source: str, sync: SyncState) -> None:

@@ -24,7 +24,7 @@ from catalog_refresher.errors import StoreError
 from catalog_refresher.store.base import RowDelete, RowWrite, StoredPart
 from catalog_refresher.store.migrations import Step
 from catalog_refresher.store.rows import contains_pattern, parts_from
-from catalog_refresher.store.sql_store import SqlStore, as_bytes
+from catalog_refresher.store.sql_store import TOUCHED_BY_RUN, SqlStore, as_bytes
 
 READ_BUSY_TIMEOUT_MS = 1_000
 #: How much of the file the API's reads map into memory (``memory_map``).
@@ -221,7 +221,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         )
 
     def _stage_touched(
-        self, conn: sqlite3.Connection, touched: Mapping[str, bool], *, named: bool
+        self,
+        conn: sqlite3.Connection,
+        touched: Mapping[str, bool],
+        *,
+        named: bool,
+        written: tuple[str, int] | None = None,
     ) -> None:
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS touched"
@@ -231,6 +236,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         conn.executemany(
             "INSERT INTO touched VALUES (?, ?, ?)", ((c, g, named) for c, g in touched.items())
         )
+        if written is not None:
+            conn.execute(self._q(TOUCHED_BY_RUN), (named, *written))
 
     def _write_names(
         self, conn: sqlite3.Connection, names: Iterable[tuple[str, str | None]]

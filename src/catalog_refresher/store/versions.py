@@ -153,14 +153,28 @@ class Versioned:
         """Keep what the keys ``changeset`` changes hold now (before its writes)."""
         if not (changeset.writes or changeset.deletes):
             return
-        if conn.execute(self._q(_HAS_VERSION), (source,)).fetchone() is None:
+        if not self.has_versions(conn, source):
             return  # nothing to go back to: the first version needs no delta
         keys: dict[str, tuple[str, str, date | None]] = {}
         for d in changeset.deletes:
             keys[d.key] = (d.key, d.product_code, None)
         for head in heads_of(changeset.writes):
             keys[head[0]] = head
-        self._stage_keys(conn, keys.values())
+        self.capture_keys(conn, source, run_id, keys.values())
+
+    def has_versions(self, conn: Any, source: str) -> bool:
+        """Whether the source has a version to go back to (else nothing is captured)."""
+        return conn.execute(self._q(_HAS_VERSION), (source,)).fetchone() is not None
+
+    def capture_keys(
+        self,
+        conn: Any,
+        source: str,
+        run_id: int,
+        keys: Iterable[tuple[str, str, date | None]],
+    ) -> None:
+        """Keep what ``keys`` (key, product code, day; each once) hold now, for ``run_id``."""
+        self._stage_keys(conn, keys)
         conn.execute(self._q(_CAPTURE), (source, run_id, source))
 
     def record_version(
