@@ -68,17 +68,16 @@ def _chunks(spec: SourceSpec, payload: Payload) -> Iterator[tuple[str, PageRecor
             del array
             for start in range(0, len(raws), CHUNK):
                 chunk = raws[start : start + CHUNK]
+                # Hashed before the chunk is decoded: the hashes outlive its records (the
+                # raw index keeps them), and made among them they would pin the heap's
+                # pools the records leave, which the worker could not give back.
+                hashes = dict(
+                    zip(range(start, start + len(chunk)), sent_hashes(chunk), strict=True)
+                )
                 decoded = decode_raws(reader, chunk)
                 kept = range(len(chunk)) if decoded.positions is None else decoded.positions
-                places = range(start, start + len(chunk))
-                yield (
-                    where,
-                    dataclasses.replace(
-                        decoded,
-                        positions=[start + at for at in kept],
-                        hashes=dict(zip(places, sent_hashes(chunk), strict=True)),
-                    ),
-                )
+                places = [start + at for at in kept]
+                yield where, dataclasses.replace(decoded, positions=places, hashes=hashes)
 
 
 def sift(spec: SourceSpec, payload: Payload, window: Window | None) -> Batch:

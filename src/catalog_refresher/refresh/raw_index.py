@@ -81,8 +81,12 @@ class RawIndex:
         """The index of a published batch that was validated whole (``hash_sent``);
         ``None`` if two of its rows were sent as bytes of one hash."""
         assert batch.sent is not None
-        # Copies of the keys, laid out densely (why: ``FingerprintIndex.update``).
-        keys = {sent: copy_key(key) for key, sent in batch.sent.items()}
+        # Copies of the keys, laid out densely (why: ``FingerprintIndex.update``); a
+        # batch that held no rows made its own already (``take``).
+        if batch.held:
+            keys = {sent: copy_key(key) for key, sent in batch.sent.items()}
+        else:
+            keys = {sent: key for key, sent in batch.sent.items()}
         if len(keys) != len(batch.sent):
             return None
         return cls(version=version, reading=reading, keys=keys)

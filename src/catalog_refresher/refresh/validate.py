@@ -114,6 +114,10 @@ def take(
         size = len(seen)
         if held:
             rows[key] = clean
+        else:
+            # A string of its own, not the record's (which goes with the chunk): kept
+            # among the record's other strings it would pin their memory (60 MB at 1M).
+            key = key.encode().decode()
         if sent is not None and hashes is not None:
             sent[key] = hashes[index if at is None else at[index]]
         if len(seen) == size:
