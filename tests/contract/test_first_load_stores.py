@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from catalog_refresher.config.settings import FilterCondition, FilterOperator
 from catalog_refresher.refresh import first_load
 from catalog_refresher.refresh.pipeline import Job, Pipeline, Processed
 from catalog_refresher.refresh.raw_index import RawIndex
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.store.base import Store
 from tests.contract.conftest import Opener
-from tests.helpers import T0, start_run
+from tests.helpers import T0, json_path, start_run
 from tests.raw_twins import erp, pages
 
 
@@ -164,3 +165,20 @@ def test_the_next_run_skips_by_the_raw_index_a_first_load_kept(pair: Pair) -> No
     again = pair.run("erp_stock", pages(sent))
     assert again.outcome.counts.updated == 1
     assert again.outcome.counts.inserted == 0
+
+
+def test_a_filtered_first_load_names_records_by_their_place(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter drops records inside chunks: the kept ones are written, the invalid one
+    is named by its place in the page, filtered records included (as a whole decode)."""
+    monkeypatch.setattr(first_load, "CHUNK", 4)
+    only_x = FilterCondition(
+        path=json_path("location"), operator=FilterOperator("Equals"), values=("X",)
+    )
+    sent = [erp(f"P{i}", "bad" if i == 9 else i, location="XY"[i % 2]) for i in range(12)]
+    sent[9]["location"] = "X"
+    processed = pair.run("erp_stock", pages(sent, filters=(only_x,)))
+    assert processed.outcome.counts.inserted == 6
+    assert processed.outcome.counts.fetched == 7
+    assert processed.outcome.invalid_reasons[0].startswith("record 9:")

@@ -112,6 +112,7 @@ class FirstLoadWrites(StreamedWrites):
         spec, sent = self._spec, self._sent
         normalise = normaliser(spec, self._window)
         given: set[str] | None = set() if self._repeats else None
+        history = spec.is_history  # (a property: looked up once, not per record)
         for _, chunk in _chunks(spec, self._payload):
             assert chunk.positions is not None
             assert chunk.hashes is not None
@@ -129,7 +130,7 @@ class FirstLoadWrites(StreamedWrites):
                     if key in given:
                         continue
                     given.add(key)
-                day = row_day(clean) if spec.is_history else None
+                day = row_day(clean) if history else None
                 name = getattr(clean, "product_name", None)
                 yield RowWrite(key, clean.product_code, day, encode_record(clean), name)
 
