@@ -9,6 +9,7 @@ when they fail. ``SimulatorProcess`` does the same for the simulated systems.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -27,10 +28,29 @@ from catalog_refresher.domain.specs import SPECS
 T = TypeVar("T")
 
 
+#: Ports handed out by ``free_port``: below the kernel's ephemeral range (32768 and up
+#: on Linux), where no ``bind(0)`` and no outgoing connection takes one; offset by the pid
+#: so that two test runs at once rarely start at the same place.
+_PORTS = itertools.count(20_000 + os.getpid() % 8_000)
+_PORTS_LOCK = threading.Lock()
+_EPHEMERAL_FROM = 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now, for a service a test starts.
+
+    Not ``bind(0)`` and close: the fault matrix starts 15 cells at once, and a port freed
+    so was handed again to another cell's server before the service bound it (its
+    ``/api/sources`` was answered by someone else). Ports from a range of their own, each
+    given once per test run, cannot meet that.
+    """
+    with _PORTS_LOCK:
+        for port in _PORTS:
+            assert port < _EPHEMERAL_FROM, "the test run used up its ports"
+            with socket.socket() as sock, contextlib.suppress(OSError):
+                sock.bind(("127.0.0.1", port))
+                return port
+    raise AssertionError("unreachable")  # pragma: no cover - the count never ends
 
 
 def poll(read: Callable[[], T], until: Callable[[T], bool], seconds: float = 10) -> float:

@@ -7,7 +7,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.processes import free_port
 from tests.paged_server import Reply, Server, flexi, flexi_cards, serve, shoptet, shoptet_supplies
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.e2e
 TOKEN = "shoptet-e2e-token-0a1b2c3d"
 FLEXI_PATH = "/c/demo_firma/skladova-karta.json"
 SHOPTET_PATH = "/api/stocks/1/supplies"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
