@@ -25,7 +25,7 @@ from catalog_refresher.domain import records
 from catalog_refresher.domain.rules import KEY_SEPARATOR, row_day
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
-from catalog_refresher.refresh.validate import Batch
+from catalog_refresher.refresh.validate import Batch, copy_key
 from catalog_refresher.store.base import (
     Changeset,
     EncodedOnRead,
@@ -192,11 +192,6 @@ class _Writes(EncodedOnRead):
 
     def heads(self) -> Iterator[tuple[str, str, date | None]]:
         return ((key, record.product_code, self._day(record)) for key, record in self._each())
-
-
-def copy_key(key: str) -> str:
-    """A new string equal to ``key`` (slicing and ``str()`` hand back the same object)."""
-    return key.encode().decode()
 
 
 def product_of_key(spec: SourceSpec, key: str) -> str:

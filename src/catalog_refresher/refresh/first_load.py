@@ -29,7 +29,7 @@ from datetime import date
 from typing import overload
 
 from catalog_refresher import progress
-from catalog_refresher.domain.rules import normaliser, row_day
+from catalog_refresher.domain.rules import normaliser
 from catalog_refresher.domain.specs import SourceSpec
 from catalog_refresher.domain.window import Window
 from catalog_refresher.errors import InvalidRecord
@@ -100,6 +100,8 @@ class FirstLoadWrites(StreamedWrites):
     ) -> None:
         assert batch.sent is not None
         assert not batch.held
+        # A history source keeps no raw index, so it never loads so: no row has a day.
+        assert not spec.is_history
         self._spec, self._payload, self._window = spec, payload, window
         self._sent = batch.sent
         # A key sent twice as the very same bytes matches its hash twice: give it once.
@@ -112,7 +114,6 @@ class FirstLoadWrites(StreamedWrites):
         spec, sent = self._spec, self._sent
         normalise = normaliser(spec, self._window)
         given: set[str] | None = set() if self._repeats else None
-        history = spec.is_history  # (a property: looked up once, not per record)
         for _, chunk in _chunks(spec, self._payload):
             assert chunk.positions is not None
             assert chunk.hashes is not None
@@ -130,9 +131,8 @@ class FirstLoadWrites(StreamedWrites):
                     if key in given:
                         continue
                     given.add(key)
-                day = row_day(clean) if history else None
                 name = getattr(clean, "product_name", None)
-                yield RowWrite(key, clean.product_code, day, encode_record(clean), name)
+                yield RowWrite(key, clean.product_code, None, encode_record(clean), name)
 
     @overload
     def __getitem__(self, index: int) -> RowWrite: ...

@@ -36,8 +36,8 @@ from catalog_refresher import progress
 from catalog_refresher.config.settings import FieldRule, FilterCondition, JsonPath
 from catalog_refresher.domain.rules import normaliser
 from catalog_refresher.domain.specs import SourceSpec
-from catalog_refresher.refresh.diff import Diff, FingerprintIndex, changed_rows, copy_key
-from catalog_refresher.refresh.validate import Batch, take
+from catalog_refresher.refresh.diff import Diff, FingerprintIndex, changed_rows
+from catalog_refresher.refresh.validate import Batch, copy_key, take
 from catalog_refresher.sources.base import Payload
 from catalog_refresher.sources.decoding import (
     bounded_nesting,

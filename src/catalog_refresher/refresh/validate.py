@@ -57,6 +57,11 @@ class Batch:
             self.reasons.append(f"{where}: {reason}")
 
 
+def copy_key(key: str) -> str:
+    """A new string equal to ``key`` (slicing and ``str()`` hand back the same object)."""
+    return key.encode().decode()
+
+
 def validate(
     spec: SourceSpec,
     payload: Payload,
@@ -117,7 +122,7 @@ def take(
         else:
             # A string of its own, not the record's (which goes with the chunk): kept
             # among the record's other strings it would pin their memory (60 MB at 1M).
-            key = key.encode().decode()
+            key = copy_key(key)
         if sent is not None and hashes is not None:
             sent[key] = hashes[index if at is None else at[index]]
         if len(seen) == size:
